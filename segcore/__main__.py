@@ -1,0 +1,240 @@
+"""Command line: ``python -m segcore {synth,train,evaluate,predict} ...``.
+
+Bad input ends with one line ``error: <file>: <problem>`` and exit status 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from .errors import SegcoreError  # noqa: E402
+
+EXIT_BAD_INPUT = 2
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="frame")
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+        if done >= _total:
+            bar.close()
+
+    return update
+
+
+def cmd_synth(args) -> int:
+    from .synth import generate_dataset
+
+    n_validation = args.validation if args.validation is not None else round(args.n * 0.15)
+    n_test = args.test if args.test is not None else round(args.n * 0.15)
+    n_train = args.n - n_validation - n_test
+    if n_train < 1:
+        raise ValueError(f"--n {args.n} leaves no training frames after {n_validation} validation and {n_test} test")
+    total = n_train + n_validation + n_test + args.real
+    summary = generate_dataset(
+        args.out,
+        n_train=n_train,
+        n_validation=n_validation,
+        n_test=n_test,
+        n_real=args.real,
+        size=args.size,
+        seed=args.seed,
+        progress=_progress_bar(total, "simulating"),
+    )
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _train_config(args):
+    from .trainer import TrainConfig
+
+    return TrainConfig(
+        data_dir=args.data,
+        out=args.out,
+        crop_size=args.crop_size,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        flat_epochs=args.flat_epochs,
+        decay_rate=args.decay_rate,
+        patience=args.patience,
+        backbone_weights=args.backbone_weights,
+        freeze_backbone=args.freeze_backbone,
+        decoder_kernel=args.decoder_kernel,
+        separable=args.separable,
+        seed=args.seed,
+        steps_per_epoch=args.steps_per_epoch,
+        validation_steps=args.validation_steps,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
+        mixed_precision=args.mixed_precision,
+    )
+
+
+def cmd_train(args) -> int:
+    from .listeners import CancelToken, ConsoleProgress
+    from .trainer import train
+
+    config = _train_config(args)
+    end = train(config, listeners=[ConsoleProgress()], cancel=CancelToken(args.cancel_file))
+    print(json.dumps({k: v for k, v in vars(end).items() if k != "history"}, indent=2, default=str))
+    return 0 if end.status == "finished" else 1
+
+
+def cmd_evaluate(args) -> int:
+    from .data import pair_split
+    from .evaluator import evaluate_pairs
+    from .model import load_model
+
+    pairing = pair_split(args.data, args.split)
+    for problem in pairing.problems():
+        print(f"warning: {problem}", file=sys.stderr)
+    if not pairing.pairs:
+        raise SegcoreError(f"{Path(args.data) / args.split}: no frames with masks to evaluate")
+    model = load_model(args.model, compile=False)
+    result = evaluate_pairs(
+        model,
+        pairing.pairs,
+        threshold=args.threshold,
+        progress=_progress_bar(len(pairing.pairs), f"evaluating {args.split}"),
+        predictions_dir=args.predictions,
+        tile=args.tile,
+        overlap=args.overlap,
+    )
+    if args.csv:
+        result.per_image.to_csv(args.csv, index=False)
+    if args.json:
+        print(json.dumps(result.to_json_dict(), indent=2))
+    else:
+        print(result.summary().to_string(float_format=lambda v: f"{v:.4f}"))
+        pooled = ", ".join(f"{k} {v:.4f}" for k, v in result.pooled.items())
+        print(f"pooled over {len(pairing.pairs)} frames: {pooled}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from tqdm.auto import tqdm
+
+    from . import io
+    from .evaluator import predict_mask, prediction_overlay
+    from .metrics import count_cosmics
+    from .model import load_model
+
+    model = load_model(args.model, compile=False)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, failures = [], 0
+    for path in tqdm(args.files, desc="predicting", unit="frame"):
+        try:
+            frame = io.read_frame(path)
+        except SegcoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        mask = predict_mask(model, frame, threshold=args.threshold, tile=args.tile, overlap=args.overlap)
+        stem = Path(path).stem
+        io.write_mask(out / f"{stem}.png", mask)
+        if args.overlays:
+            from .io import encode_png
+
+            (out / f"{stem}_overlay.png").write_bytes(encode_png(prediction_overlay(frame, mask)[..., ::-1]))
+        cosmics = count_cosmics(mask)
+        rows.append({"file": str(path), "mask": str(out / f"{stem}.png"), "cosmics": len(cosmics), "cosmic_pixels": int(mask.sum())})
+    with open(out / "counts.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "mask", "cosmics", "cosmic_pixels"])
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"{len(rows)} masks and counts.csv written to {out}" + (f"; {failures} files failed" if failures else ""))
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def _add_tiling(parser) -> None:
+    parser.add_argument("--threshold", type=float, default=0.5, help="cosmic probability threshold (default 0.5)")
+    parser.add_argument("--tile", type=int, default=512, help="inference tile size, multiple of 16 (default 512)")
+    parser.add_argument("--overlap", type=int, default=64, help="overlap between tiles, multiple of 16 (default 64)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m segcore", description="Find and count cosmic-ray hits in X-ray detector frames.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="simulate a demo dataset in the Train/Validation/Test layout")
+    synth.add_argument("out", help="folder to write")
+    synth.add_argument("--n", type=int, default=100, help="frames with masks in all (default 100; 70/15/15 split)")
+    synth.add_argument("--validation", type=int, help="validation frames (default 15%% of --n)")
+    synth.add_argument("--test", type=int, help="test frames (default 15%% of --n)")
+    synth.add_argument("--real", type=int, default=0, help="extra frames without masks in Real/")
+    synth.add_argument("--size", type=int, default=512, help="frame side in pixels (default 512)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(run=cmd_synth)
+
+    train = commands.add_parser("train", help="train DeepLabV3+ on a dataset folder")
+    train.add_argument("--data", required=True, help="dataset folder (Train/, TrainAnnotation/, Validation/, ...)")
+    train.add_argument("--out", required=True, help="where to save the best model (.keras)")
+    train.add_argument("--crop-size", type=int, default=256)
+    train.add_argument("--batch-size", type=int, default=6)
+    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument("--learning-rate", type=float, default=1e-4)
+    train.add_argument("--flat-epochs", type=int, default=2, help="epochs at the initial learning rate")
+    train.add_argument("--decay-rate", type=float, default=0.1, help="learning rate x exp(-rate) per later epoch")
+    train.add_argument("--patience", type=int, default=30, help="early stopping patience on val_loss")
+    train.add_argument("--backbone-weights", default="imagenet", help="imagenet, none, or a weights file")
+    train.add_argument("--freeze-backbone", action="store_true")
+    train.add_argument("--decoder-kernel", type=int, default=3)
+    train.add_argument("--separable", action="store_true", help="atrous separable convolutions (lighter)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--steps-per-epoch", type=int, help="default: enough crops to cover the training pixels once")
+    train.add_argument("--validation-steps", type=int, help="default: all validation tiles")
+    train.add_argument("--checkpoint-dir", help="default: <out>_checkpoints/")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--mixed-precision", default="auto", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"])
+    train.add_argument("--cancel-file", help="training stops after the batch in which this file appears")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a model on a split with masks")
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--split", default="Test", choices=["Train", "Validation", "Test"])
+    evaluate.add_argument("--json", action="store_true", help="print the aggregate metrics as JSON")
+    evaluate.add_argument("--csv", help="write the per-image table here")
+    evaluate.add_argument("--predictions", help="write predicted masks into this folder")
+    _add_tiling(evaluate)
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="write cosmic masks and counts for frames")
+    predict.add_argument("--model", required=True)
+    predict.add_argument("files", nargs="+", help="frame files (PNG, TIFF, NPY)")
+    predict.add_argument("--out", required=True, help="folder for masks and counts.csv")
+    predict.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png")
+    _add_tiling(predict)
+    predict.set_defaults(run=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.filterwarnings("default", category=RuntimeWarning)
+    try:
+        return args.run(args)
+    except (SegcoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Finding frame/mask pairs in the dataset layout, and feeding them to the model.
+
+Layout: ``Train/`` + ``TrainAnnotation/``, ``Validation/`` + ``ValidationAnnotation/``,
+``Test/`` + ``TestAnnotation/``, optional ``Real/`` (frames without masks). A frame
+and its mask share a file stem; a mask may also be named ``<stem>_mask``.
+
+The ``tf.data`` pipelines decode PNG natively and normalise inside the graph, so
+the hot path has no Python callback; TIFF and NPY frames are decoded by a NumPy
+reader because TensorFlow has no decoder for them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import io
+from .errors import InputFileError
+from .preprocess import tf_normalize_frame
+
+SPLITS = ("Train", "Validation", "Test")
+REAL_SPLIT = "Real"
+MASK_SUFFIX_ALIASES = ("_mask",)
+#: Normalised frames are cached in memory when they fit in this many bytes.
+CACHE_BUDGET_BYTES = 4 * 1024**3
+
+
+def annotation_dir(split: str) -> str:
+    """Folder name of a split's masks: ``Train`` -> ``TrainAnnotation``."""
+    return f"{split}Annotation"
+
+
+def list_frames(folder: str | os.PathLike) -> list[Path]:
+    """Image files of a folder (PNG, TIFF, NPY), sorted by name; [] if the folder is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in io.FRAME_SUFFIXES
+    )
+
+
+def mask_stem(path: Path) -> str:
+    """The frame stem a mask file belongs to (``a_mask.png`` -> ``a``)."""
+    stem = path.stem
+    for alias in MASK_SUFFIX_ALIASES:
+        if stem.endswith(alias) and len(stem) > len(alias):
+            return stem[: -len(alias)]
+    return stem
+
+
+@dataclass
+class Pairing:
+    """Frames matched to masks by stem, and what could not be matched."""
+
+    pairs: list[tuple[Path, Path]] = field(default_factory=list)
+    missing_masks: list[Path] = field(default_factory=list)
+    extra_masks: list[Path] = field(default_factory=list)
+    duplicates: list[Path] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not (self.missing_masks or self.extra_masks or self.duplicates)
+
+    def problems(self) -> list[str]:
+        """One readable line per unmatched or duplicated file."""
+        lines = [f"{p}: frame has no mask" for p in self.missing_masks]
+        lines += [f"{p}: mask has no frame" for p in self.extra_masks]
+        lines += [f"{p}: another file has the same name stem" for p in self.duplicates]
+        return lines
+
+
+def _by_stem(paths, stem_of) -> tuple[dict[str, Path], list[Path]]:
+    found: dict[str, Path] = {}
+    duplicates = []
+    for path in sorted(Path(p) for p in paths):
+        stem = stem_of(path)
+        if stem in found:
+            duplicates.append(path)
+        else:
+            found[stem] = path
+    return found, duplicates
+
+
+def pair_files(images, masks) -> Pairing:
+    """Match frames to masks by file stem.
+
+    Parameters
+    ----------
+    images, masks : iterables of paths.
+
+    Returns
+    -------
+    Pairing with the pairs sorted by frame name and the unmatched files by name.
+    """
+    frames, frame_dups = _by_stem(images, lambda p: p.stem)
+    labels, label_dups = _by_stem(masks, mask_stem)
+    pairs = [(frames[s], labels[s]) for s in sorted(frames) if s in labels]
+    return Pairing(
+        pairs=pairs,
+        missing_masks=[frames[s] for s in sorted(frames) if s not in labels],
+        extra_masks=[labels[s] for s in sorted(labels) if s not in frames],
+        duplicates=frame_dups + label_dups,
+    )
+
+
+def pair_split(data_dir: str | os.PathLike, split: str) -> Pairing:
+    """Pairs of one split (``Train``, ``Validation`` or ``Test``) of a dataset folder."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    data_dir = Path(data_dir)
+    return pair_files(list_frames(data_dir / split), list_frames(data_dir / annotation_dir(split)))
+
+
+def check_pairs(pairs) -> None:
+    """Check every mask has its frame's size, from file headers only.
+
+    Raises
+    ------
+    InputFileError naming the first mask whose size differs from its frame.
+    """
+    for image, mask in pairs:
+        frame_shape = io.image_shape(image)
+        mask_shape = io.image_shape(mask)
+        if frame_shape != mask_shape:
+            raise InputFileError(
+                mask,
+                f"mask is {mask_shape[0]}x{mask_shape[1]} but its frame {Path(image).name} is "
+                f"{frame_shape[0]}x{frame_shape[1]}",
+            )
+
+
+# --- tf.data -------------------------------------------------------------------
+
+
+def _read_any_frame(path: bytes) -> np.ndarray:
+    return io.read_frame(path.decode())
+
+
+def _read_any_mask(path: bytes) -> np.ndarray:
+    return io.read_mask(path.decode()).astype(np.float32)
+
+
+def _decode(path, is_png, reader, png_dtype):
+    """Decode a PNG in-graph, anything else through the NumPy reader."""
+    import tensorflow as tf
+
+    def png():
+        return tf.cast(tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=png_dtype)[..., 0], tf.float32)
+
+    def other():
+        return tf.ensure_shape(tf.numpy_function(reader, [path], tf.float32), [None, None])
+
+    return tf.cond(is_png, png, other)
+
+
+def _load_pair(image_path, mask_path):
+    """(path, path) -> normalised frame (H, W) float32 and mask (H, W) uint8 0/1."""
+    import tensorflow as tf
+
+    image_png = tf.strings.regex_full_match(tf.strings.lower(image_path), r".*\.png")
+    mask_png = tf.strings.regex_full_match(tf.strings.lower(mask_path), r".*\.png")
+    frame = _decode(image_path, image_png, _read_any_frame, tf.uint16)
+    mask = _decode(mask_path, mask_png, _read_any_mask, tf.uint16)
+    return tf_normalize_frame(frame), tf.cast(mask > 0, tf.uint8)
+
+
+def _pad_to(frame, mask, size):
+    """Pad frame (with -1, the normalised black) and mask (with 0) to at least size x size."""
+    import tensorflow as tf
+
+    height, width = tf.shape(frame)[0], tf.shape(frame)[1]
+    pad_h, pad_w = tf.maximum(size - height, 0), tf.maximum(size - width, 0)
+    paddings = [[0, pad_h], [0, pad_w]]
+    return tf.pad(frame, paddings, constant_values=-1.0), tf.pad(mask, paddings, constant_values=0)
+
+
+def _to_model_input(frame, mask):
+    import tensorflow as tf
+
+    return tf.repeat(frame[..., None], 3, axis=-1), mask[..., None]
+
+
+def _random_crop_and_augment(seed, frame, mask, crop_size: int, augment: bool):
+    import tensorflow as tf
+
+    frame, mask = _pad_to(frame, mask, crop_size)
+    stacked = tf.stack([frame, tf.cast(mask, tf.float32)], axis=-1)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3)
+    stacked = tf.image.stateless_random_crop(stacked, [crop_size, crop_size, 2], seed=seeds[0])
+    if augment:
+        stacked = tf.image.stateless_random_flip_left_right(stacked, seed=seeds[1])
+        turns = tf.random.stateless_uniform([], seeds[2], minval=0, maxval=4, dtype=tf.int32)
+        stacked = tf.image.rot90(stacked, k=turns)
+    return _to_model_input(stacked[..., 0], tf.cast(stacked[..., 1], tf.uint8))
+
+
+def _estimated_bytes(pairs) -> int:
+    # normalised float32 frame + uint8 mask per pixel
+    return sum(5 * math.prod(io.image_shape(image)) for image, _ in pairs)
+
+
+def _frames(pairs, cache):
+    import tensorflow as tf
+
+    if not pairs:
+        raise ValueError("no frame/mask pairs to read")
+    images = [str(image) for image, _ in pairs]
+    masks = [str(mask) for _, mask in pairs]
+    dataset = tf.data.Dataset.from_tensor_slices((images, masks))
+    dataset = dataset.map(_load_pair, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache == "auto":
+        cache = _estimated_bytes(pairs) <= CACHE_BUDGET_BYTES
+    return dataset.cache() if cache else dataset
+
+
+def train_dataset(pairs, crop_size: int = 256, batch_size: int = 6, seed: int = 0, augment: bool = True, cache="auto"):
+    """Endless batches of random native-resolution crops for training.
+
+    Parameters
+    ----------
+    pairs : list of (frame path, mask path).
+    crop_size : side of the square crops, a multiple of 16. Frames smaller than
+        a crop are padded.
+    batch_size : crops per batch.
+    seed : makes the order, the crops and the augmentation reproducible.
+    augment : random horizontal flips and 90-degree rotations (which with the
+        flip give all 8 symmetries of the square).
+    cache : keep normalised frames in memory; "auto" does so when they fit.
+
+    Returns
+    -------
+    tf.data.Dataset of ((B, crop, crop, 3) float32 in [-1, 1], (B, crop, crop, 1) uint8).
+    """
+    import tensorflow as tf
+
+    _check_crop(crop_size, batch_size)
+    frames = _frames(pairs, cache)
+    frames = frames.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True).repeat()
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    dataset = tf.data.Dataset.zip((seeds, frames)).map(
+        lambda s, fm: _random_crop_and_augment(s, fm[0], fm[1], crop_size, augment),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _grid_origins(length, crop_size):
+    """Tile origins covering [0, length) with tiles of crop_size; the last one flush with the end."""
+    import tensorflow as tf
+
+    count = (tf.maximum(length, crop_size) + crop_size - 1) // crop_size
+    return tf.minimum(tf.range(count) * crop_size, tf.maximum(length - crop_size, 0))
+
+
+def _grid_tiles(frame, mask, crop_size: int):
+    import tensorflow as tf
+
+    frame, mask = _pad_to(frame, mask, crop_size)
+    rows = _grid_origins(tf.shape(frame)[0], crop_size)
+    cols = _grid_origins(tf.shape(frame)[1], crop_size)
+    grid = tf.reshape(tf.stack(tf.meshgrid(rows, cols, indexing="ij"), axis=-1), [-1, 2])
+
+    def tile(origin):
+        r, c = origin[0], origin[1]
+        return _to_model_input(frame[r : r + crop_size, c : c + crop_size], mask[r : r + crop_size, c : c + crop_size])
+
+    return tf.data.Dataset.from_tensor_slices(grid).map(tile)
+
+
+def validation_dataset(pairs, crop_size: int = 256, batch_size: int = 6, cache="auto"):
+    """Every pixel of every frame once, as a grid of native-resolution tiles.
+
+    Deterministic, finite, the same every epoch, so validation loss is comparable
+    between epochs.
+    """
+    import tensorflow as tf
+
+    _check_crop(crop_size, batch_size)
+    dataset = _frames(pairs, cache).flat_map(lambda f, m: _grid_tiles(f, m, crop_size))
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def tiles_per_frame(shape: tuple[int, int], crop_size: int) -> int:
+    """How many grid tiles :func:`validation_dataset` cuts from a frame of this shape."""
+    rows = math.ceil(max(shape[0], crop_size) / crop_size)
+    cols = math.ceil(max(shape[1], crop_size) / crop_size)
+    return rows * cols
+
+
+def _check_crop(crop_size: int, batch_size: int) -> None:
+    if crop_size <= 0 or crop_size % 16:
+        raise ValueError(f"crop size must be a positive multiple of 16, got {crop_size}")
+    if batch_size <= 0:
+        raise ValueError(f"batch size must be positive, got {batch_size}")

@@ -1,0 +1,221 @@
+"""Reading frames and masks from PNG, TIFF and NPY files, and writing masks.
+
+Every failure raises :class:`segcore.errors.InputFileError`, whose message names
+the file and the problem, so callers (command line, store, app) can show it as is.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+from PIL import Image
+
+from .errors import InputFileError
+
+FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
+MASK_SUFFIXES = FRAME_SUFFIXES
+#: Largest frame accepted (pixels); bigger headers are refused before decoding,
+#: which also stops decompression bombs.
+MAX_FRAME_PIXELS = 16384 * 16384
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What a frame file holds, read from its header where possible."""
+
+    height: int
+    width: int
+    dtype: str
+    bit_depth: int
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FRAME_SUFFIXES:
+        raise InputFileError(
+            path, f"unsupported file type '{path.suffix or '(none)'}'; use PNG, TIFF or NPY"
+        )
+    return suffix
+
+
+def _header_shape(path: Path, suffix: str) -> tuple[int, ...]:
+    """Shape from the file header, without decoding the pixels."""
+    try:
+        if suffix == ".png":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    width, height = img.size
+            return (height, width)
+        if suffix in (".tif", ".tiff"):
+            with tifffile.TiffFile(path) as tif:
+                return tuple(tif.series[0].shape)
+        return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
+    except InputFileError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InputFileError(path, f"image is too large to decode safely ({exc})") from None
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except Exception as exc:  # any decoder failure means a corrupt or mislabelled file
+        raise InputFileError(path, f"unreadable or corrupt {suffix[1:].upper()} file ({exc})") from None
+
+
+def image_shape(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of an image file from its header, without decoding the pixels."""
+    path = Path(path)
+    shape = _header_shape(path, _suffix(path))
+    if len(shape) == 3 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) < 2:
+        raise InputFileError(path, f"expected a 2-D image, found shape {shape}")
+    return int(shape[0]), int(shape[1])
+
+
+def read_raw(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as stored (uint8, uint16, float, ...), checked to be 2-D.
+
+    A colour image whose channels are all equal is accepted as grayscale.
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    shape = _header_shape(path, suffix)
+    if int(np.prod(shape[:2])) > MAX_FRAME_PIXELS:
+        raise InputFileError(
+            path, f"image of {shape[0]}x{shape[1]} pixels is larger than the limit of {MAX_FRAME_PIXELS} pixels"
+        )
+    try:
+        if suffix == ".png":
+            array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if array is None:
+                raise ValueError("decoder returned nothing")
+            if array.ndim == 3:
+                array = array[..., ::-1] if array.shape[2] >= 3 else array
+        elif suffix in (".tif", ".tiff"):
+            array = tifffile.imread(path)
+        else:
+            array = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise InputFileError(path, f"unreadable or corrupt {suffix[1:].upper()} file ({exc})") from None
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        colour = array[..., :3]
+        if np.all(colour == colour[..., :1]):
+            array = colour[..., 0]
+        else:
+            raise InputFileError(path, f"colour image of shape {array.shape}; expected a single-channel frame")
+    elif array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 2:
+        raise InputFileError(path, f"expected a 2-D image, found shape {array.shape}")
+    if array.size == 0:
+        raise InputFileError(path, "image is empty")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise InputFileError(path, f"unsupported pixel type {array.dtype}")
+    if np.iscomplexobj(array):
+        raise InputFileError(path, "complex pixel values are not supported")
+    return array
+
+
+def bit_depth(dtype: np.dtype) -> int:
+    """Bits per pixel of a stored dtype (8 for uint8, 16 for uint16, 32 for float32...)."""
+    return int(np.dtype(dtype).itemsize * 8) if np.dtype(dtype) != bool else 1
+
+
+def frame_info(path: str | os.PathLike) -> FrameInfo:
+    """Size and pixel type of a frame file (decodes it, so validates it too)."""
+    array = read_raw(path)
+    return FrameInfo(int(array.shape[0]), int(array.shape[1]), str(array.dtype), bit_depth(array.dtype))
+
+
+def read_frame(path: str | os.PathLike) -> np.ndarray:
+    """Read a frame as a 2-D float32 array of detector values (ADU).
+
+    Raises
+    ------
+    InputFileError
+        If the file is missing, unreadable, not 2-D, empty, of an unsupported
+        type, or holds NaN/infinite values.
+    """
+    array = read_raw(path)
+    frame = array.astype(np.float32)
+    if not np.all(np.isfinite(frame)):
+        raise InputFileError(path, "frame contains NaN or infinite values")
+    return frame
+
+
+def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a mask as a 2-D boolean array (non-zero = cosmic).
+
+    Parameters
+    ----------
+    path : mask file.
+    shape : expected (height, width), normally that of the mask's frame.
+    """
+    array = read_raw(path)
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise InputFileError(path, "mask contains NaN or infinite values")
+    if array.dtype.kind == "f" and np.any(array < 0):
+        raise InputFileError(path, "mask contains negative values; expected 0 for background, non-zero for cosmic")
+    if shape is not None and tuple(array.shape) != tuple(shape):
+        raise InputFileError(
+            path, f"mask is {array.shape[0]}x{array.shape[1]} but its frame is {shape[0]}x{shape[1]}"
+        )
+    return array != 0
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write bytes so that a crash leaves either the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    ok, buffer = cv2.imencode(".png", array)
+    if not ok:
+        raise ValueError(f"could not encode array of dtype {array.dtype} as PNG")
+    return buffer.tobytes()
+
+
+def write_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
+    """Write a mask as an 8-bit PNG with values 0/1, atomically."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    _atomic_write(Path(path), encode_png((mask != 0).astype(np.uint8)))
+
+
+def write_frame(path: str | os.PathLike, frame: np.ndarray) -> None:
+    """Write a frame: PNG for uint8/uint16, TIFF or NPY by suffix for anything else."""
+    path = Path(path)
+    frame = np.asarray(frame)
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        if frame.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"PNG frames must be uint8 or uint16, got {frame.dtype}")
+        _atomic_write(path, encode_png(frame))
+    elif suffix in (".tif", ".tiff"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(path, frame)
+    elif suffix == ".npy":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, frame)
+    else:
+        raise ValueError(f"cannot write frames as '{suffix}'")

@@ -1,0 +1,364 @@
+"""Training DeepLabV3+ on a dataset folder, with checkpoints, listeners, cancel and resume.
+
+The schedule is the original one: Adam at 1e-4, flat for 2 epochs, then multiplied
+by exp(-0.1) each epoch; early stopping on val_loss with patience 30, restoring
+the best weights. Every epoch writes ``last.keras`` (with the optimizer state) and
+``state.json``; every improvement writes ``best.keras``. Both files are written
+atomically, so a crash never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import data
+from .errors import SegcoreError
+from .listeners import CancelToken, TrainingEnd, TrainingListener, TrainingStart
+
+PRECISION_POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved with the run to reproduce it."""
+
+    data_dir: str
+    out: str
+    crop_size: int = 256
+    batch_size: int = 6
+    epochs: int = 100
+    learning_rate: float = 1e-4
+    flat_epochs: int = 2
+    decay_rate: float = 0.1
+    patience: int = 30
+    backbone_weights: str = "imagenet"
+    freeze_backbone: bool = False
+    decoder_kernel: int = 3
+    separable: bool = False
+    dropout: float = 0.2
+    seed: int = 0
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    mixed_precision: str = "auto"
+
+    def __post_init__(self):
+        problems = []
+        if self.crop_size <= 0 or self.crop_size % 16:
+            problems.append(f"crop size must be a positive multiple of 16 (got {self.crop_size})")
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name.replace('_', ' ')} must be at least 1 (got {getattr(self, name)})")
+        if not self.learning_rate > 0:
+            problems.append(f"learning rate must be positive (got {self.learning_rate})")
+        if self.patience < 1:
+            problems.append(f"patience must be at least 1 (got {self.patience})")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.mixed_precision not in PRECISION_POLICIES:
+            problems.append(f"mixed precision must be one of {', '.join(PRECISION_POLICIES)} (got {self.mixed_precision!r})")
+        if not str(self.out).endswith(".keras"):
+            problems.append(f"output model path must end in .keras (got {self.out!r})")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def checkpoints(self) -> Path:
+        if self.checkpoint_dir:
+            return Path(self.checkpoint_dir)
+        out = Path(self.out)
+        return out.with_name(out.stem + "_checkpoints")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training options: {', '.join(unknown)}")
+        return cls(**values)
+
+
+def learning_rate_at(epoch: int, base: float, flat_epochs: int = 2, decay_rate: float = 0.1) -> float:
+    """The original schedule in closed form (so resuming gives the same rate).
+
+    Epochs 0 .. flat_epochs-1 use ``base``; each later epoch multiplies by exp(-decay_rate).
+    """
+    return base * math.exp(-decay_rate * max(0, epoch - flat_epochs + 1))
+
+
+def choose_strategy():
+    """One device, all local GPUs (MirroredStrategy), or several machines (TF_CONFIG)."""
+    import tensorflow as tf
+
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def resolve_precision(policy: str) -> str:
+    """'auto' is float16 mixed precision on a GPU and float32 elsewhere."""
+    import tensorflow as tf
+
+    if policy != "auto":
+        return policy
+    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "float32"
+
+
+def _atomic_json(path: Path, payload: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=2)
+    os.replace(tmp, path)
+
+
+def _split_pairs(data_dir: str):
+    if not Path(data_dir).is_dir():
+        raise SegcoreError(f"{data_dir}: dataset folder not found")
+    train = data.pair_split(data_dir, "Train")
+    validation = data.pair_split(data_dir, "Validation")
+    for pairing in (train, validation):
+        if pairing.missing_masks or pairing.extra_masks or pairing.duplicates:
+            warnings.warn("unmatched files left out of training:\n" + "\n".join(pairing.problems()), RuntimeWarning)
+    if not train.pairs:
+        raise SegcoreError(f"{data_dir}: no training frames with masks in Train/ and TrainAnnotation/")
+    train_pairs, validation_pairs = train.pairs, validation.pairs
+    if not validation_pairs:
+        held_out = max(1, len(train_pairs) // 10)
+        if len(train_pairs) < 2:
+            raise SegcoreError(f"{data_dir}: need a Validation/ split or at least 2 training frames")
+        warnings.warn(
+            f"{data_dir}: no Validation/ frames; holding out {held_out} training frames for validation", RuntimeWarning
+        )
+        train_pairs, validation_pairs = train_pairs[:-held_out], train_pairs[-held_out:]
+    data.check_pairs(train_pairs + validation_pairs)
+    return train_pairs, validation_pairs
+
+
+def _default_steps(pairs, crop_size: int, batch_size: int) -> int:
+    """Enough crops per epoch to cover every training pixel about once."""
+    from .io import image_shape
+
+    pixels = sum(math.prod(image_shape(image)) for image, _ in pairs)
+    return max(1, math.ceil(pixels / (crop_size * crop_size) / batch_size))
+
+
+def _compile(model, learning_rate: float):
+    import keras
+
+    from .metrics import CosmicIoU, CosmicPrecision, CosmicRecall, CosmicSpecificity
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            CosmicPrecision(),
+            CosmicRecall(),
+            CosmicSpecificity(),
+            CosmicIoU(),
+        ],
+    )
+
+
+class _Control:
+    """Keras callback doing the schedule, checkpoints, early stopping, listeners and cancel.
+
+    One callback rather than Keras' separate ones, because all of their state must
+    survive a resume through ``state.json``.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        import keras
+
+        # Build the class lazily so importing segcore does not import Keras.
+        class Control(keras.callbacks.Callback):
+            def __init__(self, config: TrainConfig, listeners, cancel, state, steps):
+                super().__init__()
+                self.config, self.listeners, self.cancel = config, listeners, cancel
+                self.state, self.steps = state, steps
+                self.cancelled = False
+
+            def on_epoch_begin(self, epoch, logs=None):
+                rate = learning_rate_at(epoch, self.config.learning_rate, self.config.flat_epochs, self.config.decay_rate)
+                self.model.optimizer.learning_rate.assign(rate)
+                self.state["epoch_in_progress"] = epoch
+                for listener in self.listeners:
+                    listener.on_epoch_begin(epoch)
+
+            def on_train_batch_end(self, batch, logs=None):
+                values = {k: float(v) for k, v in (logs or {}).items()}
+                for listener in self.listeners:
+                    listener.on_batch_end(self.state["epoch_in_progress"], batch + 1, self.steps, values)
+                if self.cancel is not None and self.cancel.cancelled:
+                    self.cancelled = True
+                    self.model.stop_training = True
+
+            def on_epoch_end(self, epoch, logs=None):
+                if self.cancelled:
+                    return  # a partial epoch is neither recorded nor checkpointed as done
+                values = {k: float(v) for k, v in (logs or {}).items()}
+                values["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
+                state = self.state
+                for key, value in values.items():
+                    state["history"].setdefault(key, []).append(value)
+                val_loss = values.get("val_loss", values.get("loss"))
+                improved = state["best_val_loss"] is None or val_loss < state["best_val_loss"]
+                paths = self.config.checkpoints
+                if improved:
+                    state.update(best_val_loss=val_loss, best_epoch=epoch, wait=0)
+                    _save(self.model, paths / "best.keras")
+                else:
+                    state["wait"] += 1
+                state["epochs_done"] = epoch + 1
+                _save(self.model, paths / "last.keras")
+                _atomic_json(paths / "state.json", state)
+                for listener in self.listeners:
+                    listener.on_epoch_end(epoch, values)
+                if state["wait"] >= self.config.patience:
+                    self.model.stop_training = True
+
+        return Control(*args, **kwargs)
+
+
+def _save(model, path: Path) -> None:
+    from .model import save_model
+
+    save_model(model, path)
+
+
+def _initial_state(weights_used: str) -> dict[str, Any]:
+    return {
+        "epochs_done": 0,
+        "best_epoch": None,
+        "best_val_loss": None,
+        "wait": 0,
+        "history": {},
+        "backbone_weights": weights_used,
+    }
+
+
+def train(
+    config: TrainConfig,
+    listeners: Iterable[TrainingListener] = (),
+    cancel: CancelToken | None = None,
+) -> TrainingEnd:
+    """Train a model as the configuration says, reporting to the listeners.
+
+    Returns
+    -------
+    TrainingEnd with status "finished" or "cancelled". The best weights are
+    saved to ``config.out``.
+
+    Raises
+    ------
+    SegcoreError or InputFileError for a bad dataset; any other error after the
+    listeners were told the run failed.
+    """
+    import keras
+
+    from .model import build_deeplabv3plus, load_model
+
+    listeners = list(listeners)
+    checkpoints = config.checkpoints
+    weights_used = "unknown"
+    state: dict[str, Any] = _initial_state(weights_used)
+    try:
+        keras.utils.set_random_seed(config.seed)
+        keras.mixed_precision.set_global_policy(resolve_precision(config.mixed_precision))
+        train_pairs, validation_pairs = _split_pairs(config.data_dir)
+        steps = config.steps_per_epoch or _default_steps(train_pairs, config.crop_size, config.batch_size)
+        train_data = data.train_dataset(train_pairs, config.crop_size, config.batch_size, seed=config.seed)
+        validation_data = data.validation_dataset(validation_pairs, config.crop_size, config.batch_size)
+        if config.validation_steps:
+            validation_data = validation_data.take(config.validation_steps)
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        last = checkpoints / "last.keras"
+        strategy = choose_strategy()
+        with strategy.scope():
+            if config.resume and last.exists():
+                state = json.loads((checkpoints / "state.json").read_text())
+                weights_used = state["backbone_weights"]
+                model = load_model(last, compile=True)
+            else:
+                if config.resume:
+                    warnings.warn(f"{last}: no checkpoint to resume from; starting afresh", RuntimeWarning)
+                model, weights_used = build_deeplabv3plus(
+                    backbone_weights=config.backbone_weights,
+                    freeze_backbone=config.freeze_backbone,
+                    dropout=config.dropout,
+                    decoder_kernel=config.decoder_kernel,
+                    separable=config.separable,
+                )
+                state = _initial_state(weights_used)
+                _compile(model, config.learning_rate)
+        start = TrainingStart(
+            epochs=config.epochs,
+            steps_per_epoch=steps,
+            initial_epoch=state["epochs_done"],
+            backbone_weights=weights_used,
+            config=config.to_dict(),
+        )
+        for listener in listeners:
+            listener.on_train_begin(start)
+        control = _Control(config, listeners, cancel, state, steps)
+        if state["epochs_done"] < config.epochs and state["wait"] < config.patience:
+            model.fit(
+                train_data,
+                epochs=config.epochs,
+                initial_epoch=state["epochs_done"],
+                steps_per_epoch=steps,
+                validation_data=validation_data,
+                callbacks=[control],
+                verbose=0,
+            )
+        best = checkpoints / "best.keras"
+        if best.exists():
+            model.load_weights(best)
+        if state["epochs_done"] > 0:
+            _save(model, Path(config.out))
+        end = TrainingEnd(
+            status="cancelled" if control.cancelled else "finished",
+            epochs_run=state["epochs_done"],
+            best_epoch=state["best_epoch"],
+            best_val_loss=state["best_val_loss"],
+            best_checkpoint=str(best) if best.exists() else None,
+            last_checkpoint=str(last) if last.exists() else None,
+            model_path=str(config.out) if state["epochs_done"] > 0 else None,
+            backbone_weights=weights_used,
+            history=state["history"],
+        )
+    except BaseException as exc:
+        end = TrainingEnd(
+            status="failed",
+            epochs_run=state.get("epochs_done", 0),
+            best_epoch=state.get("best_epoch"),
+            best_val_loss=state.get("best_val_loss"),
+            best_checkpoint=str(checkpoints / "best.keras") if (checkpoints / "best.keras").exists() else None,
+            last_checkpoint=str(checkpoints / "last.keras") if (checkpoints / "last.keras").exists() else None,
+            model_path=None,
+            backbone_weights=weights_used,
+            history=state.get("history", {}),
+            error=f"{type(exc).__name__}: {exc}" if str(exc) else "".join(traceback.format_exception_only(exc)).strip(),
+        )
+        for listener in listeners:
+            listener.on_train_end(end)
+        raise
+    for listener in listeners:
+        listener.on_train_end(end)
+    return end

@@ -1,0 +1,130 @@
+import numpy as np
+import pytest
+
+from segcore import data, io
+from segcore.errors import InputFileError
+from segcore.preprocess import normalize_frame
+
+
+def _write_pair(root, split, stem, frame, mask, mask_name=None, frame_suffix=".png"):
+    io.write_frame(root / split / f"{stem}{frame_suffix}", frame)
+    io.write_mask(root / data.annotation_dir(split) / (mask_name or f"{stem}.png"), mask)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        frame = rng.integers(0, 5000, (40, 56), dtype=np.uint16)
+        _write_pair(tmp_path, "Train", f"f{i}", frame, frame > 4500)
+    return tmp_path
+
+
+def test_pairs_by_stem_not_by_position(tmp_path):
+    images = [tmp_path / n for n in ("a.png", "b.png", "c.png")]
+    masks = [tmp_path / n for n in ("c.png", "a_mask.png", "z.png")]
+    pairing = data.pair_files(images, masks)
+    assert [(i.name, m.name) for i, m in pairing.pairs] == [("a.png", "a_mask.png"), ("c.png", "c.png")]
+    assert [p.name for p in pairing.missing_masks] == ["b.png"]
+    assert [p.name for p in pairing.extra_masks] == ["z.png"]
+    assert not pairing.complete
+    assert any("b.png: frame has no mask" in line for line in pairing.problems())
+
+
+def test_duplicate_stems_are_reported(tmp_path):
+    pairing = data.pair_files([tmp_path / "a.png", tmp_path / "a.tif"], [tmp_path / "a.png"])
+    assert [p.name for p in pairing.duplicates] == ["a.tif"]
+
+
+def test_pair_split_reads_the_layout(dataset):
+    pairing = data.pair_split(dataset, "Train")
+    assert len(pairing.pairs) == 3 and pairing.complete
+    assert data.pair_split(dataset, "Test").pairs == []
+    with pytest.raises(ValueError, match="split"):
+        data.pair_split(dataset, "Real")
+
+
+def test_check_pairs_names_a_mask_of_the_wrong_size(dataset):
+    io.write_mask(dataset / "TrainAnnotation" / "f1.png", np.zeros((40, 50), bool))
+    with pytest.raises(InputFileError, match=r"f1.png.*40x50.*40x56"):
+        data.check_pairs(data.pair_split(dataset, "Train").pairs)
+
+
+def test_training_batches_have_the_promised_shapes(dataset):
+    batches = list(data.train_dataset(data.pair_split(dataset, "Train").pairs, crop_size=32, batch_size=4).take(3))
+    for x, y in batches:
+        assert x.shape == (4, 32, 32, 3) and x.dtype.name == "float32"
+        assert y.shape == (4, 32, 32, 1) and y.dtype.name == "uint8"
+        assert -1.0 <= x.numpy().min() and x.numpy().max() <= 1.0
+        assert set(np.unique(y.numpy())) <= {0, 1}
+
+
+def test_crops_are_native_resolution_pieces_of_the_normalised_frame(dataset):
+    pairs = data.pair_split(dataset, "Train").pairs
+    frames = [normalize_frame(io.read_frame(i)) for i, _ in pairs]
+    masks = [io.read_mask(m) for _, m in pairs]
+    for x, y in data.train_dataset(pairs, crop_size=16, batch_size=2, augment=False).take(2):
+        for crop, label in zip(x.numpy()[..., 0], y.numpy()[..., 0]):
+            found = False
+            for frame, mask in zip(frames, masks):
+                windows = np.lib.stride_tricks.sliding_window_view(frame, (16, 16))
+                hits = np.argwhere(np.all(np.abs(windows - crop) < 1e-5, axis=(2, 3)))
+                if len(hits):
+                    r, c = hits[0]
+                    np.testing.assert_array_equal(label, mask[r : r + 16, c : c + 16])
+                    found = True
+            assert found
+
+
+def test_augmentation_keeps_frame_and_mask_aligned(tmp_path):
+    # The mask is exactly the bright pixels, so any misalignment would show.
+    rng = np.random.default_rng(5)
+    frame = np.full((32, 32), 100, np.uint16)
+    mask = rng.random((32, 32)) > 0.8
+    frame[mask] = 60000
+    _write_pair(tmp_path, "Train", "a", frame, mask)
+    pairs = data.pair_split(tmp_path, "Train").pairs
+    for x, y in data.train_dataset(pairs, crop_size=32, batch_size=1, seed=3).take(8):
+        np.testing.assert_array_equal(x.numpy()[0, ..., 0] > 0, y.numpy()[0, ..., 0] == 1)
+
+
+def test_training_order_is_reproducible_from_the_seed(dataset):
+    pairs = data.pair_split(dataset, "Train").pairs
+    first = [x.numpy() for x, _ in data.train_dataset(pairs, 16, 2, seed=11).take(3)]
+    again = [x.numpy() for x, _ in data.train_dataset(pairs, 16, 2, seed=11).take(3)]
+    other = [x.numpy() for x, _ in data.train_dataset(pairs, 16, 2, seed=12).take(3)]
+    np.testing.assert_array_equal(np.stack(first), np.stack(again))
+    assert not np.array_equal(np.stack(first), np.stack(other))
+
+
+def test_validation_tiles_cover_every_pixel_once(dataset):
+    pairs = data.pair_split(dataset, "Train").pairs
+    tiles = np.concatenate([y.numpy() for _, y in data.validation_dataset(pairs, crop_size=16, batch_size=5)])
+    assert len(tiles) == 3 * data.tiles_per_frame((40, 56), 16) == 3 * 3 * 4
+    # Overlapping edge tiles count some pixels twice; the total can only exceed the true count.
+    true_pixels = sum(io.read_mask(m).sum() for _, m in pairs)
+    assert tiles.sum() >= true_pixels
+
+
+def test_small_frames_are_padded_to_the_crop(tmp_path):
+    _write_pair(tmp_path, "Train", "s", np.arange(100, dtype=np.uint16).reshape(10, 10), np.eye(10, dtype=bool))
+    pairs = data.pair_split(tmp_path, "Train").pairs
+    x, y = next(iter(data.train_dataset(pairs, crop_size=16, batch_size=1, augment=False)))
+    assert x.shape == (1, 16, 16, 3) and int(y.numpy().sum()) == 10
+
+
+def test_tiff_and_npy_frames_feed_the_pipeline(tmp_path):
+    rng = np.random.default_rng(2)
+    frame = rng.normal(50, 5, (32, 32)).astype(np.float32)
+    _write_pair(tmp_path, "Train", "t", frame, frame > 55, frame_suffix=".tif")
+    _write_pair(tmp_path, "Train", "n", frame, frame > 55, frame_suffix=".npy")
+    pairs = data.pair_split(tmp_path, "Train").pairs
+    tiles = list(data.validation_dataset(pairs, crop_size=32, batch_size=1))
+    for x, _ in tiles:
+        np.testing.assert_allclose(x.numpy()[0, ..., 0], normalize_frame(frame), atol=1e-5)
+
+
+@pytest.mark.parametrize("crop, batch", [(30, 2), (0, 2), (32, 0)])
+def test_bad_crop_or_batch_is_refused(dataset, crop, batch):
+    with pytest.raises(ValueError):
+        data.train_dataset(data.pair_split(dataset, "Train").pairs, crop_size=crop, batch_size=batch)
