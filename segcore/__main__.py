@@ -52,6 +52,7 @@ def cmd_synth(args) -> int:
         size=args.size,
         seed=args.seed,
         progress=_progress_bar(total, "simulating"),
+        overwrite=args.overwrite,
     )
     print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--real", type=int, default=0, help="extra frames without masks in Real/")
     synth.add_argument("--size", type=int, default=512, help="frame side in pixels (default 512)")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--overwrite", action="store_true", help="replace frames already in OUT")
     synth.set_defaults(run=cmd_synth)
 
     train = commands.add_parser("train", help="train DeepLabV3+ on a dataset folder")
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("default", category=RuntimeWarning)
     try:
         return args.run(args)
-    except (SegcoreError, ValueError) as exc:
+    except (SegcoreError, ValueError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

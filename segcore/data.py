@@ -283,7 +283,11 @@ def validation_dataset(pairs, crop_size: int = 256, batch_size: int = 6, cache="
 
     _check_crop(crop_size, batch_size)
     dataset = _frames(pairs, cache).flat_map(lambda f, m: _grid_tiles(f, m, crop_size))
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    tiles = sum(tiles_per_frame(io.image_shape(image), crop_size) for image, _ in pairs)
+    # flat_map hides the length; stating it lets Keras know when validation ends.
+    batches = math.ceil(tiles / batch_size)
+    dataset = dataset.batch(batch_size).apply(tf.data.experimental.assert_cardinality(batches))
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def tiles_per_frame(shape: tuple[int, int], crop_size: int) -> int:

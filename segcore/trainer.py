@@ -325,6 +325,7 @@ def train(
                 steps_per_epoch=steps,
                 validation_data=validation_data,
                 callbacks=[control],
+                shuffle=False,  # the dataset shuffles itself, reproducibly
                 verbose=0,
             )
         best = checkpoints / "best.keras"

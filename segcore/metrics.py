@@ -1,0 +1,424 @@
+"""Segmentation scores, cosmic counting, and streaming Keras metrics.
+
+Masks are arrays of any numeric or boolean type; non-zero means cosmic.
+
+Empty cases follow one rule everywhere, in NumPy and in Keras: a ratio whose
+denominator is 0 is 1.0 when the two masks agree on every pixel (no false
+positive and no false negative), otherwise 0.0. So two empty masks score 1.0
+on every ratio, and an empty prediction against a non-empty truth scores 0.0
+precision and 0.0 recall.
+
+A cosmic is a connected component of the mask with 8-connectivity: two pixels
+touching only at a corner belong to the same cosmic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import cv2
+import keras
+import numpy as np
+from keras import ops
+
+SCORE_NAMES = ("iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "specificity")
+
+
+# --------------------------------------------------------------------------- #
+# Pixel scores
+# --------------------------------------------------------------------------- #
+
+
+def _as_mask(mask) -> np.ndarray:
+    mask = np.asarray(mask)
+    return mask if mask.dtype == bool else mask != 0
+
+
+def _check_pair(true, pred) -> tuple[np.ndarray, np.ndarray]:
+    true = np.asarray(true)
+    pred = np.asarray(pred)
+    if true.shape != pred.shape:
+        raise ValueError(
+            f"true and pred masks must have the same shape, got {true.shape} and {pred.shape}"
+        )
+    return _as_mask(true), _as_mask(pred)
+
+
+def confusion_counts(true, pred) -> tuple[int, int, int, int]:
+    """Pixel confusion counts of a predicted mask against the true mask.
+
+    Parameters
+    ----------
+    true, pred : array_like
+        Masks of the same shape; non-zero means cosmic.
+
+    Returns
+    -------
+    (tp, fp, fn, tn) : tuple of int
+    """
+    true, pred = _check_pair(true, pred)
+    tp = int(np.count_nonzero(true & pred))
+    fp = int(np.count_nonzero(pred)) - tp
+    fn = int(np.count_nonzero(true)) - tp
+    tn = true.size - tp - fp - fn
+    return tp, fp, fn, tn
+
+
+def _ratio(num: float, den: float, agree: bool) -> float:
+    if den > 0:
+        return float(num) / float(den)
+    return 1.0 if agree else 0.0
+
+
+def scores_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
+    """Pixel scores from confusion counts.
+
+    A ratio whose denominator is 0 is 1.0 when ``fp == fn == 0`` (the masks
+    agree everywhere) and 0.0 otherwise.
+
+    Parameters
+    ----------
+    tp, fp, fn, tn : int
+        True positive, false positive, false negative and true negative pixels.
+
+    Returns
+    -------
+    dict
+        ``iou``, ``dice``, ``pixel_accuracy``, ``precision``, ``recall``,
+        ``f1`` and ``specificity`` as floats. ``f1`` equals ``dice``.
+    """
+    counts = (tp, fp, fn, tn)
+    if any(c < 0 for c in counts):
+        raise ValueError(f"counts must be non-negative, got tp={tp}, fp={fp}, fn={fn}, tn={tn}")
+    agree = fp == 0 and fn == 0
+    dice = _ratio(2 * tp, 2 * tp + fp + fn, agree)
+    return {
+        "iou": _ratio(tp, tp + fp + fn, agree),
+        "dice": dice,
+        "pixel_accuracy": _ratio(tp + tn, tp + fp + fn + tn, agree),
+        "precision": _ratio(tp, tp + fp, agree),
+        "recall": _ratio(tp, tp + fn, agree),
+        "f1": dice,
+        "specificity": _ratio(tn, tn + fp, agree),
+    }
+
+
+def segmentation_scores(true, pred) -> dict[str, float]:
+    """Pixel scores of one predicted mask against its true mask.
+
+    Parameters
+    ----------
+    true, pred : array_like
+        Masks of the same shape; non-zero means cosmic.
+
+    Returns
+    -------
+    dict
+        ``iou``, ``dice``, ``pixel_accuracy``, ``precision``, ``recall``,
+        ``f1`` and ``specificity`` as floats. ``f1`` equals ``dice`` for a
+        single image; both are kept because they are reported under both names.
+
+    Notes
+    -----
+    A ratio whose denominator is 0 is 1.0 when the masks agree on every pixel
+    and 0.0 otherwise: two empty masks score 1.0 everywhere; an empty
+    prediction against a non-empty truth has precision 0.0 and recall 0.0; a
+    truth with no background pixels has specificity 1.0 when the prediction
+    also covers every pixel.
+    """
+    return scores_from_counts(*confusion_counts(true, pred))
+
+
+def pooled_scores(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Pixel scores over many images from their summed confusion counts.
+
+    Every pixel of the split weighs the same, so large or cosmic-rich images
+    count for more than in a mean of per-image scores.
+
+    Parameters
+    ----------
+    pairs : iterable of (true, pred)
+        Mask pairs; each pair must share a shape, pairs may differ in shape.
+
+    Returns
+    -------
+    dict
+        The scores of :func:`scores_from_counts` on the summed counts.
+    """
+    total = np.zeros(4, dtype=np.int64)
+    for true, pred in pairs:
+        total += confusion_counts(true, pred)
+    return scores_from_counts(*(int(c) for c in total))
+
+
+# --------------------------------------------------------------------------- #
+# Cosmic counting
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True, slots=True)
+class Cosmic:
+    """One cosmic: a connected component of a mask.
+
+    ``bbox`` is ``(row0, col0, row1, col1)`` with the end excluded, as in
+    ``skimage.measure.regionprops``; ``centroid`` is ``(row, col)``.
+    """
+
+    label: int
+    area: int
+    bbox: tuple[int, int, int, int]
+    centroid: tuple[float, float]
+
+
+def _mask_u8(mask) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    return np.ascontiguousarray(_as_mask(mask)).view(np.uint8)
+
+
+# SAUF scans pixel by pixel, so labels follow raster order of each cosmic's
+# first pixel, the same numbering as skimage.measure.label.
+_CCL = cv2.CCL_SAUF
+
+
+def label_cosmics(mask) -> tuple[int, np.ndarray]:
+    """Label the cosmics of a mask with 8-connectivity.
+
+    Parameters
+    ----------
+    mask : array_like, 2-D
+        Non-zero means cosmic.
+
+    Returns
+    -------
+    n : int
+        Number of cosmics.
+    labels : ndarray of int32, same shape as ``mask``
+        0 for background, 1..n for the cosmics in raster order of their
+        first pixel.
+    """
+    n, labels = cv2.connectedComponentsWithAlgorithm(_mask_u8(mask), 8, cv2.CV_32S, _CCL)
+    return int(n) - 1, labels
+
+
+def n_cosmics(mask) -> int:
+    """Number of cosmics (8-connected components) in a 2-D mask."""
+    return label_cosmics(mask)[0]
+
+
+def count_cosmics(mask) -> list[Cosmic]:
+    """The cosmics of a 2-D mask with their area, bounding box and centroid.
+
+    Parameters
+    ----------
+    mask : array_like, 2-D
+        Non-zero means cosmic.
+
+    Returns
+    -------
+    list of Cosmic
+        One per 8-connected component, ordered by label.
+    """
+    _, _, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
+        _mask_u8(mask), 8, cv2.CV_32S, _CCL
+    )
+    # One conversion to Python lists keeps this cheap for thousands of cosmics.
+    return [
+        Cosmic(label, area, (top, left, top + height, left + width), (cy, cx))
+        for label, ((left, top, width, height, area), (cx, cy)) in enumerate(
+            zip(stats[1:].tolist(), centroids[1:].tolist()), start=1
+        )
+    ]
+
+
+def count_score(true_count: int, pred_count: int) -> float:
+    """The original cosmic-count score, ``min(1, pred_count / true_count)``.
+
+    With no true cosmics it is 1.0 when none are predicted and 0.0 otherwise.
+    It does not punish over-counting (twice the true number still scores
+    1.0), which is why the plain counts are reported beside it.
+    """
+    if true_count < 0 or pred_count < 0:
+        raise ValueError(
+            f"counts must be non-negative, got true_count={true_count}, pred_count={pred_count}"
+        )
+    if true_count == 0:
+        return 1.0 if pred_count == 0 else 0.0
+    return min(1.0, float(pred_count) / float(true_count))
+
+
+def object_scores(true, pred) -> dict[str, float | int]:
+    """How many cosmics were found, and how many predicted cosmics are real.
+
+    A true cosmic is found when any predicted cosmic overlaps it by at least
+    one pixel; a predicted cosmic is correct when it overlaps any true cosmic.
+
+    Parameters
+    ----------
+    true, pred : array_like, 2-D
+        Masks of the same shape; non-zero means cosmic.
+
+    Returns
+    -------
+    dict
+        ``object_recall`` (found / true count), ``object_precision``
+        (correct / predicted count), ``true_count``, ``pred_count``,
+        ``matched_true`` and ``matched_pred``. With no true cosmics the
+        recall is 1.0 when none are predicted and 0.0 otherwise; with no
+        predicted cosmics the precision is 1.0 when there are no true ones
+        and 0.0 otherwise.
+    """
+    true, pred = _check_pair(true, pred)
+    n_true, true_labels = label_cosmics(true)
+    n_pred, pred_labels = label_cosmics(pred)
+    overlap = true & pred
+    found = np.zeros(n_true + 1, dtype=bool)
+    found[true_labels[overlap]] = True
+    correct = np.zeros(n_pred + 1, dtype=bool)
+    correct[pred_labels[overlap]] = True
+    matched_true = int(np.count_nonzero(found))
+    matched_pred = int(np.count_nonzero(correct))
+    nothing = n_true == 0 and n_pred == 0
+    return {
+        "object_recall": _ratio(matched_true, n_true, nothing),
+        "object_precision": _ratio(matched_pred, n_pred, nothing),
+        "true_count": n_true,
+        "pred_count": n_pred,
+        "matched_true": matched_true,
+        "matched_pred": matched_pred,
+    }
+
+
+# --------------------------------------------------------------------------- #
+# Streaming Keras metrics
+# --------------------------------------------------------------------------- #
+
+
+class CosmicConfusionMetric(keras.metrics.Metric):
+    """Base of the streaming cosmic metrics: sums pixel confusion counts.
+
+    ``y_true`` holds labels of shape (B, H, W, 1) or (B, H, W), non-zero for
+    cosmic; ``y_pred`` holds 2-class logits of shape (B, H, W, 2), and a
+    pixel is predicted cosmic where logit 1 exceeds logit 0 (softmax
+    probability above 0.5). The counts are summed over every
+    ``update_state`` call, so the result is the ratio of summed counts over
+    the epoch, not a mean of batch ratios. Empty cases follow the module's
+    rule: a zero denominator gives 1.0 when fp == fn == 0, else 0.0.
+    """
+
+    def __init__(self, name=None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        # float64 keeps counts exact far beyond float32's 2**24 pixels.
+        self.true_positives = self._count_weight("true_positives")
+        self.false_positives = self._count_weight("false_positives")
+        self.false_negatives = self._count_weight("false_negatives")
+        self.true_negatives = self._count_weight("true_negatives")
+
+    def _count_weight(self, name):
+        return self.add_weight(shape=(), initializer="zeros", dtype="float64", name=name)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.convert_to_tensor(y_true)
+        y_pred = ops.convert_to_tensor(y_pred)
+        if y_pred.shape[-1] is not None and y_pred.shape[-1] != 2:
+            raise ValueError(f"y_pred must hold 2-class logits (..., 2), got shape {y_pred.shape}")
+        if len(y_true.shape) == len(y_pred.shape):
+            y_true = ops.squeeze(y_true, axis=-1)
+        if None not in y_true.shape and None not in y_pred.shape[:-1]:
+            if tuple(y_true.shape) != tuple(y_pred.shape[:-1]):
+                raise ValueError(
+                    f"y_true shape {tuple(y_true.shape)} does not match "
+                    f"y_pred shape {tuple(y_pred.shape)} without its class axis"
+                )
+        true = ops.not_equal(y_true, 0)
+        pred = ops.greater(y_pred[..., 1], y_pred[..., 0])
+
+        if sample_weight is None:
+            weight = None
+        else:
+            weight = ops.cast(ops.convert_to_tensor(sample_weight), "float64")
+            if len(weight.shape) == len(true.shape) + 1:
+                weight = ops.squeeze(weight, axis=-1)
+            for _ in range(len(true.shape) - len(weight.shape)):
+                weight = ops.expand_dims(weight, -1)
+            weight = ops.broadcast_to(weight, ops.shape(true))
+
+        def total(condition):
+            counted = ops.cast(condition, "float64")
+            if weight is not None:
+                counted = counted * weight
+            return ops.sum(counted)
+
+        not_true = ops.logical_not(true)
+        not_pred = ops.logical_not(pred)
+        self.true_positives.assign_add(total(ops.logical_and(true, pred)))
+        self.false_positives.assign_add(total(ops.logical_and(not_true, pred)))
+        self.false_negatives.assign_add(total(ops.logical_and(true, not_pred)))
+        self.true_negatives.assign_add(total(ops.logical_and(not_true, not_pred)))
+
+    def reset_state(self):
+        for variable in (
+            self.true_positives,
+            self.false_positives,
+            self.false_negatives,
+            self.true_negatives,
+        ):
+            variable.assign(ops.zeros((), dtype="float64"))
+
+    def _ratio(self, numerator, denominator):
+        agree = ops.equal(self.false_positives + self.false_negatives, 0.0)
+        has_denominator = ops.greater(denominator, 0.0)
+        safe = ops.where(has_denominator, denominator, ops.ones_like(denominator))
+        empty_value = ops.where(agree, 1.0, 0.0)
+        value = ops.where(has_denominator, numerator / safe, ops.cast(empty_value, "float64"))
+        return ops.cast(value, self.dtype)
+
+
+@keras.saving.register_keras_serializable(package="segcore")
+class CosmicPrecision(CosmicConfusionMetric):
+    """Pixel precision of the cosmic class, tp / (tp + fp), over an epoch."""
+
+    def __init__(self, name="precision", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+
+    def result(self):
+        tp, fp = self.true_positives, self.false_positives
+        return self._ratio(tp, tp + fp)
+
+
+@keras.saving.register_keras_serializable(package="segcore")
+class CosmicRecall(CosmicConfusionMetric):
+    """Pixel recall of the cosmic class, tp / (tp + fn), over an epoch."""
+
+    def __init__(self, name="recall", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+
+    def result(self):
+        tp, fn = self.true_positives, self.false_negatives
+        return self._ratio(tp, tp + fn)
+
+
+@keras.saving.register_keras_serializable(package="segcore")
+class CosmicSpecificity(CosmicConfusionMetric):
+    """Pixel specificity, tn / (tn + fp), over an epoch."""
+
+    def __init__(self, name="specificity", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+
+    def result(self):
+        tn, fp = self.true_negatives, self.false_positives
+        return self._ratio(tn, tn + fp)
+
+
+@keras.saving.register_keras_serializable(package="segcore")
+class CosmicIoU(CosmicConfusionMetric):
+    """Intersection over union of the cosmic class, tp / (tp + fp + fn), over an epoch."""
+
+    def __init__(self, name="iou", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+
+    def result(self):
+        tp = self.true_positives
+        return self._ratio(tp, tp + self.false_positives + self.false_negatives)

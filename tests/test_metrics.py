@@ -1,0 +1,559 @@
+import dataclasses
+import statistics
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from skimage.measure import label as sk_label
+from skimage.measure import regionprops
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    jaccard_score,
+    precision_score,
+    recall_score,
+)
+
+from segcore.metrics import (
+    Cosmic,
+    CosmicIoU,
+    CosmicPrecision,
+    CosmicRecall,
+    CosmicSpecificity,
+    confusion_counts,
+    count_cosmics,
+    count_score,
+    label_cosmics,
+    n_cosmics,
+    object_scores,
+    pooled_scores,
+    scores_from_counts,
+    segmentation_scores,
+)
+
+SEEDS = [0, 1, 2, 3]
+
+
+def random_pair(seed, shape=(37, 53), true_density=0.2, pred_density=0.25):
+    rng = np.random.default_rng(seed)
+    true = rng.random(shape) < true_density
+    # Prediction correlated with the truth so scores are neither 0 nor 1.
+    pred = np.where(rng.random(shape) < 0.6, true, rng.random(shape) < pred_density)
+    return true, pred
+
+
+def sklearn_scores(true, pred):
+    t, p = true.ravel().astype(int), pred.ravel().astype(int)
+    return {
+        "iou": jaccard_score(t, p),
+        "dice": f1_score(t, p),
+        "pixel_accuracy": accuracy_score(t, p),
+        "precision": precision_score(t, p),
+        "recall": recall_score(t, p),
+        "f1": f1_score(t, p),
+        "specificity": recall_score(t, p, pos_label=0),
+    }
+
+
+# --------------------------------------------------------------------------- #
+# Pixel scores
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_confusion_counts_match_sklearn_confusion_matrix(seed):
+    true, pred = random_pair(seed)
+    tn, fp, fn, tp = confusion_matrix(true.ravel(), pred.ravel(), labels=[False, True]).ravel()
+    assert confusion_counts(true, pred) == (tp, fp, fn, tn)
+
+
+def test_confusion_counts_are_python_ints():
+    true, pred = random_pair(0)
+    assert all(type(c) is int for c in confusion_counts(true, pred))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_segmentation_scores_match_sklearn(seed):
+    true, pred = random_pair(seed, true_density=0.05 + 0.1 * seed)
+    ours = segmentation_scores(true, pred)
+    reference = sklearn_scores(true, pred)
+    assert ours.keys() == reference.keys()
+    for name, value in reference.items():
+        assert ours[name] == pytest.approx(value, abs=1e-12), name
+
+
+def test_segmentation_scores_hand_computed_case():
+    true = np.array([[1, 1, 0], [0, 0, 0]])
+    pred = np.array([[1, 0, 1], [0, 0, 0]])
+    # tp=1, fp=1, fn=1, tn=3
+    assert segmentation_scores(true, pred) == pytest.approx(
+        {
+            "iou": 1 / 3,
+            "dice": 0.5,
+            "pixel_accuracy": 4 / 6,
+            "precision": 0.5,
+            "recall": 0.5,
+            "f1": 0.5,
+            "specificity": 0.75,
+        }
+    )
+
+
+def test_f1_equals_dice_for_one_image():
+    true, pred = random_pair(7)
+    scores = segmentation_scores(true, pred)
+    assert scores["f1"] == scores["dice"]
+
+
+def test_nonzero_values_count_as_cosmic():
+    true, pred = random_pair(3)
+    as_bool = segmentation_scores(true, pred)
+    as_uint16 = segmentation_scores(true.astype(np.uint16) * 4095, pred.astype(np.uint8) * 255)
+    assert as_uint16 == as_bool
+
+
+def test_segmentation_scores_accept_any_equal_shape():
+    true, pred = random_pair(5, shape=(3, 7, 11))
+    assert segmentation_scores(true, pred) == pytest.approx(sklearn_scores(true, pred))
+
+
+def test_both_masks_empty_score_one_everywhere():
+    empty = np.zeros((4, 5), bool)
+    scores = segmentation_scores(empty, empty)
+    assert scores == {name: 1.0 for name in scores}
+    assert scores["specificity"] == 1.0
+
+
+def test_empty_prediction_of_nonempty_truth_scores_zero_precision_and_recall():
+    true = np.array([[1, 0], [0, 0]])
+    pred = np.zeros((2, 2))
+    assert segmentation_scores(true, pred) == {
+        "iou": 0.0,
+        "dice": 0.0,
+        "pixel_accuracy": 0.75,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "specificity": 1.0,
+    }
+
+
+def test_nonempty_prediction_of_empty_truth_scores_zero_precision_and_recall():
+    true = np.zeros((2, 2))
+    pred = np.array([[0, 0], [0, 1]])
+    assert segmentation_scores(true, pred) == {
+        "iou": 0.0,
+        "dice": 0.0,
+        "pixel_accuracy": 0.75,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "specificity": 0.75,
+    }
+
+
+def test_specificity_without_negatives_is_one_when_masks_agree():
+    full = np.ones((3, 3), bool)
+    scores = segmentation_scores(full, full)
+    assert scores == {name: 1.0 for name in scores}
+
+
+def test_specificity_without_negatives_is_zero_when_masks_disagree():
+    full = np.ones((3, 3), bool)
+    pred = full.copy()
+    pred[0, 0] = False
+    assert segmentation_scores(full, pred)["specificity"] == 0.0
+
+
+def test_shape_mismatch_raises_naming_both_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(3, 2\)"):
+        segmentation_scores(np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+def test_scores_from_counts_hand_computed_case():
+    scores = scores_from_counts(tp=3, fp=1, fn=2, tn=4)
+    assert scores == pytest.approx(
+        {
+            "iou": 3 / 6,
+            "dice": 6 / 9,
+            "pixel_accuracy": 7 / 10,
+            "precision": 3 / 4,
+            "recall": 3 / 5,
+            "f1": 6 / 9,
+            "specificity": 4 / 5,
+        }
+    )
+
+
+def test_scores_from_counts_rejects_negative_counts():
+    with pytest.raises(ValueError, match="non-negative"):
+        scores_from_counts(1, -1, 0, 0)
+
+
+def test_pooled_scores_match_sklearn_on_concatenated_pixels():
+    pairs = [
+        random_pair(0, shape=(8, 8), true_density=0.02),
+        random_pair(1, shape=(16, 5), true_density=0.5),
+        random_pair(2, shape=(3, 30), true_density=0.9),
+    ]
+    true = np.concatenate([t.ravel() for t, _ in pairs])
+    pred = np.concatenate([p.ravel() for _, p in pairs])
+    assert pooled_scores(iter(pairs)) == pytest.approx(sklearn_scores(true, pred))
+
+
+# --------------------------------------------------------------------------- #
+# Cosmic counting
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cosmic_count_matches_skimage_8_connectivity(seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((61, 47)) < 0.1 + 0.1 * seed
+    assert n_cosmics(mask) == sk_label(mask, connectivity=2).max()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_labels_match_skimage_label_numbering(seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((40, 70)) < 0.3
+    n, labels = label_cosmics(mask)
+    reference = sk_label(mask, connectivity=2)
+    assert labels.dtype == np.int32
+    assert n == reference.max()
+    np.testing.assert_array_equal(labels, reference)
+
+
+def test_diagonally_touching_pixels_are_one_cosmic():
+    mask = np.array(
+        [
+            [1, 0, 0, 0],
+            [0, 1, 0, 0],
+            [0, 0, 0, 1],
+            [0, 0, 1, 0],
+        ]
+    )
+    assert n_cosmics(mask) == 2
+    assert n_cosmics(mask[:2, :2]) == 1
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cosmic_properties_match_regionprops(seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((50, 45)) < 0.25
+    cosmics = count_cosmics(mask)
+    regions = regionprops(sk_label(mask, connectivity=2))
+    assert len(cosmics) == len(regions)
+    for cosmic, region in zip(cosmics, regions):
+        assert cosmic.label == region.label
+        assert cosmic.area == region.area
+        assert cosmic.bbox == region.bbox
+        assert cosmic.centroid == pytest.approx(region.centroid)
+
+
+def test_count_cosmics_hand_computed_case():
+    mask = np.zeros((7, 6), np.uint8)
+    mask[1:3, 2:5] = 1
+    mask[5, 0] = 1
+    assert count_cosmics(mask) == [
+        Cosmic(label=1, area=6, bbox=(1, 2, 3, 5), centroid=(1.5, 3.0)),
+        Cosmic(label=2, area=1, bbox=(5, 0, 6, 1), centroid=(5.0, 0.0)),
+    ]
+
+
+def test_cosmic_fields_are_python_numbers():
+    (cosmic,) = count_cosmics(np.eye(3))
+    assert type(cosmic.area) is int
+    assert all(type(v) is int for v in cosmic.bbox)
+    assert all(type(v) is float for v in cosmic.centroid)
+
+
+def test_cosmic_is_frozen():
+    (cosmic,) = count_cosmics(np.eye(3))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cosmic.area = 5
+
+
+def test_empty_mask_has_no_cosmics():
+    empty = np.zeros((9, 9), bool)
+    assert count_cosmics(empty) == []
+    assert n_cosmics(empty) == 0
+    n, labels = label_cosmics(empty)
+    assert n == 0 and not labels.any()
+
+
+def test_counting_rejects_non_2d_mask():
+    with pytest.raises(ValueError, match=r"2-D.*\(2, 3, 4\)"):
+        count_cosmics(np.zeros((2, 3, 4)))
+
+
+def test_counting_a_512_frame_is_fast():
+    mask = np.random.default_rng(0).random((512, 512)) < 0.01
+    times = []
+    for _ in range(15):
+        start = time.perf_counter()
+        count_cosmics(mask)
+        times.append(time.perf_counter() - start)
+    # Generous bound for a shared machine; a per-pixel Python search takes far longer.
+    assert statistics.median(times) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("true_count", "pred_count", "expected"),
+    [
+        (10, 5, 0.5),
+        (10, 10, 1.0),
+        (10, 20, 1.0),  # over-counting is not punished
+        (0, 0, 1.0),
+        (0, 3, 0.0),
+        (4, 0, 0.0),
+    ],
+)
+def test_count_score(true_count, pred_count, expected):
+    assert count_score(true_count, pred_count) == expected
+
+
+def test_count_score_rejects_negative_counts():
+    with pytest.raises(ValueError, match="non-negative"):
+        count_score(-1, 2)
+
+
+def test_object_scores_hand_computed_case():
+    true = np.zeros((8, 8), bool)
+    true[0:2, 0:2] = True  # found by the first prediction
+    true[0, 5] = True  # missed
+    true[4, 4] = true[5, 5] = True  # one diagonal cosmic, found
+    pred = np.zeros((8, 8), bool)
+    pred[1, 1:3] = True  # overlaps the block
+    pred[5, 5] = True  # overlaps the diagonal cosmic
+    pred[7, 0] = True  # false detection
+    assert object_scores(true, pred) == {
+        "object_recall": pytest.approx(2 / 3),
+        "object_precision": pytest.approx(2 / 3),
+        "true_count": 3,
+        "pred_count": 3,
+        "matched_true": 2,
+        "matched_pred": 2,
+    }
+
+
+def test_one_predicted_cosmic_spanning_two_true_cosmics_finds_both():
+    true = np.array([[1, 0, 1]])
+    pred = np.array([[1, 1, 1]])
+    scores = object_scores(true, pred)
+    assert (scores["matched_true"], scores["matched_pred"]) == (2, 1)
+    assert scores["object_recall"] == 1.0
+    assert scores["object_precision"] == 1.0
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_object_scores_match_regionprops_reference(seed):
+    true, pred = random_pair(seed, shape=(40, 40), true_density=0.08, pred_density=0.08)
+    true_regions = regionprops(sk_label(true, connectivity=2))
+    pred_regions = regionprops(sk_label(pred, connectivity=2))
+    found = sum(pred[tuple(r.coords.T)].any() for r in true_regions)
+    correct = sum(true[tuple(r.coords.T)].any() for r in pred_regions)
+    scores = object_scores(true, pred)
+    assert scores["object_recall"] == pytest.approx(found / len(true_regions))
+    assert scores["object_precision"] == pytest.approx(correct / len(pred_regions))
+
+
+@pytest.mark.parametrize(
+    ("true", "pred", "expected"),
+    [
+        (np.zeros((3, 3)), np.zeros((3, 3)), 1.0),
+        (np.zeros((3, 3)), np.eye(3), 0.0),
+        (np.eye(3), np.zeros((3, 3)), 0.0),
+    ],
+    ids=["both-empty", "empty-truth", "empty-prediction"],
+)
+def test_object_scores_empty_conventions(true, pred, expected):
+    scores = object_scores(true, pred)
+    assert scores["object_recall"] == expected
+    assert scores["object_precision"] == expected
+
+
+def test_object_scores_shape_mismatch_raises_naming_both_shapes():
+    with pytest.raises(ValueError, match=r"\(4, 4\) and \(4, 5\)"):
+        object_scores(np.zeros((4, 4)), np.zeros((4, 5)))
+
+
+# --------------------------------------------------------------------------- #
+# Streaming Keras metrics
+# --------------------------------------------------------------------------- #
+
+KERAS_METRICS = {
+    "precision": CosmicPrecision,
+    "recall": CosmicRecall,
+    "specificity": CosmicSpecificity,
+    "iou": CosmicIoU,
+}
+
+
+def logits_for(pred):
+    """(B, H, W, 2) logits whose argmax is ``pred``, exact in bfloat16."""
+    one = pred.astype(np.float32)
+    return np.stack([1.0 - one, one], axis=-1)
+
+
+def skewed_batches():
+    """Three batches whose cosmic fractions and error rates differ widely."""
+    rng = np.random.default_rng(42)
+    batches = []
+    for true_density, noise in [(0.02, 0.01), (0.5, 0.4), (0.9, 0.05)]:
+        true = rng.random((2, 8, 8)) < true_density
+        pred = np.where(rng.random(true.shape) < noise, ~true, true)
+        batches.append((true, pred))
+    return batches
+
+
+def reference_value(name, true, pred):
+    t, p = true.ravel().astype(int), pred.ravel().astype(int)
+    return {
+        "precision": precision_score(t, p),
+        "recall": recall_score(t, p),
+        "specificity": recall_score(t, p, pos_label=0),
+        "iou": jaccard_score(t, p),
+    }[name]
+
+
+@pytest.mark.parametrize("name", KERAS_METRICS)
+def test_streaming_metric_equals_pooled_ratio_not_batch_mean(name):
+    metric = KERAS_METRICS[name]()
+    batches = skewed_batches()
+    for true, pred in batches:
+        metric.update_state(true[..., None].astype(np.uint8), logits_for(pred))
+    pooled = reference_value(
+        name,
+        np.concatenate([t.ravel() for t, _ in batches]),
+        np.concatenate([p.ravel() for _, p in batches]),
+    )
+    batch_mean = np.mean([reference_value(name, t, p) for t, p in batches])
+    assert float(metric.result()) == pytest.approx(pooled, abs=1e-6)
+    assert abs(pooled - batch_mean) > 0.02
+
+
+@pytest.mark.parametrize("name", KERAS_METRICS)
+def test_streaming_metric_default_name(name):
+    assert KERAS_METRICS[name]().name == name
+
+
+def test_streaming_metric_accepts_labels_without_channel_axis():
+    true, pred = skewed_batches()[1]
+    with_axis, without_axis = CosmicPrecision(), CosmicPrecision()
+    with_axis.update_state(true[..., None], logits_for(pred))
+    without_axis.update_state(true, logits_for(pred))
+    assert float(with_axis.result()) == float(without_axis.result())
+
+
+def test_reset_state_zeroes_the_counts():
+    metric = CosmicRecall()
+    true, pred = skewed_batches()[0]
+    metric.update_state(true, logits_for(pred))
+    metric.reset_state()
+    assert [float(v) for v in metric.variables] == [0.0, 0.0, 0.0, 0.0]
+    true, pred = skewed_batches()[2]
+    metric.update_state(true, logits_for(pred))
+    assert float(metric.result()) == pytest.approx(reference_value("recall", true, pred))
+
+
+def test_streaming_metrics_follow_empty_conventions():
+    empty = np.zeros((1, 4, 4), bool)
+    cosmic = empty.copy()
+    cosmic[0, 1, 1] = True
+    for metric_class in KERAS_METRICS.values():
+        both_empty = metric_class()
+        both_empty.update_state(empty, logits_for(empty))
+        assert float(both_empty.result()) == 1.0
+    for metric_class in (CosmicPrecision, CosmicRecall, CosmicIoU):
+        missed = metric_class()
+        missed.update_state(cosmic, logits_for(empty))
+        assert float(missed.result()) == 0.0
+
+
+def test_streaming_metric_weighs_pixels_by_sample_weight():
+    true, pred = skewed_batches()[1]
+    weights = np.array([0.25, 3.0])
+    metric = CosmicPrecision()
+    metric.update_state(true, logits_for(pred), sample_weight=weights)
+    pixel_weights = np.broadcast_to(weights[:, None, None], true.shape).ravel()
+    expected = precision_score(true.ravel(), pred.ravel(), sample_weight=pixel_weights)
+    assert float(metric.result()) == pytest.approx(expected)
+
+
+def test_streaming_metric_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 8, 8\).*\(2, 8, 9, 2\)"):
+        CosmicIoU().update_state(np.zeros((2, 8, 8, 1)), np.zeros((2, 8, 9, 2)))
+
+
+def test_streaming_metric_accepts_bfloat16_logits_in_a_graph():
+    metric = CosmicIoU()
+    batches = skewed_batches()
+
+    @tf.function
+    def update(true, logits):
+        metric.update_state(true, logits)
+
+    for true, pred in batches:
+        update(tf.constant(true[..., None], tf.uint8), tf.constant(logits_for(pred), tf.bfloat16))
+    pooled = reference_value(
+        "iou",
+        np.concatenate([t.ravel() for t, _ in batches]),
+        np.concatenate([p.ravel() for _, p in batches]),
+    )
+    assert float(metric.result()) == pytest.approx(pooled, abs=1e-6)
+
+
+def test_streaming_metric_config_round_trips():
+    metric = CosmicSpecificity(name="val_spec")
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(metric))
+    assert type(restored) is CosmicSpecificity
+    assert restored.name == "val_spec"
+
+
+@pytest.fixture(scope="module")
+def tiny_model_data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 16, 16, 3)).astype(np.float32)
+    y = (x[..., :1] > 0.8).astype(np.uint8)
+    return x, y
+
+
+def tiny_model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(2, 1)])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[cls() for cls in KERAS_METRICS.values()],
+    )
+    return model
+
+
+def test_metrics_work_in_compile_fit_and_evaluate(tiny_model_data):
+    x, y = tiny_model_data
+    model = tiny_model()
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert set(KERAS_METRICS) <= set(history.history)
+    results = model.evaluate(x, y, batch_size=5, verbose=0, return_dict=True)
+    logits = model.predict(x, batch_size=5, verbose=0)
+    pred = logits[..., 1] > logits[..., 0]
+    for name in KERAS_METRICS:
+        assert 0.0 < results[name] < 1.0
+        assert results[name] == pytest.approx(reference_value(name, y[..., 0] > 0, pred), abs=1e-6)
+
+
+def test_metrics_survive_model_save_and_load(tiny_model_data, tmp_path):
+    x, y = tiny_model_data
+    model = tiny_model()
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    before = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    after = loaded.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    for name in KERAS_METRICS:
+        assert after[name] == pytest.approx(before[name])

@@ -1,0 +1,264 @@
+"""DeepLabV3+ builder, backbone weights, save and load."""
+
+from __future__ import annotations
+
+import urllib.error
+import warnings
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from segcore.errors import InputFileError
+from segcore.model import (
+    HIGH_LEVEL_LAYER,
+    LOW_LEVEL_LAYER,
+    ResizeLike,
+    backbone_layer_names,
+    build_deeplabv3plus,
+    count_parameters,
+    load_model,
+    save_model,
+    set_backbone_trainable,
+)
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    built, weights_used = build_deeplabv3plus(backbone_weights="none")
+    assert weights_used == "random"
+    return built
+
+
+@pytest.fixture(scope="module")
+def plain_resnet():
+    """A stock Keras ResNet50 (no top) with seeded random weights: the reference backbone."""
+    keras.utils.set_random_seed(7)
+    return keras.applications.ResNet50(include_top=False, weights=None)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    rng = np.random.default_rng(0)
+    return rng.uniform(-1.0, 1.0, (2, 64, 64, 3)).astype(np.float32)
+
+
+def write_imagenet_h5(resnet, path):
+    """Write weights in the layout of Keras' ImageNet "notop" .h5 files."""
+    with h5py.File(path, "w") as f:
+        with_weights = [layer for layer in resnet.layers if layer.weights]
+        f.attrs["layer_names"] = [layer.name.encode() for layer in with_weights]
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = b"2.2.4"
+        for layer in with_weights:
+            group = f.create_group(layer.name)
+            names = [f"{layer.name}/{w.name}:0" for w in layer.weights]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            for name, weight in zip(names, layer.weights):
+                group.create_dataset(name, data=weight.numpy())
+
+
+def kernel(model, name):
+    return model.get_layer(name).kernel.numpy()
+
+
+def test_logits_keep_the_input_size(model):
+    for shape in [(1, 64, 64, 3), (2, 96, 128, 3)]:
+        logits = model(np.zeros(shape, np.float32), training=False)
+        assert tuple(logits.shape) == shape[:3] + (2,)
+
+
+def test_logits_are_float32_and_not_squashed(model, frames):
+    logits = model.predict(frames, verbose=0)
+    assert logits.dtype == np.float32
+    assert logits.min() < 0.0 and logits.max() > 1.0
+    assert not np.allclose(logits.sum(axis=-1), 1.0)
+
+
+def test_pyramid_has_the_published_branches(model):
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    dilations = {layer.dilation_rate[0] for layer in convs}
+    assert {6, 12, 18} <= dilations
+    assert any(layer.filters == 48 and layer.kernel_size == (1, 1) for layer in convs)
+    # conv4_block6_2_relu is the bottleneck's inner 3x3 output: 256 channels.
+    assert kernel(model, "aspp_1x1_conv").shape == (1, 1, 256, 256)
+    assert kernel(model, "aspp_project_conv").shape == (1, 1, 5 * 256, 256)
+    assert not any(model.get_layer(f"aspp_{b}_conv").use_bias for b in ("1x1", "rate6", "rate12", "rate18"))
+
+
+def test_decoder_uses_3x3_blocks_and_two_dropouts(model):
+    assert model.get_layer("decoder_block1_conv").kernel_size == (3, 3)
+    assert model.get_layer("decoder_block2_conv").kernel_size == (3, 3)
+    assert kernel(model, "decoder_block1_conv").shape == (3, 3, 256 + 48, 256)
+    rates = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert rates == [0.2, 0.2]
+    assert sum(isinstance(layer, ResizeLike) for layer in model.layers) == 3
+    assert model.get_layer("logits_conv").filters == 2
+
+
+def test_backbone_taps_resnet50_at_stride_4_and_16(model, plain_resnet):
+    names = backbone_layer_names(model)
+    reference = {layer.name for layer in plain_resnet.layers}
+    assert set(names) <= reference
+    assert {"conv1_conv", "conv1_bn", LOW_LEVEL_LAYER, HIGH_LEVEL_LAYER} <= set(names)
+    assert not any(name.startswith("conv5") for name in names)
+    assert not any(name.startswith(("aspp", "decoder", "logits")) for name in names)
+    # 64 / 4 and 64 / 16: the low- and high-level feature maps.
+    probe = keras.Model(model.input, [model.get_layer(LOW_LEVEL_LAYER).output, model.get_layer(HIGH_LEVEL_LAYER).output])
+    low, high = probe(np.zeros((1, 64, 64, 3), np.float32))
+    assert tuple(low.shape) == (1, 16, 16, 64)
+    assert tuple(high.shape) == (1, 4, 4, 256)
+
+
+@pytest.mark.parametrize("shape", [(100, 100, 3), (64, 72, 3), (64, 64, 1)])
+def test_fixed_size_not_multiple_of_16_is_refused(shape):
+    with pytest.raises(ValueError, match="multiples of 16|\\(H, W, 3\\)"):
+        build_deeplabv3plus(input_shape=shape, backbone_weights="none")
+
+
+def test_freeze_backbone_freezes_every_resnet_layer(model):
+    frozen, _ = build_deeplabv3plus(backbone_weights="none", freeze_backbone=True)
+    names = backbone_layer_names(frozen)
+    assert not any(frozen.get_layer(name).trainable for name in names)
+    assert not frozen.get_layer("conv3_block1_1_bn").trainable
+    assert frozen.get_layer("aspp_project_bn").trainable
+    assert count_parameters(frozen, trainable_only=True) < count_parameters(model, trainable_only=True)
+    assert count_parameters(frozen) == count_parameters(model)
+
+    set_backbone_trainable(frozen, True)
+    assert all(frozen.get_layer(name).trainable for name in names)
+    assert count_parameters(frozen, trainable_only=True) == count_parameters(model, trainable_only=True)
+
+
+def test_backbone_loads_from_a_keras_weights_file(tmp_path, plain_resnet):
+    path = tmp_path / "resnet50_notop.weights.h5"
+    plain_resnet.save_weights(path)
+    loaded, weights_used = build_deeplabv3plus(backbone_weights=str(path))
+    assert weights_used == f"file:{path}"
+    for name in ("conv1_conv", "conv2_block3_2_conv", "conv4_block6_2_conv"):
+        np.testing.assert_array_equal(kernel(loaded, name), kernel(plain_resnet, name))
+    np.testing.assert_array_equal(
+        loaded.get_layer("conv4_block6_2_bn").moving_variance.numpy(),
+        plain_resnet.get_layer("conv4_block6_2_bn").moving_variance.numpy(),
+    )
+
+
+def test_imagenet_weights_come_from_the_keras_cache_file(tmp_path, plain_resnet, monkeypatch):
+    path = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    write_imagenet_h5(plain_resnet, path)
+    monkeypatch.setattr(keras.utils, "get_file", lambda *args, **kwargs: str(path))
+    loaded, weights_used = build_deeplabv3plus(backbone_weights="imagenet")
+    assert weights_used == "imagenet"
+    np.testing.assert_array_equal(kernel(loaded, "conv3_block4_3_conv"), kernel(plain_resnet, "conv3_block4_3_conv"))
+
+    # The same file given as a path.
+    _, weights_used = build_deeplabv3plus(backbone_weights=path)
+    assert weights_used == f"file:{path}"
+
+
+def test_imagenet_unreachable_falls_back_to_random_with_a_warning(monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.warns(RuntimeWarning, match="ImageNet weights .* could not be loaded.*random initialisation"):
+        _, weights_used = build_deeplabv3plus(input_shape=(64, 64, 3), backbone_weights="imagenet")
+    assert weights_used.startswith("random: ImageNet weights unavailable (")
+    assert "no network" in weights_used
+
+
+def test_corrupt_imagenet_cache_file_falls_back_to_random(tmp_path, monkeypatch):
+    path = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    path.write_bytes(b"not an hdf5 file")
+    monkeypatch.setattr(keras.utils, "get_file", lambda *args, **kwargs: str(path))
+    with pytest.warns(RuntimeWarning, match="ImageNet weights"):
+        _, weights_used = build_deeplabv3plus(input_shape=(64, 64, 3), backbone_weights="imagenet")
+    assert weights_used.startswith("random: ImageNet weights unavailable")
+
+
+def test_missing_backbone_file_is_an_input_file_error(tmp_path):
+    path = tmp_path / "absent.weights.h5"
+    with pytest.raises(InputFileError, match="absent.weights.h5") as caught:
+        build_deeplabv3plus(backbone_weights=path)
+    assert caught.value.path == str(path)
+
+
+def test_backbone_file_of_another_model_is_an_input_file_error(tmp_path):
+    other = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
+    path = tmp_path / "other.weights.h5"
+    other.save_weights(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no stray Keras warnings either
+        with pytest.raises(InputFileError, match="other.weights.h5: not a ResNet50"):
+            build_deeplabv3plus(input_shape=(64, 64, 3), backbone_weights=path)
+
+
+def test_separable_variant_is_lighter(model):
+    light, _ = build_deeplabv3plus(backbone_weights="none", separable=True, decoder_kernel=7)
+    assert count_parameters(light) < count_parameters(model)
+    separable = {layer.name: layer for layer in light.layers if isinstance(layer, keras.layers.SeparableConv2D)}
+    assert {separable[f"aspp_rate{r}_sepconv"].dilation_rate for r in (6, 12, 18)} == {(6, 6), (12, 12), (18, 18)}
+    assert separable["decoder_block1_sepconv"].kernel_size == (7, 7)
+    assert tuple(light(np.zeros((1, 64, 64, 3), np.float32)).shape) == (1, 64, 64, 2)
+
+
+def test_save_and_load_give_identical_predictions(tmp_path, model, frames):
+    path = tmp_path / "runs" / "model.keras"
+    save_model(model, path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.keras"]
+    restored = load_model(path, compile=False)
+    np.testing.assert_array_equal(restored.predict(frames, verbose=0), model.predict(frames, verbose=0))
+    assert isinstance(restored.get_layer("decoder_upsample4"), ResizeLike)
+    assert backbone_layer_names(restored) == backbone_layer_names(model)
+
+
+def test_saved_compiled_model_resumes_with_its_optimizer(tmp_path, model, frames):
+    model = keras.models.clone_model(model)  # training must not change the shared model
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-4),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        run_eagerly=True,  # one step: tracing the graph would cost more than the step
+    )
+    labels = (frames[..., :1] > 0.9).astype(np.uint8)
+    model.fit(frames, labels, batch_size=2, epochs=1, verbose=0)
+    path = tmp_path / "trained.keras"
+    save_model(model, path)
+    restored = load_model(path)
+    assert int(restored.optimizer.iterations.numpy()) == 1
+    np.testing.assert_allclose(float(restored.optimizer.learning_rate.numpy()), 1e-4, rtol=1e-6)
+
+
+def test_save_refuses_other_suffixes(tmp_path, model):
+    with pytest.raises(ValueError, match=".keras"):
+        save_model(model, tmp_path / "model.h5")
+
+
+def test_load_missing_or_corrupt_file_is_an_input_file_error(tmp_path):
+    missing = tmp_path / "missing.keras"
+    with pytest.raises(InputFileError, match="missing.keras"):
+        load_model(missing)
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"this is not a zip archive")
+    with pytest.raises(InputFileError, match="corrupt.keras: not a readable Keras model"):
+        load_model(corrupt)
+
+
+class UnregisteredLoss(keras.losses.Loss):
+    """A loss Keras cannot find again when loading."""
+
+    def call(self, y_true, y_pred):
+        return keras.ops.mean(y_pred)
+
+
+def test_model_whose_training_setup_cannot_be_restored_loads_uncompiled(tmp_path, model, frames):
+    compiled = keras.models.clone_model(model)
+    compiled.set_weights(model.get_weights())
+    compiled.compile(optimizer="adam", loss=UnregisteredLoss())
+    path = tmp_path / "custom_loss.keras"
+    save_model(compiled, path)
+    with pytest.warns(RuntimeWarning, match="custom_loss.keras: training configuration could not be restored"):
+        restored = load_model(path)
+    assert not restored.compiled
+    np.testing.assert_array_equal(restored.predict(frames, verbose=0), model.predict(frames, verbose=0))

@@ -1,0 +1,174 @@
+"""Training on a tiny simulated dataset: schedule, listeners, checkpoints, cancel, resume.
+
+One short run is shared by most tests, since building ResNet50 costs seconds.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from segcore.errors import SegcoreError
+from segcore.listeners import CancelToken, TrainingListener
+from segcore.synth import generate_dataset
+from segcore.trainer import TrainConfig, learning_rate_at, train
+
+STEPS = 4
+
+
+class Recorder(TrainingListener):
+    def __init__(self, cancel_at=None, token=None):
+        self.events = []
+        self.cancel_at, self.token = cancel_at, token
+
+    def on_train_begin(self, start):
+        self.events.append(("begin", start))
+
+    def on_epoch_begin(self, epoch):
+        self.events.append(("epoch_begin", epoch))
+
+    def on_batch_end(self, epoch, step, steps, logs):
+        self.events.append(("batch", epoch, step, steps, logs))
+        if self.cancel_at == (epoch, step):
+            self.token.cancel()
+
+    def on_epoch_end(self, epoch, logs):
+        self.events.append(("epoch_end", epoch, logs))
+
+    def on_train_end(self, end):
+        self.events.append(("end", end))
+
+    def of(self, kind):
+        return [e for e in self.events if e[0] == kind]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    generate_dataset(root, n_train=6, n_validation=2, n_test=2, size=64, seed=3)
+    return root
+
+
+def _config(dataset, out, **overrides):
+    values = dict(
+        data_dir=str(dataset),
+        out=str(out),
+        crop_size=64,
+        batch_size=2,
+        epochs=3,
+        steps_per_epoch=STEPS,
+        learning_rate=1e-4,
+        backbone_weights="none",
+        seed=1,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "model.keras"
+    recorder = Recorder()
+    end = train(_config(dataset, out), listeners=[recorder])
+    return out, end, recorder
+
+
+def test_schedule_is_flat_for_two_epochs_then_decays():
+    rates = [learning_rate_at(e, 1e-4) for e in range(5)]
+    expected = [1e-4, 1e-4, 1e-4 * math.exp(-0.1), 1e-4 * math.exp(-0.2), 1e-4 * math.exp(-0.3)]
+    np.testing.assert_allclose(rates, expected)
+
+
+def test_training_loss_falls(trained):
+    _, end, _ = trained
+    losses = end.history["loss"]
+    assert end.status == "finished" and end.epochs_run == 3
+    assert losses[-1] < losses[0]
+
+
+def test_epoch_learning_rates_follow_the_schedule(trained):
+    _, end, _ = trained
+    np.testing.assert_allclose(end.history["learning_rate"], [learning_rate_at(e, 1e-4) for e in range(3)], rtol=1e-6)
+
+
+def test_listener_sees_every_batch_and_epoch_in_order(trained):
+    _, end, recorder = trained
+    begin = recorder.of("begin")[0][1]
+    assert begin.steps_per_epoch == STEPS and begin.initial_epoch == 0 and begin.backbone_weights == "random"
+    batches = recorder.of("batch")
+    assert [(b[1], b[2]) for b in batches] == [(e, s) for e in range(3) for s in range(1, STEPS + 1)]
+    epochs = recorder.of("epoch_end")
+    assert [e[1] for e in epochs] == [0, 1, 2]
+    expected = {"loss", "val_loss", "accuracy", "precision", "recall", "specificity", "iou", "learning_rate"}
+    assert expected <= set(epochs[0][2])
+    assert recorder.events[-1][0] == "end" and recorder.events[-1][1] is end
+
+
+def test_checkpoints_and_state_are_written(trained):
+    out, end, _ = trained
+    folder = out.with_name("model_checkpoints")
+    assert out.exists() and (folder / "best.keras").exists() and (folder / "last.keras").exists()
+    state = json.loads((folder / "state.json").read_text())
+    assert state["epochs_done"] == 3
+    assert state["best_epoch"] == end.best_epoch
+    assert state["best_val_loss"] == pytest.approx(min(end.history["val_loss"]))
+
+
+def test_saved_model_holds_the_best_epoch_weights(trained):
+    from segcore.model import load_model
+
+    out, end, _ = trained
+    best = load_model(out.with_name("model_checkpoints") / "best.keras", compile=False)
+    final = load_model(out, compile=False)
+    for a, b in zip(best.get_weights(), final.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_continues_from_the_last_epoch(trained, dataset):
+    out, end, _ = trained
+    recorder = Recorder()
+    resumed = train(_config(dataset, out, epochs=4, resume=True), listeners=[recorder])
+    assert recorder.of("begin")[0][1].initial_epoch == 3
+    assert [e[1] for e in recorder.of("epoch_end")] == [3]
+    assert resumed.epochs_run == 4 and len(resumed.history["loss"]) == 4
+    assert resumed.history["loss"][:3] == end.history["loss"]
+
+
+def test_cancel_stops_after_the_current_batch_and_keeps_the_best_checkpoint(dataset, tmp_path):
+    token = CancelToken()
+    recorder = Recorder(cancel_at=(1, 2), token=token)
+    end = train(_config(dataset, tmp_path / "m.keras", epochs=5), listeners=[recorder], cancel=token)
+    assert end.status == "cancelled"
+    assert recorder.of("batch")[-1][1:3] == (1, 2)
+    assert end.epochs_run == 1 and end.best_epoch == 0
+    assert (tmp_path / "m_checkpoints" / "best.keras").exists()
+
+
+def test_cancel_file_from_another_process_is_honoured(tmp_path):
+    flag = tmp_path / "stop"
+    token = CancelToken(flag)
+    assert not token.cancelled
+    flag.touch()
+    assert token.cancelled
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(SegcoreError, match="not found"):
+        train(_config(tmp_path / "nowhere", tmp_path / "m.keras"))
+
+
+def test_dataset_without_training_masks_is_a_clear_error(tmp_path):
+    (tmp_path / "Train").mkdir()
+    with pytest.raises(SegcoreError, match="no training frames"):
+        train(_config(tmp_path, tmp_path / "m.keras"))
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("crop_size", 100, "multiple of 16"), ("batch_size", 0, "batch size"), ("out", "m.h5", ".keras")],
+)
+def test_impossible_settings_are_refused(tmp_path, field, value, message):
+    values = {"data_dir": str(tmp_path), "out": str(tmp_path / "m.keras"), field: value}
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**values)
