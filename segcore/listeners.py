@@ -40,6 +40,8 @@ class TrainingEnd:
     backbone_weights: str
     history: dict[str, list[float]] = field(default_factory=dict)
     error: str | None = None
+    #: why training ended: "epochs", "early stopping", "time limit", "cancelled" or "error"
+    stop_reason: str | None = None
 
 
 class TrainingListener:
@@ -123,4 +125,5 @@ class ConsoleProgress(TrainingListener):
         if self._bar is not None:
             self._bar.close()
         best = f", best epoch {end.best_epoch + 1} (val_loss {end.best_val_loss:.4f})" if end.best_epoch is not None else ""
-        print(f"Training {end.status} after {end.epochs_run} epochs{best}.", file=self._stream, flush=True)
+        reason = f" ({end.stop_reason})" if end.stop_reason and end.stop_reason != end.status else ""
+        print(f"Training {end.status}{reason} after {end.epochs_run} epochs{best}.", file=self._stream, flush=True)

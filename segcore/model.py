@@ -362,7 +362,7 @@ def load_model(path, compile: bool = True):
     if not path.endswith(".keras"):
         raise InputFileError(path, "model files must end with .keras")
     try:
-        import segcore.metrics  # noqa: F401  (registers the training metrics for deserialisation)
+        import segcore.training_metrics  # noqa: F401  (registers the training metrics for deserialisation)
     except ImportError:
         pass
     try:

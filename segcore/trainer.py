@@ -14,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import time
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     resume: bool = False
     mixed_precision: str = "auto"
+    time_limit_minutes: float | None = None
 
     def __post_init__(self):
         problems = []
@@ -69,6 +71,8 @@ class TrainConfig:
             problems.append(f"mixed precision must be one of {', '.join(PRECISION_POLICIES)} (got {self.mixed_precision!r})")
         if not str(self.out).endswith(".keras"):
             problems.append(f"output model path must end in .keras (got {self.out!r})")
+        if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
+            problems.append(f"time limit must be positive minutes (got {self.time_limit_minutes})")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -161,7 +165,7 @@ def _default_steps(pairs, crop_size: int, batch_size: int) -> int:
 def _compile(model, learning_rate: float):
     import keras
 
-    from .metrics import CosmicIoU, CosmicPrecision, CosmicRecall, CosmicSpecificity
+    from .training_metrics import CosmicIoU, CosmicPrecision, CosmicRecall, CosmicSpecificity
 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
@@ -193,11 +197,15 @@ class _Control:
                 self.config, self.listeners, self.cancel = config, listeners, cancel
                 self.state, self.steps = state, steps
                 self.cancelled = False
+                self.out_of_time = False
+                self.started = time.monotonic()
+                self.epoch_started = self.started
 
             def on_epoch_begin(self, epoch, logs=None):
                 rate = learning_rate_at(epoch, self.config.learning_rate, self.config.flat_epochs, self.config.decay_rate)
                 self.model.optimizer.learning_rate.assign(rate)
                 self.state["epoch_in_progress"] = epoch
+                self.epoch_started = time.monotonic()
                 for listener in self.listeners:
                     listener.on_epoch_begin(epoch)
 
@@ -232,6 +240,12 @@ class _Control:
                     listener.on_epoch_end(epoch, values)
                 if state["wait"] >= self.config.patience:
                     self.model.stop_training = True
+                if self.config.time_limit_minutes:
+                    # Stop when another epoch like this one would overrun the limit.
+                    now = time.monotonic()
+                    if now + (now - self.epoch_started) - self.started > 60 * self.config.time_limit_minutes:
+                        self.out_of_time = True
+                        self.model.stop_training = True
 
         return Control(*args, **kwargs)
 
@@ -343,6 +357,15 @@ def train(
             model_path=str(config.out) if state["epochs_done"] > 0 else None,
             backbone_weights=weights_used,
             history=state["history"],
+            stop_reason=(
+                "cancelled"
+                if control.cancelled
+                else "time limit"
+                if control.out_of_time
+                else "early stopping"
+                if state["wait"] >= config.patience
+                else "epochs"
+            ),
         )
     except BaseException as exc:
         end = TrainingEnd(
@@ -356,6 +379,7 @@ def train(
             backbone_weights=weights_used,
             history=state.get("history", {}),
             error=f"{type(exc).__name__}: {exc}" if str(exc) else "".join(traceback.format_exception_only(exc)).strip(),
+            stop_reason="error",
         )
         for listener in listeners:
             listener.on_train_end(end)

@@ -1,0 +1,159 @@
+"""Quality benchmark: simulate a dataset, train on the CPU under a time limit, evaluate.
+
+    python bench/quality.py                      # the recorded configuration
+    python bench/quality.py --minutes 5 --n-train 40 --n-test 10   # a quick look
+
+Writes ``<out>/result.json`` and appends a section to ``bench/RESULTS.md`` with the
+command that produced it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from segcore.data import pair_split  # noqa: E402
+from segcore.listeners import ConsoleProgress  # noqa: E402
+from segcore.synth import generate_dataset  # noqa: E402
+from segcore.trainer import TrainConfig, train  # noqa: E402
+
+TARGETS = {"pooled_f1": 0.85, "count_score": 0.9}
+
+
+def simulate(args, data_dir: Path) -> None:
+    marker = data_dir / "synth.json"
+    wanted = dict(n_train=args.n_train, n_validation=args.n_validation, n_test=args.n_test, size=args.size, seed=args.seed)
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        print(f"reusing simulated data in {data_dir}")
+        return
+    from tqdm import tqdm
+
+    total = args.n_train + args.n_validation + args.n_test
+    with tqdm(total=total, desc="simulating", unit="frame") as bar:
+        generate_dataset(data_dir, progress=lambda done, _: bar.update(done - bar.n), overwrite=True, **wanted)
+    marker.write_text(json.dumps(wanted))
+
+
+def evaluate(model_path: Path, data_dir: Path, threshold: float) -> dict:
+    from tqdm import tqdm
+
+    from segcore.evaluator import evaluate_pairs, predict_probabilities
+    from segcore.io import read_frame
+    from segcore.model import load_model
+
+    model = load_model(model_path, compile=False)
+    pairs = pair_split(data_dir, "Test").pairs
+    frame = read_frame(pairs[0][0])
+    predict_probabilities(model, frame)  # trace the graph once before timing
+    started = time.perf_counter()
+    repeats = 5
+    for _ in range(repeats):
+        predict_probabilities(model, frame)
+    seconds_per_frame = (time.perf_counter() - started) / repeats
+    with tqdm(total=len(pairs), desc="evaluating", unit="frame") as bar:
+        result = evaluate_pairs(model, pairs, threshold=threshold, progress=lambda done, _: bar.update(done - bar.n))
+    summary = result.to_json_dict()
+    summary["seconds_per_frame"] = seconds_per_frame
+    summary["frame_shape"] = list(frame.shape)
+    summary["object_recall"] = float(result.per_image["object_recall"].mean())
+    summary["object_precision"] = float(result.per_image["object_precision"].mean())
+    summary["true_count_total"] = int(result.per_image["true_count"].sum())
+    summary["pred_count_total"] = int(result.per_image["pred_count"].sum())
+    return summary
+
+
+def record(args, end, scores: dict, train_seconds: float, out: Path) -> None:
+    command = "python bench/quality.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    pooled = scores["pooled"]
+    met_f1 = pooled["f1"] >= TARGETS["pooled_f1"]
+    met_count = scores["count_score"] >= TARGETS["count_score"]
+    lines = [
+        f"\n## Quality on simulated frames ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)\n",
+        f"Command: `{command}`\n",
+        f"Machine: {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, no GPU. "
+        f"Data: {args.n_train} train / {args.n_validation} validation / {args.n_test} test frames of "
+        f"{args.size}x{args.size}, seed {args.seed}. Training: crop {args.crop}, batch {args.batch}, "
+        f"learning rate {args.lr}, {args.steps_per_epoch} steps per epoch, backbone weights "
+        f"`{end.backbone_weights}`, precision {args.precision}, time limit {args.minutes} min.\n",
+        f"Training ran {train_seconds / 60:.1f} min, {end.epochs_run} epochs ({end.stop_reason}); "
+        f"best epoch {None if end.best_epoch is None else end.best_epoch + 1}.\n",
+        "| metric (Test split, threshold %.2f) | value | target |" % scores["threshold"],
+        "| --- | --- | --- |",
+        f"| pooled pixel F1 | {pooled['f1']:.4f} | >= {TARGETS['pooled_f1']} {'met' if met_f1 else 'MISSED'} |",
+        f"| pooled pixel precision / recall | {pooled['precision']:.4f} / {pooled['recall']:.4f} | |",
+        f"| mean count score | {scores['count_score']:.4f} | >= {TARGETS['count_score']} {'met' if met_count else 'MISSED'} |",
+        f"| mean IoU / Dice / F1 per image | {scores['iou']:.4f} / {scores['dice']:.4f} / {scores['f1']:.4f} | |",
+        f"| mean object recall / precision | {scores['object_recall']:.4f} / {scores['object_precision']:.4f} | |",
+        f"| cosmics true / predicted (all test frames) | {scores['true_count_total']} / {scores['pred_count_total']} | |",
+        f"| evaluation speed | {scores['seconds_per_frame']:.3f} s per {scores['frame_shape'][0]}x{scores['frame_shape'][1]} frame | |",
+        "",
+    ]
+    results = Path(args.results)
+    if not results.exists():
+        results.write_text("# Benchmark results\n\nEach section says the command that produced it.\n")
+    with results.open("a") as handle:
+        handle.write("\n".join(lines))
+    (out / "result.json").write_text(
+        json.dumps({"scores": scores, "train_seconds": train_seconds, "end": {k: v for k, v in vars(end).items()}}, indent=2, default=str)
+    )
+    print("\n".join(lines))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "quality"))
+    parser.add_argument("--n-train", type=int, default=300)
+    parser.add_argument("--n-validation", type=int, default=20)
+    parser.add_argument("--n-test", type=int, default=60)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=6)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--steps-per-epoch", type=int, default=150)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--minutes", type=float, default=45.0, help="training time limit")
+    parser.add_argument("--precision", default="float32")
+    parser.add_argument("--backbone-weights", default="imagenet")
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"), help="Markdown file to append to")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    data_dir = out / "data"
+    out.mkdir(parents=True, exist_ok=True)
+    simulate(args, data_dir)
+    config = TrainConfig(
+        data_dir=str(data_dir),
+        out=str(out / "model.keras"),
+        crop_size=args.crop,
+        batch_size=args.batch,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        steps_per_epoch=args.steps_per_epoch,
+        backbone_weights=args.backbone_weights,
+        seed=args.seed,
+        mixed_precision=args.precision,
+        time_limit_minutes=args.minutes,
+    )
+    started = time.perf_counter()
+    end = train(config, listeners=[ConsoleProgress()])
+    train_seconds = time.perf_counter() - started
+    scores = evaluate(Path(config.out), data_dir, args.threshold)
+    record(args, end, scores, train_seconds, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
