@@ -1,0 +1,119 @@
+"""The command line, run in-process on a tiny simulated dataset."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from segcore import io
+from segcore.__main__ import main
+from segcore.data import pair_split
+from segcore.evaluator import evaluate_pairs
+from segcore.model import load_model
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "data"
+    assert main(["synth", str(root), "--n", "10", "--size", "64", "--seed", "4", "--real", "2"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_path(dataset):
+    out = dataset.parent / "model.keras"
+    code = main(
+        ["train", "--data", str(dataset), "--out", str(out), "--crop-size", "64", "--batch-size", "2", "--epochs", "1",
+         "--steps-per-epoch", "2", "--backbone-weights", "none"]
+    )
+    assert code == 0
+    return out
+
+
+def test_synth_writes_the_layout_with_a_70_15_15_split(dataset):
+    counts = {split: len(pair_split(dataset, split).pairs) for split in ("Train", "Validation", "Test")}
+    assert counts == {"Train": 6, "Validation": 2, "Test": 2}
+    assert len(list((dataset / "Real").iterdir())) == 2
+
+
+def test_synth_refuses_to_mix_into_an_existing_dataset(dataset, capsys):
+    assert main(["synth", str(dataset), "--n", "4", "--size", "64"]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_train_writes_model_and_checkpoints(model_path, capsys):
+    assert model_path.exists()
+    assert (model_path.parent / "model_checkpoints" / "best.keras").exists()
+
+
+def test_evaluate_json_matches_the_evaluator(dataset, model_path, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model_path), "--data", str(dataset), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    for key in ("iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "count_score"):
+        assert key in printed
+    assert set(printed["pooled"]) >= {"precision", "recall", "f1"}
+    reference = evaluate_pairs(load_model(model_path, compile=False), pair_split(dataset, "Test").pairs)
+    assert printed["iou"] == pytest.approx(reference.per_image["iou"].mean())
+    assert printed["pooled"]["f1"] == pytest.approx(reference.pooled["f1"])
+
+
+def test_evaluate_table_and_csv(dataset, model_path, tmp_path, capsys):
+    table = tmp_path / "per_image.csv"
+    assert main(["evaluate", "--model", str(model_path), "--data", str(dataset), "--split", "Validation", "--csv", str(table)]) == 0
+    assert "pooled over 2 frames" in capsys.readouterr().out
+    with table.open() as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+
+
+def test_predict_writes_masks_and_counts(dataset, model_path, tmp_path):
+    frames = sorted((dataset / "Real").iterdir())
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(model_path), *map(str, frames), "--out", str(out), "--overlays"]) == 0
+    with (out / "counts.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["file"] for r in rows] == [str(f) for f in frames]
+    for row, frame in zip(rows, frames):
+        mask = io.read_mask(row["mask"], shape=io.image_shape(frame))
+        from segcore.metrics import n_cosmics
+
+        assert int(row["cosmics"]) == n_cosmics(mask)
+        assert int(row["cosmic_pixels"]) == int(mask.sum())
+        assert (out / f"{frame.stem}_overlay.png").exists()
+
+
+def test_predict_reports_a_bad_file_by_name_and_goes_on(dataset, model_path, tmp_path, capsys):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    good = sorted((dataset / "Real").iterdir())[0]
+    assert main(["predict", "--model", str(model_path), str(bad), str(good), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {bad}" in err and "Traceback" not in err
+    assert (tmp_path / "o" / f"{good.stem}.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "--model", "{tmp}/missing.keras", "--data", "{data}"], "missing.keras"),
+        (["evaluate", "--model", "{model}", "--data", "{tmp}/empty"], "no frames with masks"),
+        (["train", "--data", "{tmp}/nowhere", "--out", "{tmp}/m.keras", "--backbone-weights", "none"], "not found"),
+        (["train", "--data", "{data}", "--out", "{tmp}/m.keras", "--crop-size", "100"], "multiple of 16"),
+        (["synth", "{tmp}/s", "--n", "2", "--validation", "1", "--test", "1"], "no training frames"),
+    ],
+)
+def test_bad_input_is_one_clear_line(argv, message, dataset, model_path, tmp_path, capsys):
+    argv = [a.format(tmp=tmp_path, data=dataset, model=model_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and "Traceback" not in err
+
+
+def test_module_runs_as_a_program(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "segcore", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "synth" in done.stdout and "predict" in done.stdout
+    np.testing.assert_equal(done.stderr.count("Traceback"), 0)
