@@ -1,0 +1,177 @@
+"""The store and the run manager: everything a user uploads, edits, trains and evaluates.
+
+SQLAlchemy 2.x on SQLite by default (``<COSMICS_HOME>/cosmics.db``, WAL mode), or any
+SQLAlchemy URL in ``COSMICS_DB_URL`` (e.g. ``postgresql+psycopg://user@host/cosmics``).
+Files (frames, masks, checkpoints, predictions) live under ``COSMICS_HOME`` (default
+``./data``); the database stores their paths relative to it. Every function opens and
+closes its own short transaction and returns plain frozen dataclasses or pandas
+DataFrames, never live ORM objects, so callers need no session.
+
+Bad input raises :class:`StoreError` (a ``segcore.errors.SegcoreError``); a refused file
+raises its subclass :class:`RefusedFile` whose message starts with the file's name (for a
+ZIP, ``archive.zip:Train/x.png``); nothing stored is changed then. A missing id raises
+:class:`NotFound`.
+
+Set-up
+------
+``init_db(url=None) -> Engine``        engine + Alembic ``upgrade head``; call once at start-up
+                                       (every other function calls it too, once per process).
+``home() -> Path``                     the data directory (``COSMICS_HOME``); ``database_url()``.
+``reset()``                            forget the cached engine (after changing the environment).
+``session_scope(write=True)``          for code inside ``db`` only: one short transaction.
+
+Datasets and frames (``db.datasets``)
+-------------------------------------
+``SPLITS = ("train", "validation", "test", "real")``; folder names ``Train/``, ``TrainAnnotation/`` ...
+``create_dataset(name) -> DatasetInfo``
+``import_folder(folder, name=None, dataset_id=None, author="import") -> ImportReport``
+    a folder in the original layout (Train/, TrainAnnotation/, ..., optional Real/); into a new
+    dataset ``name`` (default: the folder's name) or an existing ``dataset_id``. ImportReport:
+    dataset_id, dataset_name, frames_added per split, masks_added, frames_without_mask, ignored.
+``import_files(dataset_id, split, frames, masks=(), author="upload") -> ImportReport``
+    ``frames``/``masks``: paths, or ``(file_name, bytes)`` pairs as from ``st.file_uploader``
+    (``(f.name, f.getvalue())``); masks pair with frames by file stem (``x.png`` or ``x_mask.png``).
+``import_zip(zip_file, name=None, dataset_id=None, author="upload", max_bytes=MAX_ZIP_BYTES,
+    file_name=None) -> ImportReport``  a ZIP (path, bytes or binary file object such as Streamlit's
+    UploadedFile) holding the original layout, at its root or in one folder; ``file_name`` names
+    it in messages when given as bytes.
+``import_simulated(name, n_train, n_validation, n_test, n_real=0, size=512, seed=0, progress=None) -> ImportReport``
+``list_datasets() -> list[DatasetInfo]``; ``get_dataset(id_or_name) -> DatasetInfo``
+``list_frames(dataset_id, split=None) -> list[FrameRecord]``; ``get_frame(frame_id) -> FrameRecord``
+``frames_table(dataset_id, split=None) -> DataFrame`` (one row per frame, with its current revision)
+``frame_path(frame_id) -> Path``; ``read_frame(frame_id) -> float32 (H, W)``
+``validation_report(dataset_id) -> ValidationReport`` (frames per split, frames without a mask, size
+    mismatches, files missing on disk, by file name; ``.ok``, ``.problems()`` -> lines)
+``delete_dataset(dataset_id)``
+
+Masks (``db.masks``): every mask a frame ever had; never overwritten in place
+-------------------------------------------------------------------------------
+``MASK_SOURCES = ("uploaded", "drawn", "predicted")``
+``save_mask_revision(frame_id, mask, source="drawn", author="", comment=None, run_id=None) -> MaskRevision``
+    ``mask``: 2-D array of the frame's size, non-zero = cosmic (bool, integers >= 0, or whole-number
+    floats; probabilities are refused). MaskRevision: id, frame_id, source, run_id, author, comment,
+    created (UTC), path, cosmic_pixels, restored_from_id.
+``current_revision(frame_id) -> MaskRevision | None``; ``current_mask(frame_id) -> bool (H, W) | None``
+``mask_history(frame_id) -> list[MaskRevision]`` (newest first); ``read_revision(revision_id) -> bool (H, W)``
+``restore_revision(revision_id, author="", comment=None) -> MaskRevision`` (a new revision copying an old one)
+``adopt_prediction(result_id, author="", comment=None) -> MaskRevision`` (a predicted mask becomes current)
+
+Runs (``db.runs``): training in its own process, never inside a web request
+---------------------------------------------------------------------------
+``RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled")``
+``start_run(config, dataset_id, name=None, threshold=0.5) -> int``
+    ``config``: a ``segcore.trainer.TrainConfig`` or a dict of its fields (``data_dir``/``out``/
+    ``checkpoint_dir``/``resume`` are set by the store; bad options raise StoreError at once).
+    Records the current mask revision of every train/validation/test frame, then launches
+    ``python -m db.worker RUN_ID`` detached (log: ``<COSMICS_HOME>/runs/<id>/worker.log``); it
+    trains on those revisions, writes epoch metrics as it goes, and evaluates the best model on
+    the test split at ``threshold`` when training ends.
+``cancel_run(run_id) -> RunInfo``  stops at the end of the current batch, keeps the best checkpoint.
+``resume_run(run_id) -> int``  continues a failed or cancelled run from its last checkpoint, on
+    the same mask revisions it started with.
+``refresh_run_states(stale_after=120.0) -> list[int]``  marks runs whose process died or whose
+    heartbeat is older than ``stale_after`` seconds as failed (with the reason); call it when
+    showing runs. Returns the ids it marked.
+``get_run(run_id) -> RunInfo`` (status, progress 0..1, epochs_run/epochs_total, current_epoch/step,
+    heartbeat, pid, checkpoints, backbone_weights really used, error); ``wait_for_run(run_id, timeout)``
+``run_log(run_id, tail=200) -> str``  the worker's log
+``delete_run(run_id)``  (refused while active)
+``evaluate_run(run_id, split="test", threshold=None, checkpoint="best", masks="current", progress=None)
+    -> EvaluationInfo``  evaluates in the calling process and stores the result; ``masks="run"`` uses
+    the revisions the run trained on, ``"current"`` the frames' masks now.
+
+Results (``db.results``): what the app shows
+---------------------------------------------
+``list_runs(dataset_id=None) -> list[RunInfo]``; ``runs_table(dataset_id=None) -> DataFrame``
+``epoch_metrics(run_id) -> DataFrame`` (one row per epoch: epoch, loss, val_loss, accuracy,
+    precision, recall, specificity, iou, learning_rate, and any val_* the trainer reports)
+``run_revisions(run_id) -> DataFrame`` (frame, split, the mask revision the run trained on)
+``list_evaluations(run_id=None) -> list[EvaluationInfo]``; ``get_evaluation(evaluation_id)``
+``per_image_results(evaluation_id) -> DataFrame`` (image, frame_id, iou, dice, pixel_accuracy, precision,
+    recall, f1, specificity, count_score, true_count, pred_count, object_recall, object_precision,
+    prediction_path)
+``compare_runs(run_ids, split="test") -> DataFrame`` (one row per run: latest evaluation's mean metrics)
+``compare_per_image(evaluation_ids, metric="iou") -> DataFrame`` (images x evaluations)
+``prediction_mask(result_id) -> bool (H, W)``
+
+Dataclasses returned: ``DatasetInfo``, ``FrameRecord``, ``ImportReport``, ``ValidationReport``,
+``MaskRevision``, ``RunInfo``, ``EvaluationInfo``.
+"""
+
+from __future__ import annotations
+
+from .errors import NotFound, RefusedFile, StoreError
+from .session import database_url, home, init_db, reset, session_scope
+from .datasets import (
+    SPLIT_FOLDERS,
+    SPLITS,
+    DatasetInfo,
+    FrameRecord,
+    ImportReport,
+    ValidationReport,
+    create_dataset,
+    delete_dataset,
+    frame_path,
+    frames_table,
+    get_dataset,
+    get_frame,
+    list_datasets,
+    list_frames,
+    read_frame,
+    validation_report,
+)
+from .imports import import_files, import_folder, import_simulated
+from .zipimport import import_zip
+from .masks import (
+    MASK_SOURCES,
+    MaskRevision,
+    adopt_prediction,
+    current_mask,
+    current_revision,
+    mask_history,
+    read_revision,
+    restore_revision,
+    save_mask_revision,
+)
+from .runs import (
+    RUN_STATUSES,
+    STALE_AFTER,
+    RunInfo,
+    cancel_run,
+    delete_run,
+    get_run,
+    refresh_run_states,
+    resume_run,
+    run_log,
+    start_run,
+    wait_for_run,
+)
+from .evaluations import EvaluationInfo, evaluate_run
+from .results import (
+    compare_per_image,
+    compare_runs,
+    epoch_metrics,
+    get_evaluation,
+    list_evaluations,
+    list_runs,
+    per_image_results,
+    prediction_mask,
+    run_revisions,
+    runs_table,
+)
+
+__all__ = [
+    "MASK_SOURCES", "RUN_STATUSES", "SPLITS", "SPLIT_FOLDERS", "STALE_AFTER",
+    "DatasetInfo", "EvaluationInfo", "FrameRecord", "ImportReport", "MaskRevision", "RunInfo", "ValidationReport",
+    "NotFound", "RefusedFile", "StoreError",
+    "database_url", "home", "init_db", "reset", "session_scope",
+    "create_dataset", "delete_dataset", "frame_path", "frames_table", "get_dataset", "get_frame", "list_datasets",
+    "list_frames", "read_frame", "validation_report",
+    "import_files", "import_folder", "import_simulated", "import_zip",
+    "adopt_prediction", "current_mask", "current_revision", "mask_history", "read_revision", "restore_revision",
+    "save_mask_revision",
+    "cancel_run", "delete_run", "evaluate_run", "get_run", "refresh_run_states", "resume_run", "run_log", "start_run",
+    "wait_for_run",
+    "compare_per_image", "compare_runs", "epoch_metrics", "get_evaluation", "list_evaluations", "list_runs",
+    "per_image_results", "prediction_mask", "run_revisions", "runs_table",
+]

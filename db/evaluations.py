@@ -1,0 +1,176 @@
+"""Evaluating a run's model on a split and storing the result, per image and in summary.
+
+Predicted masks are written under ``<run>/evaluations/<token>/`` (one 0/1 PNG
+per image) and the rows are inserted in one transaction once every image is
+scored, so a half-done evaluation never shows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import func, select
+
+from .errors import NotFound, StoreError
+from .models import RESULT_METRICS, SPLITS, Evaluation, EvaluationResult, Frame, MaskRevisionRow, Run, RunRevision
+from .paths import from_stored, remove_tree, run_dir, to_stored, to_stored_any, token
+from .session import session_scope
+
+__all__ = ["EvaluationInfo", "evaluate_run", "evaluation_info"]
+
+
+@dataclass(frozen=True)
+class EvaluationInfo:
+    id: int
+    run_id: int
+    split: str
+    threshold: float
+    checkpoint: Path
+    predictions_dir: Path
+    summary: dict[str, dict[str, float | None]]  # metric -> {"mean": .., "std": ..}
+    pooled: dict[str, float | None]  # pixel precision/recall/f1/iou over the whole split
+    created: datetime
+    n_images: int
+
+
+def evaluation_info(row: Evaluation, n_images: int) -> EvaluationInfo:
+    return EvaluationInfo(
+        id=row.id,
+        run_id=row.run_id,
+        split=row.split,
+        threshold=row.threshold,
+        checkpoint=from_stored(row.checkpoint),
+        predictions_dir=from_stored(row.predictions_dir),
+        summary=row.summary,
+        pooled=row.pooled,
+        created=row.created,
+        n_images=n_images,
+    )
+
+
+def _number(value: Any) -> float | None:
+    """JSON and SQL friendly: NaN (an undefined score, e.g. precision with no prediction) becomes None."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _model_path(run: Run, checkpoint: str) -> Path:
+    checkpoints = from_stored(run.checkpoint_dir) if run.checkpoint_dir else run_dir(run.id) / "checkpoints"
+    if checkpoint == "best":
+        candidates = [checkpoints / "best.keras", from_stored(run.model_path) if run.model_path else None]
+    elif checkpoint == "last":
+        candidates = [checkpoints / "last.keras"]
+    else:
+        candidates = [Path(checkpoint)]
+    for path in candidates:
+        if path is not None and path.exists():
+            return path
+    raise StoreError(f"run {run.id} has no {checkpoint} checkpoint to evaluate")
+
+
+def _pairs(session, run: Run, split: str, masks: str) -> list[tuple[Path, Path, int, int]]:
+    """(frame path, mask path, frame id, revision id) of the split's frames that have a mask."""
+    if masks == "run":
+        revision = select(RunRevision.frame_id, RunRevision.revision_id.label("revision_id")).where(
+            RunRevision.run_id == run.id
+        )
+    elif masks == "current":
+        revision = select(MaskRevisionRow.frame_id, func.max(MaskRevisionRow.id).label("revision_id")).group_by(
+            MaskRevisionRow.frame_id
+        )
+    else:
+        raise StoreError(f"masks must be 'run' or 'current', got {masks!r}")
+    revision = revision.subquery()
+    rows = session.execute(
+        select(Frame.path, MaskRevisionRow.path, Frame.id, MaskRevisionRow.id)
+        .join(revision, revision.c.frame_id == Frame.id)
+        .join(MaskRevisionRow, MaskRevisionRow.id == revision.c.revision_id)
+        .where(Frame.dataset_id == run.dataset_id, Frame.split == split)
+        .order_by(Frame.name)
+    ).all()
+    return [(from_stored(f), from_stored(m), fid, rid) for f, m, fid, rid in rows]
+
+
+def evaluate_run(
+    run_id: int,
+    split: str = "test",
+    threshold: float | None = None,
+    checkpoint: str = "best",
+    masks: str = "current",
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationInfo:
+    """Evaluate a run's model on one split of its dataset, in this process, and store the result.
+
+    Parameters
+    ----------
+    split : "train", "validation" or "test".
+    threshold : probability threshold (default: the run's).
+    checkpoint : "best", "last", or a path to a ``.keras`` file.
+    masks : "current" (the frames' masks now) or "run" (the revisions the run trained with).
+    progress : ``progress(done, total)`` after each image.
+    """
+    from segcore.evaluator import evaluate_pairs
+    from segcore.model import load_model
+
+    if split not in SPLITS or split == "real":
+        raise StoreError(f"split must be train, validation or test, got {split!r}")
+    with session_scope(write=False) as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise NotFound(f"run {run_id} does not exist")
+        threshold = run.threshold if threshold is None else float(threshold)
+        model_path = _model_path(run, checkpoint)
+        pairs = _pairs(session, run, split, masks)
+    if not 0.0 < threshold < 1.0:
+        raise StoreError(f"threshold must be between 0 and 1, got {threshold}")
+    if not pairs:
+        raise StoreError(f"run {run_id}: no frames with masks in the {split} split to evaluate on")
+    predictions = run_dir(run_id) / "evaluations" / token()
+    try:
+        model = load_model(model_path, compile=False)
+        result = evaluate_pairs(
+            model, [(f, m) for f, m, _, _ in pairs], threshold=threshold, progress=progress, predictions_dir=predictions
+        )
+        by_path = {str(f): (fid, rid) for f, _, fid, rid in pairs}
+        summary = result.summary()
+        with session_scope() as session:
+            evaluation = Evaluation(
+                run_id=run_id,
+                split=split,
+                threshold=threshold,
+                checkpoint=to_stored_any(model_path),
+                predictions_dir=to_stored(predictions),
+                summary={
+                    metric: {"mean": _number(row["mean"]), "std": _number(row["std"])}
+                    for metric, row in summary.iterrows()
+                },
+                pooled={key: _number(value) for key, value in result.pooled.items()},
+            )
+            session.add(evaluation)
+            session.flush()
+            for record in result.per_image.to_dict("records"):
+                frame_id, revision_id = by_path[str(record["image_path"])]
+                prediction = record.get("prediction")
+                session.add(
+                    EvaluationResult(
+                        evaluation_id=evaluation.id,
+                        frame_id=frame_id,
+                        revision_id=revision_id,
+                        image=record["image"],
+                        true_count=int(record["true_count"]),
+                        pred_count=int(record["pred_count"]),
+                        prediction_path=to_stored(prediction) if prediction else None,
+                        **{metric: _number(record[metric]) for metric in RESULT_METRICS},
+                    )
+                )
+            session.flush()
+            return evaluation_info(evaluation, len(pairs))
+    except BaseException:
+        remove_tree(predictions)
+        raise

@@ -1,0 +1,241 @@
+"""The tables. Paths are stored relative to ``COSMICS_HOME`` so the data folder can move.
+
+Schema changes go through a new Alembic revision in ``db/migrations/versions``
+(``alembic -c db/alembic.ini revision --autogenerate -m "..."``), never by
+editing an applied one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SPLITS = ("train", "validation", "test", "real")
+MASK_SOURCES = ("uploaded", "drawn", "predicted")
+RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC out, on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use utcnow()")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so later migrations can alter them on SQLite too.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    folder: Mapped[str] = mapped_column(String(1000))
+    source: Mapped[Optional[str]] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    frames: Mapped[list[Frame]] = relationship(back_populates="dataset", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class Frame(Base):
+    __tablename__ = "frames"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "split", "stem", name="uq_frames_dataset_split_stem"),
+        CheckConstraint(_one_of("split", SPLITS), name="split"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    split: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(255))
+    stem: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(1000))
+    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    dtype: Mapped[str] = mapped_column(String(16))
+    bit_depth: Mapped[int] = mapped_column(Integer)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    dataset: Mapped[Dataset] = relationship(back_populates="frames")
+    revisions: Mapped[list[MaskRevisionRow]] = relationship(
+        back_populates="frame", cascade="all, delete-orphan", passive_deletes=True, order_by="MaskRevisionRow.id"
+    )
+
+
+class MaskRevisionRow(Base):
+    """One mask a frame had. The frame's current mask is its revision with the highest id."""
+
+    __tablename__ = "mask_revisions"
+    __table_args__ = (CheckConstraint(_one_of("source", MASK_SOURCES), name="source"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String(1000))
+    source: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    restored_from_id: Mapped[Optional[int]] = mapped_column(ForeignKey("mask_revisions.id", ondelete="SET NULL"))
+    author: Mapped[str] = mapped_column(String(200), default="")
+    comment: Mapped[Optional[str]] = mapped_column(Text)
+    cosmic_pixels: Mapped[int] = mapped_column(Integer)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    frame: Mapped[Frame] = relationship(back_populates="revisions")
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    threshold: Mapped[float] = mapped_column(Float, default=0.5)
+    backbone_weights: Mapped[Optional[str]] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    ended_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    pid: Mapped[Optional[int]] = mapped_column(Integer)
+    # The process' start time tells a recycled pid from ours.
+    process_started: Mapped[Optional[float]] = mapped_column(Float)
+    heartbeat: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    run_dir: Mapped[str] = mapped_column(String(1000), default="")
+    checkpoint_dir: Mapped[Optional[str]] = mapped_column(String(1000))
+    best_checkpoint: Mapped[Optional[str]] = mapped_column(String(1000))
+    last_checkpoint: Mapped[Optional[str]] = mapped_column(String(1000))
+    model_path: Mapped[Optional[str]] = mapped_column(String(1000))
+    # Progress, for the app's bars: the epoch and batch the run is at, out of how many.
+    epochs_total: Mapped[Optional[int]] = mapped_column(Integer)
+    steps_per_epoch: Mapped[Optional[int]] = mapped_column(Integer)
+    current_epoch: Mapped[Optional[int]] = mapped_column(Integer)
+    current_step: Mapped[Optional[int]] = mapped_column(Integer)
+    epochs_run: Mapped[int] = mapped_column(Integer, default=0)
+    best_epoch: Mapped[Optional[int]] = mapped_column(Integer)
+    best_val_loss: Mapped[Optional[float]] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+
+    revisions: Mapped[list[RunRevision]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+class RunRevision(Base):
+    """The mask revision a run trained (and validated and tested) on, per frame."""
+
+    __tablename__ = "run_revisions"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"), primary_key=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("mask_revisions.id", ondelete="CASCADE"), index=True)
+
+
+class EpochMetric(Base):
+    __tablename__ = "epoch_metrics"
+    __table_args__ = (UniqueConstraint("run_id", "epoch", "metric", name="uq_epoch_metrics_run_epoch_metric"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Optional[float]] = mapped_column(Float)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Evaluation(Base):
+    __tablename__ = "evaluations"
+    __table_args__ = (CheckConstraint(_one_of("split", SPLITS), name="split"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    split: Mapped[str] = mapped_column(String(16))
+    threshold: Mapped[float] = mapped_column(Float)
+    checkpoint: Mapped[str] = mapped_column(String(1000))
+    predictions_dir: Mapped[str] = mapped_column(String(1000))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    pooled: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    results: Mapped[list[EvaluationResult]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+class EvaluationResult(Base):
+    """One image of an evaluation: every metric and the true and predicted cosmic counts."""
+
+    __tablename__ = "evaluation_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"), index=True)
+    frame_id: Mapped[Optional[int]] = mapped_column(ForeignKey("frames.id", ondelete="SET NULL"))
+    revision_id: Mapped[Optional[int]] = mapped_column(ForeignKey("mask_revisions.id", ondelete="SET NULL"))
+    image: Mapped[str] = mapped_column(String(255))
+    iou: Mapped[Optional[float]] = mapped_column(Float)
+    dice: Mapped[Optional[float]] = mapped_column(Float)
+    pixel_accuracy: Mapped[Optional[float]] = mapped_column(Float)
+    precision: Mapped[Optional[float]] = mapped_column(Float)
+    recall: Mapped[Optional[float]] = mapped_column(Float)
+    f1: Mapped[Optional[float]] = mapped_column(Float)
+    specificity: Mapped[Optional[float]] = mapped_column(Float)
+    count_score: Mapped[Optional[float]] = mapped_column(Float)
+    object_recall: Mapped[Optional[float]] = mapped_column(Float)
+    object_precision: Mapped[Optional[float]] = mapped_column(Float)
+    true_count: Mapped[int] = mapped_column(Integer)
+    pred_count: Mapped[int] = mapped_column(Integer)
+    prediction_path: Mapped[Optional[str]] = mapped_column(String(1000))
+
+
+RESULT_METRICS = (
+    "iou",
+    "dice",
+    "pixel_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "specificity",
+    "count_score",
+    "object_recall",
+    "object_precision",
+)

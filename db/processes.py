@@ -1,0 +1,89 @@
+"""Starting worker processes and telling whether one still lives.
+
+Workers run in their own session (process group), so neither the app's exit nor
+a signal to the app reaches them, and a hung one can be stopped with its children.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOG_FILE = "worker.log"
+
+# Workers this process started, so their exit can be reaped (a zombie still "exists").
+_children: dict[int, subprocess.Popen] = {}
+
+
+def worker_command(run_id: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "db.worker", str(run_id), *extra]
+
+
+def spawn_worker(run_id: int, folder: Path, home: Path, database_url: str, resume: bool) -> subprocess.Popen:
+    """Start ``python -m db.worker RUN_ID`` detached, logging to ``<folder>/worker.log``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["COSMICS_HOME"] = str(home)
+    env["COSMICS_DB_URL"] = database_url
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with open(folder / LOG_FILE, "ab") as log:
+        process = subprocess.Popen(
+            worker_command(run_id, *(["--resume"] if resume else [])),
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own session: survives the app and its signals
+        )
+    _children[process.pid] = process
+    return process
+
+
+def create_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def process_alive(pid: int | None, started: float | None) -> bool:
+    """Is ``pid`` still the process we started (not exited, not a zombie, not a recycled pid)?"""
+    if pid is None:
+        return False
+    child = _children.get(pid)
+    if child is not None and child.poll() is not None:
+        _children.pop(pid, None)
+        return False
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if started is not None and abs(process.create_time() - started) > 1.0:
+            return False
+        return True
+    except psutil.Error:
+        return False
+
+
+def is_worker_of(pid: int, run_id: int) -> bool:
+    """Does ``pid`` run this run's worker (so stopping it stops nothing else)?"""
+    try:
+        cmdline = psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False
+    return "db.worker" in cmdline and str(run_id) in cmdline
+
+
+def kill_process_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

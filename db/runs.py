@@ -1,0 +1,358 @@
+"""The run manager: training runs live in their own processes, never inside a web request.
+
+``start_run`` records the run (with the mask revision of every frame, so it can
+be reproduced after masks change) and launches ``python -m db.worker RUN_ID``
+detached, in its own session: closing the app or refreshing the browser neither
+kills nor duplicates it. The worker is the only writer of its run's progress;
+the app only reads, plus the crash check in :func:`refresh_run_states`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from .errors import NotFound, StoreError
+from .models import ACTIVE_STATUSES, RUN_STATUSES, Dataset, Frame, MaskRevisionRow, Run, RunRevision, utcnow
+from .paths import from_stored, remove_tree, run_dir, to_stored
+from .processes import LOG_FILE, create_time, is_worker_of, kill_process_group, process_alive, spawn_worker
+from .session import database_url, home, session_scope
+
+__all__ = [
+    "RUN_STATUSES",
+    "STALE_AFTER",
+    "RunInfo",
+    "cancel_run",
+    "delete_run",
+    "get_run",
+    "refresh_run_states",
+    "resume_run",
+    "run_log",
+    "start_run",
+    "wait_for_run",
+]
+
+#: Seconds without a heartbeat after which a live-looking run is declared failed.
+STALE_AFTER = 120.0
+#: Options the store sets itself for every run.
+STORE_OPTIONS = ("data_dir", "out", "checkpoint_dir", "resume")
+CANCEL_FILE = "cancel"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    name: str
+    dataset_id: int
+    dataset_name: str
+    status: str
+    config: dict[str, Any]
+    threshold: float
+    backbone_weights: str | None
+    created: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    pid: int | None
+    heartbeat: datetime | None
+    run_dir: Path
+    checkpoint_dir: Path | None
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    model_path: Path | None
+    epochs_total: int | None
+    steps_per_epoch: int | None
+    current_epoch: int | None
+    current_step: int | None
+    epochs_run: int
+    best_epoch: int | None
+    best_val_loss: float | None
+    attempts: int
+    error: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the planned batches done, 0..1 (for a progress bar)."""
+        if not self.epochs_total or not self.steps_per_epoch:
+            return 0.0
+        if not self.active:
+            return min(1.0, self.epochs_run / self.epochs_total)
+        done = self.epochs_run * self.steps_per_epoch + (self.current_step or 0)
+        return min(1.0, done / (self.epochs_total * self.steps_per_epoch))
+
+
+def _path(value: str | None) -> Path | None:
+    return from_stored(value) if value else None
+
+
+def run_info(row: Run, dataset_name: str) -> RunInfo:
+    return RunInfo(
+        id=row.id,
+        name=row.name,
+        dataset_id=row.dataset_id,
+        dataset_name=dataset_name,
+        status=row.status,
+        config=dict(row.config),
+        threshold=row.threshold,
+        backbone_weights=row.backbone_weights,
+        created=row.created,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        pid=row.pid,
+        heartbeat=row.heartbeat,
+        run_dir=from_stored(row.run_dir),
+        checkpoint_dir=_path(row.checkpoint_dir),
+        best_checkpoint=_path(row.best_checkpoint),
+        last_checkpoint=_path(row.last_checkpoint),
+        model_path=_path(row.model_path),
+        epochs_total=row.epochs_total,
+        steps_per_epoch=row.steps_per_epoch,
+        current_epoch=row.current_epoch,
+        current_step=row.current_step,
+        epochs_run=row.epochs_run,
+        best_epoch=row.best_epoch,
+        best_val_loss=row.best_val_loss,
+        attempts=row.attempts,
+        error=row.error,
+    )
+
+
+def get_run(run_id: int) -> RunInfo:
+    with session_scope(write=False) as session:
+        row = session.get(Run, run_id)
+        if row is None:
+            raise NotFound(f"run {run_id} does not exist")
+        return run_info(row, session.get(Dataset, row.dataset_id).name)
+
+
+def _training_options(config) -> dict[str, Any]:
+    """The user's training options, checked by TrainConfig itself."""
+    from segcore.trainer import TrainConfig
+
+    values = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
+    options = {k: v for k, v in values.items() if k not in STORE_OPTIONS}
+    try:
+        TrainConfig.from_dict({**options, "data_dir": ".", "out": "model.keras"})
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"invalid training configuration: {exc}") from None
+    return options
+
+
+def start_run(config, dataset_id: int, name: str | None = None, threshold: float = 0.5) -> int:
+    """Record a training run on the dataset's current masks and start it in its own process.
+
+    Parameters
+    ----------
+    config : ``segcore.trainer.TrainConfig`` or a dict of its fields; ``data_dir``,
+        ``out``, ``checkpoint_dir`` and ``resume`` are set by the store.
+    dataset_id : the dataset to train on (train and validation splits; test for the
+        final evaluation).
+    name : shown in the app; default "run <id>".
+    threshold : probability threshold of the evaluation on the test split.
+
+    Returns
+    -------
+    The run id. The run is "queued" until its process starts.
+    """
+    options = _training_options(config)
+    if not 0.0 < float(threshold) < 1.0:
+        raise StoreError(f"threshold must be between 0 and 1, got {threshold}")
+    with session_scope() as session:
+        dataset = session.get(Dataset, dataset_id)
+        if dataset is None:
+            raise NotFound(f"dataset {dataset_id} does not exist")
+        current = (
+            select(Frame.id, func.max(MaskRevisionRow.id), Frame.split)
+            .join(MaskRevisionRow, MaskRevisionRow.frame_id == Frame.id)
+            .where(Frame.dataset_id == dataset_id, Frame.split.in_(("train", "validation", "test")))
+            .group_by(Frame.id, Frame.split)
+        )
+        revisions = session.execute(current).all()
+        if not any(split == "train" for _, _, split in revisions):
+            raise StoreError(f"dataset {dataset.name!r} has no training frames with masks")
+        run = Run(
+            name=(name or "").strip() or "run",
+            dataset_id=dataset_id,
+            config=options,
+            threshold=float(threshold),
+            status="queued",
+            epochs_total=int(options.get("epochs", 100)),
+        )
+        session.add(run)
+        session.flush()
+        if not (name or "").strip():
+            run.name = f"run {run.id}"
+        folder = run_dir(run.id)
+        run.run_dir = to_stored(_fresh_dir(folder))
+        run.checkpoint_dir = to_stored(folder / "checkpoints")
+        session.add_all(RunRevision(run_id=run.id, frame_id=f, revision_id=r) for f, r, _ in revisions)
+        run_id = run.id
+    _launch(run_id, resume=False)
+    return run_id
+
+
+def _fresh_dir(folder: Path) -> Path:
+    # A leftover folder of a deleted database's run must not leak into this one.
+    remove_tree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _launch(run_id: int, resume: bool) -> None:
+    try:
+        process = spawn_worker(run_id, run_dir(run_id), home(), database_url(), resume)
+    except OSError as exc:
+        _finish(run_id, "failed", error=f"could not start the training process: {exc}")
+        raise StoreError(f"run {run_id}: could not start the training process: {exc}") from None
+    with session_scope() as session:
+        # The worker may already have recorded itself; only fill in what is missing.
+        session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.pid.is_(None), Run.status.in_(ACTIVE_STATUSES))
+            .values(pid=process.pid, process_started=create_time(process.pid))
+        )
+
+
+def _finish(run_id: int, status: str, error: str | None = None, only_if_pid: int | None = None) -> bool:
+    """Set a final status if the run is still active (and still this pid's); True if set."""
+    query = update(Run).where(Run.id == run_id, Run.status.in_(ACTIVE_STATUSES))
+    if only_if_pid is not None:
+        query = query.where(Run.pid == only_if_pid)
+    with session_scope() as session:
+        result = session.execute(query.values(status=status, error=error, ended_at=utcnow()))
+        return result.rowcount > 0
+
+
+def _last_log_line(run_id: int) -> str:
+    text = run_log(run_id, tail=20).strip().splitlines()
+    return text[-1][-300:] if text else ""
+
+
+def refresh_run_states(stale_after: float = STALE_AFTER) -> list[int]:
+    """Mark active runs whose process died, or whose heartbeat is stale, as failed.
+
+    A stale run whose process still exists is stopped (it may be hung), so a
+    resumed run never has two writers. Checkpoints are kept for ``resume_run``.
+
+    Returns
+    -------
+    Ids of the runs marked failed by this call.
+    """
+    now = utcnow()
+    with session_scope(write=False) as session:
+        active = session.execute(
+            select(Run.id, Run.pid, Run.process_started, Run.heartbeat, Run.created).where(
+                Run.status.in_(ACTIVE_STATUSES)
+            )
+        ).all()
+    marked = []
+    for run_id, pid, started, heartbeat, created in active:
+        last_sign = heartbeat or created
+        age = (now - last_sign).total_seconds()
+        reason = None
+        if pid is None:
+            if age > stale_after:
+                reason = f"the training process did not start within {stale_after:.0f} s"
+        elif not process_alive(pid, started):
+            reason = f"the training process (pid {pid}) ended without reporting: it crashed or was killed"
+            last = _last_log_line(run_id)
+            if last:
+                reason += f"; last log line: {last}"
+        elif age > stale_after:
+            reason = f"no heartbeat for {age:.0f} s (limit {stale_after:.0f} s); the training process (pid {pid}) was stopped"
+            if is_worker_of(pid, run_id):
+                kill_process_group(pid)
+        if reason and _finish(run_id, "failed", error=reason, only_if_pid=pid if pid is not None else None):
+            marked.append(run_id)
+    return marked
+
+
+def cancel_run(run_id: int) -> RunInfo:
+    """Ask a run to stop at the end of its current batch; it keeps its best checkpoint.
+
+    A run whose process is gone (or never started) is marked cancelled at once.
+    """
+    run = get_run(run_id)
+    if not run.active:
+        raise StoreError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    (run.run_dir / CANCEL_FILE).touch()
+    if run.pid is None or not process_alive(run.pid, _process_started(run_id)):
+        # Nobody left to see the file: record the outcome here.
+        _finish(run_id, "cancelled", only_if_pid=run.pid)
+    return get_run(run_id)
+
+
+def _process_started(run_id: int) -> float | None:
+    with session_scope(write=False) as session:
+        return session.scalar(select(Run.process_started).where(Run.id == run_id))
+
+
+def resume_run(run_id: int) -> int:
+    """Continue a failed or cancelled run from its last checkpoint, on the same mask revisions."""
+    refresh_run_states()
+    run = get_run(run_id)
+    if run.status not in ("failed", "cancelled"):
+        raise StoreError(f"run {run_id} is {run.status}; only failed or cancelled runs can be resumed")
+    if run.pid is not None and process_alive(run.pid, _process_started(run_id)):
+        raise StoreError(f"run {run_id}: its previous process (pid {run.pid}) is still running")
+    cancel_file = run.run_dir / CANCEL_FILE
+    if cancel_file.exists():
+        cancel_file.unlink()
+    with session_scope() as session:
+        session.execute(
+            update(Run)
+            .where(Run.id == run_id)
+            # A fresh heartbeat: the crash check must give the new process time to start.
+            .values(status="queued", error=None, ended_at=None, pid=None, process_started=None, heartbeat=utcnow())
+        )
+    _launch(run_id, resume=True)
+    return run_id
+
+
+def wait_for_run(run_id: int, timeout: float | None = None, poll: float = 0.5, stale_after: float = STALE_AFTER) -> RunInfo:
+    """Block until the run is no longer queued or running (for scripts and tests)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        refresh_run_states(stale_after)
+        run = get_run(run_id)
+        if not run.active:
+            return run
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} still {run.status} after {timeout} s")
+        time.sleep(poll)
+
+
+def run_log(run_id: int, tail: int = 200) -> str:
+    """The last ``tail`` lines of the run's worker log ('' if none yet)."""
+    path = run_dir(run_id) / LOG_FILE
+    if not path.exists():
+        return ""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 256 * 1024))
+        text = handle.read().decode(errors="replace")
+    return "\n".join(text.splitlines()[-tail:])
+
+
+def delete_run(run_id: int) -> None:
+    """Remove a finished, failed or cancelled run with its metrics, evaluations and files."""
+    with session_scope() as session:
+        row = session.get(Run, run_id)
+        if row is None:
+            raise NotFound(f"run {run_id} does not exist")
+        if row.status in ACTIVE_STATUSES:
+            raise StoreError(f"run {run_id} is {row.status}; cancel it first")
+        folder = from_stored(row.run_dir) if row.run_dir else None
+        session.delete(row)
+    remove_tree(folder)

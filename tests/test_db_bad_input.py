@@ -1,0 +1,269 @@
+"""Bad input is refused with a message naming the file, and nothing already stored changes."""
+
+from __future__ import annotations
+
+import io as bytes_io
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import db
+from db_fixtures import make_layout, postgres_cluster, sqlite_store, store, write_png_bomb  # noqa: F401
+from segcore import io
+
+
+def _snapshot(home: Path):
+    """Everything the store holds: rows as the app sees them, and every file under home."""
+    datasets = db.list_datasets()
+    tables = {d.id: db.frames_table(d.id).to_dict("records") for d in datasets}
+    files = sorted(
+        (p.relative_to(home).as_posix(), p.stat().st_size)
+        for p in home.rglob("*")
+        if p.is_file() and not p.name.startswith("cosmics.db")
+    )
+    return datasets, tables, files
+
+
+@pytest.fixture
+def stored(store, tmp_path):
+    """A store already holding one dataset, and a function telling whether anything changed."""
+    make_layout(tmp_path / "existing", {"Train": 2, "Test": 1})
+    report = db.import_folder(tmp_path / "existing", name="existing")
+    before = _snapshot(store)
+
+    def unchanged() -> bool:
+        return _snapshot(store) == before
+
+    return report.dataset_id, unchanged
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = bytes_io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, payload in entries.items():
+            archive.writestr(name, payload)
+    return buffer.getvalue()
+
+
+def _png(array: np.ndarray) -> bytes:
+    return io.encode_png(array)
+
+
+FRAME = np.full((64, 64), 150, np.uint16)
+MASK = np.zeros((64, 64), np.uint8)
+
+
+# --- ZIP ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("evil", ["../escaped.png", "Train/../../escaped.png", "/tmp/escaped.png", "C:/escaped.png"])
+def test_zip_entry_escaping_the_folder_is_refused(stored, tmp_path, evil):
+    dataset_id, unchanged = stored
+    payload = _zip({"Train/frame_100.png": _png(FRAME), evil: _png(FRAME)})
+
+    with pytest.raises(db.RefusedFile) as refused:
+        db.import_zip(payload, name="evil", file_name="evil.zip")
+
+    assert refused.value.file == f"evil.zip:{evil}"
+    assert "outside the import folder" in str(refused.value)
+    assert unchanged()
+    assert not (tmp_path / "escaped.png").exists() and not Path("/tmp/escaped.png").exists()
+
+
+def test_zip_symlink_entry_is_refused(stored):
+    _, unchanged = stored
+    buffer = bytes_io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        link = zipfile.ZipInfo("Train/frame_100.png")
+        link.external_attr = (0o120777 << 16)
+        archive.writestr(link, "/etc/passwd")
+    with pytest.raises(db.RefusedFile, match="symbolic link") as refused:
+        db.import_zip(buffer.getvalue(), file_name="links.zip")
+    assert refused.value.file == "links.zip:Train/frame_100.png"
+    assert unchanged()
+
+
+def test_zip_bomb_is_stopped_at_the_size_limit(stored):
+    _, unchanged = stored
+    payload = _zip({"Train/frame_100.npy": b"\0" * 5_000_000})  # 5 MB of zeros packs to a few kB
+    assert len(payload) < 50_000
+    with pytest.raises(db.RefusedFile, match="more than the limit") as refused:
+        db.import_zip(payload, file_name="bomb.zip", max_bytes=1_000_000)
+    assert refused.value.file == "bomb.zip"
+    assert unchanged()
+
+
+def test_not_a_zip_is_refused(stored):
+    _, unchanged = stored
+    with pytest.raises(db.RefusedFile, match="not a ZIP") as refused:
+        db.import_zip(b"just some text", file_name="notes.zip")
+    assert refused.value.file == "notes.zip"
+    assert unchanged()
+
+
+# --- files that are not images, or are dangerous ones ----------------------------------
+
+
+def test_text_file_among_frames_is_refused(stored, tmp_path):
+    _, unchanged = stored
+    make_layout(tmp_path / "new", {"Train": 1})
+    (tmp_path / "new" / "Train" / "notes.txt").write_text("beamtime notes")
+    with pytest.raises(db.RefusedFile, match="not an image file") as refused:
+        db.import_folder(tmp_path / "new", name="new")
+    assert refused.value.file.endswith("Train/notes.txt")
+    assert unchanged()
+
+
+def test_file_named_png_that_is_not_an_image_is_refused(stored):
+    dataset_id, unchanged = stored
+    with pytest.raises(db.RefusedFile, match="unreadable or corrupt") as refused:
+        db.import_files(dataset_id, "train", frames=[("frame_100.png", _png(FRAME)), ("frame_101.png", b"<html>")])
+    assert refused.value.file == "frame_101.png"
+    assert unchanged()
+
+
+def test_png_decompression_bomb_is_refused(stored, tmp_path):
+    dataset_id, unchanged = stored
+    bomb = tmp_path / "bomb" / "Train" / "frame_100.png"
+    write_png_bomb(bomb)
+    assert bomb.stat().st_size < 1000
+
+    with pytest.raises(db.RefusedFile) as refused:
+        db.import_folder(tmp_path / "bomb", name="bomb")
+    assert refused.value.file == str(bomb)
+    assert "too large" in str(refused.value) or "larger than the limit" in str(refused.value)
+
+    with pytest.raises(db.RefusedFile) as refused_in_zip:
+        db.import_zip(_zip({"Train/frame_100.png": bomb.read_bytes()}), file_name="bomb.zip")
+    assert refused_in_zip.value.file == "bomb.zip:Train/frame_100.png"
+    assert unchanged()
+
+
+# --- sizes, names, mask values ----------------------------------------------------------
+
+
+def test_mask_of_another_size_is_refused(stored, tmp_path):
+    _, unchanged = stored
+    make_layout(tmp_path / "new", {"Train": 2})
+    io.write_mask(tmp_path / "new" / "TrainAnnotation" / "frame_001.png", np.zeros((32, 48), np.uint8))
+    with pytest.raises(db.RefusedFile, match="mask is 32x48 but its frame is 64x64") as refused:
+        db.import_folder(tmp_path / "new", name="new")
+    assert refused.value.file.endswith("TrainAnnotation/frame_001.png")
+    assert unchanged()
+
+
+def test_two_frames_with_one_name_are_refused(stored, tmp_path):
+    _, unchanged = stored
+    make_layout(tmp_path / "new", {"Train": 1})
+    io.write_frame(tmp_path / "new" / "Train" / "frame_000.tif", FRAME)
+    with pytest.raises(db.RefusedFile, match="same name") as refused:
+        db.import_folder(tmp_path / "new", name="new")
+    assert Path(refused.value.file).name in ("frame_000.png", "frame_000.tif")
+    assert unchanged()
+
+
+def test_frame_already_in_the_split_is_refused(stored):
+    dataset_id, unchanged = stored
+    with pytest.raises(db.RefusedFile, match="already in the train split") as refused:
+        db.import_files(dataset_id, "train", frames=[("frame_000.png", _png(FRAME))])
+    assert refused.value.file == "frame_000.png"
+    with pytest.raises(db.RefusedFile, match="uploaded twice"):
+        db.import_files(dataset_id, "test", frames=[("x.png", _png(FRAME)), ("x.png", _png(FRAME))])
+    assert unchanged()
+
+
+def test_mask_without_a_frame_is_refused(stored):
+    dataset_id, unchanged = stored
+    with pytest.raises(db.RefusedFile, match="no frame named 'frame_999'") as refused:
+        db.import_files(dataset_id, "train", masks=[("frame_999.png", _png(MASK))])
+    assert refused.value.file == "frame_999.png"
+    assert unchanged()
+
+
+@pytest.mark.parametrize(
+    "mask, problem",
+    [
+        (np.full((64, 64), 0.5, np.float32), "values other than whole numbers"),
+        (np.full((64, 64), -1, np.int16), "negative values"),
+        (np.full((64, 64), np.nan, np.float32), "NaN"),
+        (np.zeros((64, 64), np.complex64), "complex"),
+    ],
+    ids=["probabilities", "negative", "nan", "complex"],
+)
+def test_mask_with_unexpected_values_is_refused(stored, mask, problem):
+    dataset_id, unchanged = stored
+    payload = bytes_io.BytesIO()
+    np.save(payload, mask)
+    with pytest.raises(db.RefusedFile, match=problem) as refused:
+        db.import_files(dataset_id, "train", masks=[("frame_000.npy", payload.getvalue())])
+    assert refused.value.file == "frame_000.npy"
+    assert unchanged()
+
+
+def test_saving_a_bad_mask_array_changes_nothing(stored):
+    dataset_id, unchanged = stored
+    frame = db.list_frames(dataset_id)[0]
+    with pytest.raises(db.RefusedFile, match="values other than whole numbers") as refused:
+        db.save_mask_revision(frame.id, np.full((64, 64), 0.3))
+    assert refused.value.file == f"mask for {frame.name}"
+    with pytest.raises(db.RefusedFile, match="mask is 64x32"):
+        db.save_mask_revision(frame.id, np.zeros((64, 32), bool))
+    assert unchanged()
+
+
+def test_uploaded_name_with_folders_is_refused(stored):
+    dataset_id, unchanged = stored
+    with pytest.raises(db.RefusedFile, match="without folders"):
+        db.import_files(dataset_id, "train", frames=[("../../frame_100.png", _png(FRAME))])
+    assert unchanged()
+
+
+# --- crashes while saving a mask ----------------------------------------------------------
+
+
+def test_failed_mask_write_leaves_previous_revision_current(stored, monkeypatch):
+    dataset_id, unchanged = stored
+    frame = db.list_frames(dataset_id)[0]
+    previous = db.current_mask(frame.id)
+
+    def broken_write(path, data):
+        Path(path).write_bytes(b"\x89PNG half")  # what a crash mid-write would leave...
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(io, "_atomic_write", broken_write)
+        with pytest.raises(OSError, match="disk full"):
+            db.save_mask_revision(frame.id, np.ones((64, 64), bool))
+
+    assert unchanged()  # ...is removed again, and no row points at it
+    np.testing.assert_array_equal(db.current_mask(frame.id), previous)
+
+
+def test_process_killed_mid_save_leaves_previous_revision_current_and_readable(stored):
+    dataset_id, _ = stored
+    frame = db.list_frames(dataset_id)[0]
+    previous = db.current_revision(frame.id)
+    # A process that dies (no clean-up at all) after writing the new file, before committing its row.
+    script = textwrap.dedent(
+        f"""
+        import os, numpy as np, db, db.masks
+        db.masks.revision_row = lambda *a, **k: os._exit(9)
+        db.save_mask_revision({frame.id}, np.ones((64, 64), bool), author="crash")
+        """
+    )
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=repo, timeout=120, capture_output=True)
+    assert result.returncode == 9, result.stderr.decode()[-2000:]
+
+    db.reset()
+    current = db.current_revision(frame.id)
+    assert current.id == previous.id
+    np.testing.assert_array_equal(db.current_mask(frame.id), io.read_mask(previous.path))
+    assert len(db.mask_history(frame.id)) == 1

@@ -1,0 +1,122 @@
+"""Real training runs through the run manager, each in its own process (tiny frames, few epochs)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+from skimage.measure import label
+
+import db
+from db_fixtures import make_layout, sqlite_store  # noqa: F401
+
+TINY = dict(crop_size=64, batch_size=2, steps_per_epoch=2, validation_steps=1, backbone_weights="none")
+TIMEOUT = 300
+
+
+@pytest.fixture
+def dataset_id(sqlite_store, tmp_path):
+    make_layout(tmp_path / "src", {"Train": 2, "Validation": 1, "Test": 2})
+    return db.import_folder(tmp_path / "src", name="tiny").dataset_id
+
+
+def _wait(run_id: int, condition, what: str, timeout: float = TIMEOUT) -> db.RunInfo:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = db.get_run(run_id)
+        if condition(run):
+            return run
+        if not run.active:
+            pytest.fail(f"run ended ({run.status}: {run.error}) before {what}\n{db.run_log(run_id)[-3000:]}")
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}\n{db.run_log(run_id)[-3000:]}")
+
+
+def test_a_run_trains_in_its_own_process_and_is_evaluated_on_the_test_split(dataset_id):
+    train_frame = db.list_frames(dataset_id, "train")[0]
+    trained_revision = train_frame.revision_id
+
+    run_id = db.start_run(dict(TINY, epochs=3), dataset_id, name="first", threshold=0.4)
+
+    # Epoch rows appear while the process is still running.
+    running = _wait(run_id, lambda r: r.status == "running" and r.epochs_run >= 1, "the first epoch row")
+    assert running.pid is not None and running.pid != os.getpid()
+    assert len(db.epoch_metrics(run_id)) >= 1
+    # Masks edited during training do not change what the run records it trained on.
+    db.save_mask_revision(train_frame.id, np.zeros((64, 64), bool), author="ana")
+
+    run = db.wait_for_run(run_id, timeout=TIMEOUT)
+
+    assert run.status == "finished", run.error
+    assert (run.epochs_run, run.epochs_total, run.attempts) == (3, 3, 1)
+    assert run.backbone_weights == "random"
+    assert run.config == dict(TINY, epochs=3)
+    assert run.best_checkpoint.exists() and run.last_checkpoint.exists() and run.model_path.exists()
+    assert run.started_at <= run.ended_at and run.error is None
+    metrics = db.epoch_metrics(run_id)
+    assert metrics["epoch"].tolist() == [0, 1, 2]
+    for column in ("loss", "val_loss", "accuracy", "precision", "recall", "specificity", "iou", "learning_rate"):
+        assert metrics[column].notna().all(), column
+    assert metrics["learning_rate"].tolist() == pytest.approx([1e-4, 1e-4, 1e-4 * np.exp(-0.1)])
+    assert run.best_val_loss == pytest.approx(metrics["val_loss"].min())
+
+    revisions = db.run_revisions(run_id)
+    assert len(revisions) == 5  # 2 train + 1 validation + 2 test frames
+    row = revisions[revisions["frame_id"] == train_frame.id].iloc[0]
+    assert row["revision_id"] == trained_revision and row["changed_since"]
+
+    (evaluation,) = db.list_evaluations(run_id)
+    assert (evaluation.split, evaluation.threshold, evaluation.n_images) == ("test", 0.4, 2)
+    results = db.per_image_results(evaluation.id)
+    assert results["image"].tolist() == ["frame_003.png", "frame_004.png"]
+    for row in results.itertuples():  # stored counts match the stored masks (8-connected hits)
+        assert row.revision_id in set(revisions["revision_id"])
+        assert row.true_count == label(db.read_revision(row.revision_id), connectivity=2).max()
+        predicted = db.prediction_mask(row.result_id)
+        assert predicted.shape == (64, 64)
+        assert row.pred_count == label(predicted, connectivity=2).max()
+    assert evaluation.summary["iou"]["mean"] == pytest.approx(results["iou"].mean(), nan_ok=True)
+    assert db.runs_table()["status"].tolist() == ["finished"]
+
+
+def test_cancel_stops_at_the_end_of_a_batch_and_keeps_the_best_checkpoint(dataset_id):
+    run_id = db.start_run(dict(TINY, epochs=50), dataset_id)
+    _wait(run_id, lambda r: r.epochs_run >= 1, "the first finished epoch")
+
+    db.cancel_run(run_id)
+    run = db.wait_for_run(run_id, timeout=TIMEOUT)
+
+    assert run.status == "cancelled", run.error
+    assert 1 <= run.epochs_run < 50
+    assert run.best_checkpoint is not None and run.best_checkpoint.exists()
+    assert db.list_evaluations(run_id) == []
+
+
+def test_a_killed_run_is_marked_failed_and_resumes_from_its_checkpoint(dataset_id):
+    run_id = db.start_run(dict(TINY, epochs=3), dataset_id)
+    running = _wait(run_id, lambda r: r.epochs_run >= 1, "the first finished epoch")
+
+    os.killpg(running.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not db.refresh_run_states() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    failed = db.get_run(run_id)
+    assert failed.status == "failed"
+    assert f"pid {running.pid}" in failed.error and "crashed or was killed" in failed.error
+    assert failed.last_checkpoint.exists()
+    done_before = failed.epochs_run
+
+    db.resume_run(run_id)
+    run = db.wait_for_run(run_id, timeout=TIMEOUT)
+
+    assert run.status == "finished", run.error
+    assert (run.epochs_run, run.attempts) == (3, 2)
+    assert run.pid != running.pid
+    assert db.epoch_metrics(run_id)["epoch"].tolist() == [0, 1, 2]
+    assert done_before >= 1
+    assert "resuming" in db.run_log(run_id)
+    assert len(db.list_evaluations(run_id)) == 1

@@ -1,0 +1,367 @@
+"""The store on SQLite and PostgreSQL: imports, mask revisions, results, migrations."""
+
+from __future__ import annotations
+
+import io as bytes_io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import inspect, select, text
+
+import db
+from db.models import Base, EpochMetric, Evaluation, EvaluationResult, Run, utcnow
+from db.session import get_engine, session_scope
+from db_fixtures import make_layout, postgres_cluster, sqlite_store, store  # noqa: F401
+from segcore import io
+
+
+def _zip_folder(folder: Path, prefix: str = "") -> bytes:
+    buffer = bytes_io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, prefix + path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+# --- imports -----------------------------------------------------------------------
+
+
+def test_import_folder_copies_frames_and_masks_under_home(store, tmp_path):
+    source = tmp_path / "original"
+    make_layout(source, {"Train": 2, "Validation": 1, "Test": 1}, real=1)
+
+    report = db.import_folder(source, name="beamtime 7")
+
+    assert report.frames_added == {"train": 2, "validation": 1, "test": 1, "real": 1}
+    assert report.masks_added == 4
+    assert report.frames_without_mask == []
+    frames = db.list_frames(report.dataset_id)
+    assert [(f.split, f.name) for f in frames] == [
+        ("train", "frame_000.png"),
+        ("train", "frame_001.png"),
+        ("validation", "frame_002.png"),
+        ("test", "frame_003.png"),
+        ("real", "real_000.png"),
+    ]
+    for f in frames:
+        assert f.path.is_relative_to(store)  # copied, never referenced where it came from
+        assert (f.height, f.width, f.dtype, f.bit_depth) == (64, 64, "uint16", 16)
+        np.testing.assert_array_equal(io.read_raw(f.path), io.read_raw(source / db.SPLIT_FOLDERS[f.split] / f.name))
+    train = frames[0]
+    np.testing.assert_array_equal(db.current_mask(train.id), io.read_mask(source / "TrainAnnotation" / train.name))
+    assert db.current_revision(train.id).source == "uploaded"
+    assert db.current_mask(frames[-1].id) is None  # Real frames have no mask
+    info = db.get_dataset("beamtime 7")
+    assert info.frames == {"train": 2, "validation": 1, "test": 1, "real": 1}
+    assert db.validation_report(report.dataset_id).ok
+
+
+def test_imported_files_survive_removal_of_the_source(store, tmp_path):
+    source = tmp_path / "upload"
+    make_layout(source, {"Train": 1})
+    report = db.import_folder(source, name="kept")
+    import shutil
+
+    shutil.rmtree(source)
+    frame = db.list_frames(report.dataset_id)[0]
+    assert db.read_frame(frame.id).shape == (64, 64)
+    assert db.current_mask(frame.id).sum() > 0
+
+
+def test_import_uploaded_files_and_later_masks(store, tmp_path):
+    source = tmp_path / "src"
+    make_layout(source, {"Train": 2})
+    dataset = db.create_dataset("uploads")
+    frames = [(p.name, p.read_bytes()) for p in sorted((source / "Train").iterdir())]
+
+    first = db.import_files(dataset.id, "train", frames=frames)
+
+    assert first.frames_added["train"] == 2 and first.masks_added == 0
+    assert first.frames_without_mask == ["frame_000.png", "frame_001.png"]
+    assert [f.revision_id for f in db.list_frames(dataset.id)] == [None, None]
+    # Masks uploaded later attach to the stored frames by name; "_mask" suffix allowed.
+    mask_bytes = (source / "TrainAnnotation" / "frame_001.png").read_bytes()
+    second = db.import_files(dataset.id, "train", masks=[("frame_001_mask.png", mask_bytes)], author="ana")
+    assert second.masks_added == 1 and second.total_frames == 0
+    frame = db.list_frames(dataset.id)[1]
+    revision = db.current_revision(frame.id)
+    assert (revision.source, revision.author) == ("uploaded", "ana")
+    np.testing.assert_array_equal(db.current_mask(frame.id), io.read_mask(source / "TrainAnnotation" / "frame_001.png"))
+    assert db.validation_report(dataset.id).missing_masks == ["Train/frame_000.png"]
+
+
+def test_import_zip_with_layout_inside_one_folder(store, tmp_path):
+    source = tmp_path / "src"
+    make_layout(source, {"Train": 2, "Test": 1})
+    payload = _zip_folder(source, prefix="run42/")
+
+    report = db.import_zip(payload, file_name="run42.zip")
+
+    assert report.dataset_name == "run42"
+    assert report.frames_added == {"train": 2, "validation": 0, "test": 1, "real": 0}
+    assert report.masks_added == 3
+    test_frame = db.list_frames(report.dataset_id, "test")[0]
+    np.testing.assert_array_equal(db.current_mask(test_frame.id), io.read_mask(source / "TestAnnotation" / "frame_002.png"))
+    assert not list((store / "tmp").glob("*")), "the unpacked archive must not be left behind"
+
+
+def test_import_zip_from_a_file_path(store, tmp_path):
+    source = tmp_path / "src"
+    make_layout(source, {"Train": 1})
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(_zip_folder(source))
+    report = db.import_zip(archive, name="from path")
+    assert (report.dataset_name, report.frames_added["train"]) == ("from path", 1)
+
+
+def test_import_simulated_dataset(store):
+    report = db.import_simulated("demo", n_train=2, n_validation=1, n_test=1, size=64, seed=3)
+
+    assert report.frames_added == {"train": 2, "validation": 1, "test": 1, "real": 0}
+    assert report.masks_added == 4
+    info = db.get_dataset(report.dataset_id)
+    assert info.source.startswith("simulator")
+    frames = db.list_frames(report.dataset_id)
+    assert all(f.bit_depth == 16 and (f.height, f.width) == (64, 64) for f in frames)
+    assert sum(db.current_revision(f.id).cosmic_pixels for f in frames) > 0
+    assert db.current_revision(frames[0].id).author == "simulator"
+
+
+def test_import_folder_into_an_existing_dataset(store, tmp_path):
+    make_layout(tmp_path / "first", {"Train": 1})
+    report = db.import_folder(tmp_path / "first", name="growing")
+    make_layout(tmp_path / "second", {"Test": 2}, seed=1)  # names frame_000, frame_001 again, other split
+
+    added = db.import_folder(tmp_path / "second", dataset_id=report.dataset_id)
+
+    assert added.dataset_id == report.dataset_id
+    assert added.frames_added == {"train": 0, "validation": 0, "test": 2, "real": 0}
+    assert db.get_dataset(report.dataset_id).frames == {"train": 1, "validation": 0, "test": 2, "real": 0}
+    assert len(db.list_datasets()) == 1
+
+
+def test_dataset_names_are_unique(store, tmp_path):
+    db.create_dataset("one")
+    with pytest.raises(db.StoreError, match="already exists"):
+        db.create_dataset("one")
+
+
+def test_delete_dataset_removes_rows_and_files(store, tmp_path):
+    make_layout(tmp_path / "src", {"Train": 1})
+    report = db.import_folder(tmp_path / "src", name="gone")
+    frame = db.list_frames(report.dataset_id)[0]
+    run_id = _fake_run(report.dataset_id)
+    _fake_evaluation(run_id, frame, 0.5, np.zeros((64, 64), bool), store)
+    folder = db.get_dataset(report.dataset_id).folder
+
+    db.delete_dataset(report.dataset_id)
+
+    assert db.list_datasets() == [] and db.list_runs() == [] and db.list_evaluations() == []
+    with session_scope(write=False) as session:
+        for table in ("frames", "mask_revisions", "evaluation_results", "run_revisions", "epoch_metrics"):
+            assert session.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+    assert not folder.exists()
+
+
+# --- mask revisions ------------------------------------------------------------------
+
+
+def _one_frame(tmp_path) -> db.FrameRecord:
+    make_layout(tmp_path / "src", {"Train": 1})
+    report = db.import_folder(tmp_path / "src", name="masks")
+    return db.list_frames(report.dataset_id)[0]
+
+
+def test_every_saved_mask_is_kept_and_the_newest_is_current(store, tmp_path):
+    frame = _one_frame(tmp_path)
+    original = db.current_mask(frame.id)
+    drawn = original.copy()
+    drawn[0:5, 0:5] = True
+
+    saved = db.save_mask_revision(frame.id, drawn.astype(np.uint8) * 255, source="drawn", author="ana", comment="corner")
+
+    history = db.mask_history(frame.id)
+    assert [r.id for r in history] == [saved.id, history[1].id]
+    assert [(r.source, r.author) for r in history] == [("drawn", "ana"), ("uploaded", "import")]
+    assert history[0].comment == "corner"
+    assert history[0].cosmic_pixels == int(drawn.sum())
+    np.testing.assert_array_equal(db.current_mask(frame.id), drawn)
+    np.testing.assert_array_equal(db.read_revision(history[1].id), original)  # the old one is still readable
+    assert history[0].path != history[1].path
+    assert db.list_frames(frame.dataset_id)[0].revision_id == saved.id
+
+
+def test_restore_makes_a_new_revision_copying_the_old_one(store, tmp_path):
+    frame = _one_frame(tmp_path)
+    original = db.current_revision(frame.id)
+    db.save_mask_revision(frame.id, np.zeros((64, 64), bool), author="bob")
+
+    restored = db.restore_revision(original.id, author="ana")
+
+    assert restored.id > original.id
+    assert restored.restored_from_id == original.id
+    assert restored.comment == f"restored revision {original.id}"
+    assert [r.id for r in db.mask_history(frame.id)][0] == restored.id
+    assert len(db.mask_history(frame.id)) == 3
+    np.testing.assert_array_equal(db.current_mask(frame.id), db.read_revision(original.id))
+    assert original.path.exists()  # never overwritten
+
+
+def test_predicted_mask_needs_its_run(store, tmp_path):
+    frame = _one_frame(tmp_path)
+    with pytest.raises(db.StoreError, match="run"):
+        db.save_mask_revision(frame.id, np.zeros((64, 64), bool), source="predicted")
+    with pytest.raises(db.StoreError, match="mask source"):
+        db.save_mask_revision(frame.id, np.zeros((64, 64), bool), source="guessed")
+    assert len(db.mask_history(frame.id)) == 1
+
+
+# --- results, with rows written as a worker writes them -----------------------------------
+
+
+def _fake_run(dataset_id: int, name: str = "r") -> int:
+    with session_scope() as session:
+        run = Run(name=name, dataset_id=dataset_id, config={"epochs": 2}, status="finished", run_dir="runs/x",
+                  epochs_total=2, epochs_run=2)
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def test_epoch_metrics_one_row_per_epoch(store, tmp_path):
+    from db.worker import StoreListener
+
+    frame = _one_frame(tmp_path)
+    run_id = _fake_run(frame.dataset_id)
+    listener = StoreListener(run_id, tmp_path / "checkpoints")
+    listener.on_epoch_end(0, {"loss": 0.9, "val_loss": 1.0, "iou": 0.1, "learning_rate": 1e-4})
+    listener.on_epoch_end(1, {"loss": 0.5, "val_loss": 0.7, "iou": 0.3, "learning_rate": 1e-4})
+    listener.on_epoch_end(1, {"loss": 0.4, "val_loss": 0.6, "iou": 0.35, "learning_rate": 1e-4})  # a repeated epoch replaces
+
+    table = db.epoch_metrics(run_id)
+
+    assert list(table.columns) == ["epoch", "loss", "val_loss", "iou", "learning_rate"]
+    assert table["epoch"].tolist() == [0, 1]
+    assert table["loss"].tolist() == pytest.approx([0.9, 0.4])
+    run = db.get_run(run_id)
+    assert (run.best_epoch, run.best_val_loss) == (1, pytest.approx(0.6))
+
+
+def _fake_evaluation(run_id: int, frame: db.FrameRecord, iou: float, pred: np.ndarray, home: Path) -> int:
+    path = home / "runs" / str(run_id) / "pred.png"
+    io.write_mask(path, pred)
+    with session_scope() as session:
+        evaluation = Evaluation(run_id=run_id, split="train", threshold=0.5, checkpoint="c", predictions_dir="p",
+                                summary={"iou": {"mean": iou, "std": 0.0}}, pooled={"iou": iou})
+        session.add(evaluation)
+        session.flush()
+        session.add(EvaluationResult(evaluation_id=evaluation.id, frame_id=frame.id, image=frame.name, iou=iou,
+                                     precision=None, true_count=3, pred_count=2,
+                                     prediction_path=path.relative_to(home).as_posix()))
+        return evaluation.id
+
+
+def test_evaluations_compare_and_adopt_a_prediction(store, tmp_path):
+    frame = _one_frame(tmp_path)
+    runs = [_fake_run(frame.dataset_id, "a"), _fake_run(frame.dataset_id, "b")]
+    predicted = np.zeros((64, 64), bool)
+    predicted[10:12, 10:14] = True
+    evaluations = [_fake_evaluation(runs[0], frame, 0.25, predicted, store), _fake_evaluation(runs[1], frame, 0.75, predicted, store)]
+
+    table = db.per_image_results(evaluations[0])
+    assert table.loc[0, ["image", "true_count", "pred_count"]].tolist() == [frame.name, 3, 2]
+    assert table.loc[0, "iou"] == 0.25 and np.isnan(table.loc[0, "precision"])
+    compared = db.compare_runs(runs, split="train")
+    assert compared["iou"].tolist() == [0.25, 0.75]
+    per_image = db.compare_per_image(evaluations)
+    assert per_image.iloc[0, 1:].tolist() == [0.25, 0.75]
+
+    adopted = db.adopt_prediction(int(table.loc[0, "result_id"]), author="ana")
+    assert (adopted.source, adopted.run_id) == ("predicted", runs[0])
+    np.testing.assert_array_equal(db.current_mask(frame.id), predicted)
+
+
+# --- schema and migrations ----------------------------------------------------------------
+
+
+def test_migrations_create_exactly_the_model_schema(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with get_engine().connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert differences == []
+    assert version == "0001"
+
+
+def test_existing_database_survives_restart_and_upgrade(store, tmp_path):
+    frame = _one_frame(tmp_path)
+    db.save_mask_revision(frame.id, np.ones((64, 64), bool), author="ana")
+    db.reset()
+
+    db.init_db()  # as on the next start-up
+
+    assert [d.name for d in db.list_datasets()] == ["masks"]
+    assert len(db.mask_history(frame.id)) == 2
+    tables = set(inspect(get_engine()).get_table_names())
+    assert {"datasets", "frames", "mask_revisions", "runs", "run_revisions", "epoch_metrics", "evaluations",
+            "evaluation_results"} <= tables
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_store):
+    with get_engine().connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+    assert (sqlite_store / "cosmics.db").exists()
+
+
+def test_timestamps_come_back_in_utc(store, tmp_path):
+    before = utcnow()
+    frame = _one_frame(tmp_path)
+    created = db.current_revision(frame.id).created
+    assert created.tzinfo is not None and created >= before.replace(microsecond=0)
+    with session_scope(write=False) as session:
+        assert session.scalars(select(EpochMetric)).all() == []
+
+
+def test_a_later_migration_that_rebuilds_a_table_keeps_every_row(store, tmp_path):
+    """A user's data survives an upgrade, even one that copies a table (SQLite's way to alter it)."""
+    import shutil
+
+    from alembic import command
+    from alembic.config import Config
+
+    from db.session import migration_connection
+
+    frame = _one_frame(tmp_path)
+    db.save_mask_revision(frame.id, np.ones((64, 64), bool), author="ana")
+    scripts = tmp_path / "migrations"
+    shutil.copytree(Path(db.__file__).with_name("migrations"), scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0002_frame_note.py").write_text(
+        "import sqlalchemy as sa\nfrom alembic import op\n"
+        "revision = '0002'\ndown_revision = '0001'\nbranch_labels = None\ndepends_on = None\n"
+        "def upgrade():\n"
+        "    sqlite = op.get_bind().dialect.name == 'sqlite'\n"
+        "    with op.batch_alter_table('frames', recreate='always' if sqlite else 'never') as batch:\n"
+        "        batch.add_column(sa.Column('note', sa.Text(), nullable=True))\n"
+        "def downgrade():\n"
+        "    with op.batch_alter_table('frames') as batch:\n"
+        "        batch.drop_column('note')\n"
+    )
+    config = Config()
+    config.set_main_option("script_location", str(scripts))
+
+    with migration_connection(get_engine()) as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+    with get_engine().connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert connection.execute(text("SELECT count(*) FROM mask_revisions")).scalar() == 2
+        assert connection.execute(text("SELECT note FROM frames")).scalar() is None
+    assert [r.author for r in db.mask_history(frame.id)] == ["ana", "import"]
