@@ -83,7 +83,7 @@ def test_schedule_is_flat_for_two_epochs_then_decays():
 def test_training_loss_falls(trained):
     _, end, _ = trained
     losses = end.history["loss"]
-    assert end.status == "finished" and end.epochs_run == 3
+    assert end.status == "finished" and end.epochs_run == 3 and end.stop_reason == "epochs"
     assert losses[-1] < losses[0]
 
 
@@ -172,3 +172,9 @@ def test_impossible_settings_are_refused(tmp_path, field, value, message):
     values = {"data_dir": str(tmp_path), "out": str(tmp_path / "m.keras"), field: value}
     with pytest.raises(ValueError, match=message):
         TrainConfig(**values)
+
+
+def test_time_limit_stops_after_the_epoch_that_reaches_it(dataset, tmp_path):
+    end = train(_config(dataset, tmp_path / "m.keras", epochs=5, time_limit_minutes=1e-4))
+    assert end.status == "finished" and end.stop_reason == "time limit"
+    assert end.epochs_run == 1 and (tmp_path / "m.keras").exists()
