@@ -84,7 +84,8 @@ def record(args, end, scores: dict, train_seconds: float, out: Path) -> None:
         f"Machine: {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, no GPU. "
         f"Data: {args.n_train} train / {args.n_validation} validation / {args.n_test} test frames of "
         f"{args.size}x{args.size}, seed {args.seed}. Training: crop {args.crop}, batch {args.batch}, "
-        f"learning rate {args.lr}, {args.steps_per_epoch} steps per epoch, backbone weights "
+        f"learning rate {args.lr}, loss {args.loss}, cosmic crop fraction {args.cosmic_crop_fraction}, "
+        f"{args.steps_per_epoch} steps per epoch, backbone weights "
         f"`{end.backbone_weights}`, precision {args.precision}, time limit {args.minutes} min.\n",
         f"Training ran {train_seconds / 60:.1f} min, {end.epochs_run} epochs ({end.stop_reason}); "
         f"best epoch {None if end.best_epoch is None else end.best_epoch + 1}.\n",
@@ -125,6 +126,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--minutes", type=float, default=45.0, help="training time limit")
     parser.add_argument("--precision", default="float32")
+    parser.add_argument("--loss", default="dice_cross_entropy")
+    parser.add_argument("--cosmic-crop-fraction", type=float, default=0.5)
     parser.add_argument("--backbone-weights", default="imagenet")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"), help="Markdown file to append to")
@@ -146,6 +149,8 @@ def main() -> int:
         seed=args.seed,
         mixed_precision=args.precision,
         time_limit_minutes=args.minutes,
+        loss=args.loss,
+        cosmic_crop_fraction=args.cosmic_crop_fraction,
     )
     started = time.perf_counter()
     end = train(config, listeners=[ConsoleProgress()])

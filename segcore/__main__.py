@@ -82,6 +82,8 @@ def _train_config(args):
         resume=args.resume,
         mixed_precision=args.mixed_precision,
         time_limit_minutes=args.time_limit,
+        loss=args.loss,
+        cosmic_crop_fraction=args.cosmic_crop_fraction,
     )
 
 
@@ -203,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-dir", help="default: <out>_checkpoints/")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument("--mixed-precision", default="auto", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"])
+    train.add_argument("--loss", default="cross_entropy", choices=["cross_entropy", "dice_cross_entropy"])
+    train.add_argument("--cosmic-crop-fraction", type=float, default=0.0, help="share of crops placed around a cosmic")
     train.add_argument("--time-limit", type=float, help="minutes; stop after the last epoch that fits")
     train.add_argument("--cancel-file", help="training stops after the batch in which this file appears")
     train.set_defaults(run=cmd_train)

@@ -185,16 +185,40 @@ def _to_model_input(frame, mask):
     return tf.repeat(frame[..., None], 3, axis=-1), mask[..., None]
 
 
-def _random_crop_and_augment(seed, frame, mask, crop_size: int, augment: bool):
+def _crop_origin(seeds, mask, crop_size: int, cosmic_crop_fraction: float):
+    """Top-left corner of a crop: uniform, or (with the given probability) around a cosmic pixel.
+
+    Cosmics cover about 0.1 % of a frame; cropping around them sometimes gives the
+    network enough cosmic pixels to learn from early on.
+    """
+    import tensorflow as tf
+
+    height, width = tf.shape(mask)[0], tf.shape(mask)[1]
+    limit = tf.stack([height - crop_size + 1, width - crop_size + 1])
+    uniform = tf.random.stateless_uniform([2], seeds[0], minval=0, maxval=tf.int32.max, dtype=tf.int32) % limit
+    cosmic_pixels = tf.cast(tf.where(mask > 0), tf.int32)
+    count = tf.shape(cosmic_pixels)[0]
+    wants_cosmic = tf.random.stateless_uniform([], seeds[1]) < cosmic_crop_fraction
+
+    def around_cosmic():
+        pick = tf.random.stateless_uniform([], seeds[2], minval=0, maxval=count, dtype=tf.int32)
+        offset = tf.random.stateless_uniform([2], seeds[3], minval=0, maxval=crop_size, dtype=tf.int32)
+        return tf.clip_by_value(cosmic_pixels[pick] - offset, 0, limit - 1)
+
+    return tf.cond(tf.logical_and(wants_cosmic, count > 0), around_cosmic, lambda: uniform)
+
+
+def _random_crop_and_augment(seed, frame, mask, crop_size: int, augment: bool, cosmic_crop_fraction: float = 0.0):
     import tensorflow as tf
 
     frame, mask = _pad_to(frame, mask, crop_size)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=6)
+    origin = _crop_origin(seeds[:4], mask, crop_size, cosmic_crop_fraction)
     stacked = tf.stack([frame, tf.cast(mask, tf.float32)], axis=-1)
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3)
-    stacked = tf.image.stateless_random_crop(stacked, [crop_size, crop_size, 2], seed=seeds[0])
+    stacked = tf.slice(stacked, tf.concat([origin, [0]], axis=0), [crop_size, crop_size, 2])
     if augment:
-        stacked = tf.image.stateless_random_flip_left_right(stacked, seed=seeds[1])
-        turns = tf.random.stateless_uniform([], seeds[2], minval=0, maxval=4, dtype=tf.int32)
+        stacked = tf.image.stateless_random_flip_left_right(stacked, seed=seeds[4])
+        turns = tf.random.stateless_uniform([], seeds[5], minval=0, maxval=4, dtype=tf.int32)
         stacked = tf.image.rot90(stacked, k=turns)
     return _to_model_input(stacked[..., 0], tf.cast(stacked[..., 1], tf.uint8))
 
@@ -218,7 +242,15 @@ def _frames(pairs, cache):
     return dataset.cache() if cache else dataset
 
 
-def train_dataset(pairs, crop_size: int = 256, batch_size: int = 6, seed: int = 0, augment: bool = True, cache="auto"):
+def train_dataset(
+    pairs,
+    crop_size: int = 256,
+    batch_size: int = 6,
+    seed: int = 0,
+    augment: bool = True,
+    cache="auto",
+    cosmic_crop_fraction: float = 0.0,
+):
     """Endless batches of random native-resolution crops for training.
 
     Parameters
@@ -231,6 +263,8 @@ def train_dataset(pairs, crop_size: int = 256, batch_size: int = 6, seed: int = 
     augment : random horizontal flips and 90-degree rotations (which with the
         flip give all 8 symmetries of the square).
     cache : keep normalised frames in memory; "auto" does so when they fit.
+    cosmic_crop_fraction : probability that a crop is placed around a randomly
+        chosen cosmic pixel of its frame instead of uniformly.
 
     Returns
     -------
@@ -239,11 +273,13 @@ def train_dataset(pairs, crop_size: int = 256, batch_size: int = 6, seed: int = 
     import tensorflow as tf
 
     _check_crop(crop_size, batch_size)
+    if not 0.0 <= cosmic_crop_fraction <= 1.0:
+        raise ValueError(f"cosmic crop fraction must be in [0, 1], got {cosmic_crop_fraction}")
     frames = _frames(pairs, cache)
     frames = frames.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     dataset = tf.data.Dataset.zip((seeds, frames)).map(
-        lambda s, fm: _random_crop_and_augment(s, fm[0], fm[1], crop_size, augment),
+        lambda s, fm: _random_crop_and_augment(s, fm[0], fm[1], crop_size, augment, cosmic_crop_fraction),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )

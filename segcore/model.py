@@ -362,7 +362,9 @@ def load_model(path, compile: bool = True):
     if not path.endswith(".keras"):
         raise InputFileError(path, "model files must end with .keras")
     try:
-        import segcore.training_metrics  # noqa: F401  (registers the training metrics for deserialisation)
+        # Registers the training metrics and losses for deserialisation.
+        import segcore.losses  # noqa: F401
+        import segcore.training_metrics  # noqa: F401
     except ImportError:
         pass
     try:

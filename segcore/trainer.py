@@ -26,6 +26,8 @@ from .errors import SegcoreError
 from .listeners import CancelToken, TrainingEnd, TrainingListener, TrainingStart
 
 PRECISION_POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+#: "cross_entropy" is the original loss; see segcore.losses for "dice_cross_entropy".
+LOSSES = ("cross_entropy", "dice_cross_entropy")
 
 
 @dataclass
@@ -53,6 +55,8 @@ class TrainConfig:
     resume: bool = False
     mixed_precision: str = "auto"
     time_limit_minutes: float | None = None
+    loss: str = "cross_entropy"
+    cosmic_crop_fraction: float = 0.0
 
     def __post_init__(self):
         problems = []
@@ -71,6 +75,10 @@ class TrainConfig:
             problems.append(f"mixed precision must be one of {', '.join(PRECISION_POLICIES)} (got {self.mixed_precision!r})")
         if not str(self.out).endswith(".keras"):
             problems.append(f"output model path must end in .keras (got {self.out!r})")
+        if self.loss not in LOSSES:
+            problems.append(f"loss must be one of {', '.join(LOSSES)} (got {self.loss!r})")
+        if not 0 <= self.cosmic_crop_fraction <= 1:
+            problems.append(f"cosmic crop fraction must be in [0, 1] (got {self.cosmic_crop_fraction})")
         if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
             problems.append(f"time limit must be positive minutes (got {self.time_limit_minutes})")
         if problems:
@@ -162,14 +170,15 @@ def _default_steps(pairs, crop_size: int, batch_size: int) -> int:
     return max(1, math.ceil(pixels / (crop_size * crop_size) / batch_size))
 
 
-def _compile(model, learning_rate: float):
+def _compile(model, learning_rate: float, loss: str = "cross_entropy"):
     import keras
 
+    from .losses import make_loss
     from .training_metrics import CosmicIoU, CosmicPrecision, CosmicRecall, CosmicSpecificity
 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=make_loss(loss),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
             CosmicPrecision(),
@@ -297,7 +306,13 @@ def train(
         keras.mixed_precision.set_global_policy(resolve_precision(config.mixed_precision))
         train_pairs, validation_pairs = _split_pairs(config.data_dir)
         steps = config.steps_per_epoch or _default_steps(train_pairs, config.crop_size, config.batch_size)
-        train_data = data.train_dataset(train_pairs, config.crop_size, config.batch_size, seed=config.seed)
+        train_data = data.train_dataset(
+            train_pairs,
+            config.crop_size,
+            config.batch_size,
+            seed=config.seed,
+            cosmic_crop_fraction=config.cosmic_crop_fraction,
+        )
         validation_data = data.validation_dataset(validation_pairs, config.crop_size, config.batch_size)
         if config.validation_steps:
             validation_data = validation_data.take(config.validation_steps)
@@ -320,7 +335,7 @@ def train(
                     separable=config.separable,
                 )
                 state = _initial_state(weights_used)
-                _compile(model, config.learning_rate)
+                _compile(model, config.learning_rate, config.loss)
         start = TrainingStart(
             epochs=config.epochs,
             steps_per_epoch=steps,

@@ -128,3 +128,18 @@ def test_tiff_and_npy_frames_feed_the_pipeline(tmp_path):
 def test_bad_crop_or_batch_is_refused(dataset, crop, batch):
     with pytest.raises(ValueError):
         data.train_dataset(data.pair_split(dataset, "Train").pairs, crop_size=crop, batch_size=batch)
+
+
+def test_cosmic_crops_contain_cosmic_pixels(tmp_path):
+    rng = np.random.default_rng(9)
+    frame = rng.integers(0, 100, (128, 128), dtype=np.uint16)
+    mask = np.zeros((128, 128), bool)
+    mask[100:103, 7:9] = True
+    _write_pair(tmp_path, "Train", "a", frame, mask)
+    pairs = data.pair_split(tmp_path, "Train").pairs
+    always = [int(y.numpy().sum()) for _, y in data.train_dataset(pairs, 32, 1, seed=1, cosmic_crop_fraction=1.0).take(20)]
+    never = [int(y.numpy().sum()) for _, y in data.train_dataset(pairs, 32, 1, seed=1, cosmic_crop_fraction=0.0).take(20)]
+    assert min(always) > 0
+    assert sum(n > 0 for n in never) < 20
+    with pytest.raises(ValueError, match="cosmic crop fraction"):
+        data.train_dataset(pairs, 32, 1, cosmic_crop_fraction=1.5)
