@@ -1,0 +1,204 @@
+"""Cosmics: find cosmic-ray hits in X-ray detector frames.
+
+Start with ``streamlit run app.py``. This file is the entry point: it lists the pages
+(Home, then every file in ``pages/`` in file-name order) and, run as the Home page,
+shows what the tool does, what is in the store, and the next sensible step.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import streamlit as st
+
+from ui.common import routing_active, set_routing
+
+ROOT = Path(__file__).resolve().parent
+PAGE_ICONS = {
+    "Datasets": ":material/folder_open:",
+    "Label": ":material/brush:",
+    "Train": ":material/model_training:",
+    "Results": ":material/analytics:",
+    "Compare": ":material/compare:",
+}
+
+
+def page_title(path: Path) -> str:
+    """``pages/2_Label.py`` -> "Label" (the number only orders the sidebar)."""
+    return re.sub(r"^\d+[_ ]*", "", path.stem).replace("_", " ").strip() or path.stem
+
+
+def router() -> None:
+    st.set_page_config(page_icon=":material/flare:", layout="wide")
+    pages = [st.Page(ROOT / "app.py", title="Home", icon=":material/home:", default=True)]
+    for path in sorted((ROOT / "pages").glob("[0-9]*.py")):
+        title = page_title(path)
+        pages.append(st.Page(path, title=title, icon=PAGE_ICONS.get(title)))
+    page = st.navigation(pages)
+    set_routing(True)
+    try:
+        page.run()
+    finally:
+        set_routing(False)
+
+
+def link(path: str, label: str, icon: str | None = None, **kwargs) -> None:
+    """A link to a page; pages not installed yet are shown as plain text."""
+    from ui.common import page_exists
+
+    if page_exists(path):
+        st.page_link(path, label=label, icon=icon, **kwargs)
+    else:
+        st.markdown(f"{label} (page not available)")
+
+
+def next_step(datasets, frames_missing: int, runs, evaluated) -> tuple[str, str, str, str]:
+    """(headline, explanation, page, link label) for what to do next."""
+    if not datasets or not any(d.total_frames for d in datasets):
+        return ("Add your data", "Upload frames and masks, or generate a simulated set.",
+                "pages/1_Datasets.py", "Go to Datasets")
+    active = [r for r in runs if r.status in ("queued", "running")]
+    if active:
+        return ("Training is running", f"Run **{active[0].name}** is {active[0].status}. Watch its progress.",
+                "pages/3_Train.py", "Watch training")
+    if frames_missing:
+        text = (f"{frames_missing} frame(s) have no mask yet. Draw them on the Label page "
+                "(or train a model first and correct its predictions).")
+        return ("Label masks", text, "pages/2_Label.py", "Label masks")
+    if not runs:
+        return ("Train a first model", "Every frame has a mask. Train a model on the dataset.",
+                "pages/3_Train.py", "Train a model")
+    if len(evaluated) >= 2:
+        return ("Compare runs", "Several runs are evaluated: see which finds and counts cosmics best.",
+                "pages/5_Compare.py", "Compare runs")
+    if evaluated:
+        text = ("See where the model finds cosmics and where it misses them; "
+                "correct the worst frames on the Label page.")
+        return ("Look at the results", text, "pages/4_Results.py", "Look at results")
+    return ("Evaluate a run", "Your runs have no evaluation yet. Evaluate one to see how well it works.",
+            "pages/4_Results.py", "Go to Results")
+
+
+def home() -> None:
+    import db
+    from ui.common import init_store, show_error, show_flash
+
+    init_store()
+    show_flash()
+    st.title("Cosmics")
+    st.markdown(
+        "Find **cosmic-ray hits** in X-ray detector frames. Bring frames (8- or 16-bit PNG, TIFF or NPY) "
+        "with masks of their cosmics, correct the masks by hand, train a segmentation network "
+        "(DeepLabV3+) on them, and see how well each trained model finds and **counts** the hits, "
+        "frame by frame, at full resolution."
+    )
+
+    try:
+        datasets = db.list_datasets()
+        db.refresh_run_states()
+        runs = db.list_runs()
+        evaluations = db.list_evaluations()
+        missing = 0
+        for d in datasets:
+            table = db.frames_table(d.id)
+            missing += int(((table["split"] != "real") & table["revision_id"].isna()).sum())
+    except db.StoreError as exc:
+        show_error(exc, "Could not read the store")
+        return
+
+    frames = sum(d.total_frames for d in datasets)
+    evaluated = sorted({e.run_id for e in evaluations})
+    cols = st.columns(4)
+    cols[0].metric("Datasets", len(datasets))
+    cols[1].metric("Frames", frames, help="All splits, including Real frames without masks.")
+    cols[2].metric("Frames without a mask", missing, help="Train, validation and test frames only.")
+    cols[3].metric("Training runs", len(runs))
+
+    headline, text, page, label = next_step(datasets, missing, runs, evaluated)
+    with st.container(border=True):
+        st.subheader(f"Next step: {headline}")
+        st.markdown(text)
+        link(page, label=label, icon=":material/arrow_forward:")
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Datasets")
+        if datasets:
+            st.dataframe(
+                [
+                    {"Dataset": d.name, "Train": d.frames.get("train", 0), "Validation": d.frames.get("validation", 0),
+                     "Test": d.frames.get("test", 0), "Real": d.frames.get("real", 0)}
+                    for d in datasets
+                ],
+                hide_index=True,
+                width="stretch",
+            )
+        else:
+            st.info("No datasets yet.")
+    with right:
+        st.subheader("Latest run")
+        if runs:
+            active = any(r.status in ("queued", "running") for r in runs)
+            # While a run trains, this panel refreshes itself; the rest of the page stays put.
+            st.fragment(latest_run, run_every=5 if active else None)()
+        else:
+            st.info("No training runs yet.")
+
+    st.subheader("Workflow")
+    steps = [
+        ("pages/1_Datasets.py", "1. Datasets", "upload frames and masks, import a folder or ZIP, simulate data"),
+        ("pages/2_Label.py", "2. Label", "draw and correct masks down to single pixels; every save is kept"),
+        ("pages/3_Train.py", "3. Train", "train a model in the background; watch its metrics per epoch"),
+        ("pages/4_Results.py", "4. Results", "per-frame scores, predicted masks, missed and false hits"),
+        ("pages/5_Compare.py", "5. Compare", "compare runs side by side"),
+    ]
+    for path, label, text in steps:
+        cols = st.columns([1, 4])
+        with cols[0]:
+            link(path, label=label, icon=PAGE_ICONS.get(label.split(" ", 1)[1]))
+        cols[1].markdown(text)
+
+
+def latest_run() -> None:
+    import db
+
+    try:
+        db.refresh_run_states()
+        runs = db.list_runs()
+        latest = max(runs, key=lambda r: r.id)
+        own = db.list_evaluations(latest.id)
+    except (db.StoreError, ValueError) as exc:
+        st.caption(f"Could not read the latest run: {exc}")
+        return
+    st.markdown(f"**{latest.name}** on *{latest.dataset_name}*: status **{latest.status}**")
+    if latest.status in ("queued", "running"):
+        st.progress(float(latest.progress), text=f"{latest.progress:.0%} of the planned training done")
+    if latest.error:
+        st.caption(f"Error: {latest.error.splitlines()[0]}")
+    if own:
+        show_evaluation(max(own, key=lambda e: e.id))
+    else:
+        st.caption("Not evaluated yet.")
+
+
+def show_evaluation(evaluation) -> None:
+    summary = getattr(evaluation, "summary", None) or {}
+
+    def mean(name: str):
+        value = summary.get(name)
+        if isinstance(value, dict):
+            value = value.get("mean")
+        return value
+
+    split = getattr(evaluation, "split", "test")
+    cols = st.columns(3)
+    for col, (name, label) in zip(cols, (("f1", "F1"), ("iou", "IoU"), ("count_score", "Count score"))):
+        value = mean(name)
+        col.metric(f"{label} ({split})", "n/a" if value is None else f"{value:.3f}")
+
+
+if routing_active():
+    home()
+else:
+    router()

@@ -1,0 +1,258 @@
+"""The app in a real browser: draw a stroke on the Label page, save it, find it in the store.
+
+Starts ``streamlit run app.py`` on a free port with its own COSMICS_HOME and drives the
+system's Chromium (``/usr/bin/chromium``) through Playwright. Also refreshes the
+screenshots in ``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "docs" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 900}
+DEMO = {"COSMICS_DEMO_FRAMES": "4,2,2,1", "COSMICS_DEMO_SIZE": "256"}
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                       "(apt-get install chromium)"),
+    pytest.mark.skipif(shutil.which("streamlit") is None and not (Path(sys.executable).parent / "streamlit").exists(),
+                       reason="needs the streamlit command"),
+]
+playwright = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app on a free port with a fresh store; yields (base URL, COSMICS_HOME)."""
+    home = tmp_path_factory.mktemp("browser") / "home"
+    port = free_port()
+    env = {**os.environ, "COSMICS_HOME": str(home), **DEMO}
+    env.pop("COSMICS_DB_URL", None)
+    log_path = home.parent / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                        if reply.status == 200:
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the app did not start: {log_path.read_text()[-2000:]}")
+                time.sleep(0.5)
+            yield url, home
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def store(server, monkeypatch):
+    """The server's store, opened in this process too."""
+    import db
+
+    monkeypatch.setenv("COSMICS_HOME", str(server[1]))
+    monkeypatch.delenv("COSMICS_DB_URL", raising=False)
+    db.reset()
+    yield db
+    db.reset()
+
+
+def wait_idle(page, timeout: float = 60) -> None:
+    """Until the script run the last action caused has finished."""
+    status = page.locator("[data-testid=stStatusWidget]")
+    try:
+        status.wait_for(state="attached", timeout=1000)
+    except playwright.TimeoutError:
+        pass  # the run was over before we looked
+    status.wait_for(state="detached", timeout=timeout * 1000)
+    page.wait_for_timeout(300)
+
+
+def choose(page, label: str, index: int, attempts: int = 5) -> None:
+    """Pick an option of a select box (again if a late rerun closed the list before the click)."""
+    for attempt in range(attempts):
+        page.get_by_role("combobox", name=label).click()
+        try:
+            page.get_by_role("option").nth(index).click(timeout=3000)
+            return
+        except playwright.TimeoutError:
+            if attempt == attempts - 1:
+                raise
+            wait_idle(page)
+
+
+def wait_for_revisions(page, store, frame_id: int, count: int, timeout: float = 30) -> None:
+    """Until the frame has ``count`` mask revisions; on time-out, say what the page shows."""
+    deadline = time.monotonic() + timeout
+    while len(store.mask_history(frame_id)) < count:
+        if time.monotonic() > deadline:
+            alerts = page.locator("[data-testid=stAlert]").all_inner_texts()
+            pytest.fail(f"no new mask revision after saving; the page says: {alerts}")
+        page.wait_for_timeout(250)
+
+
+def screenshot(page, name: str) -> None:
+    """Save a screenshot for the docs, as a palette PNG when that keeps it small."""
+    from PIL import Image
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    if path.stat().st_size > 250_000:
+        Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)
+
+
+def test_home_and_datasets_pages_render(server, page):
+    url, _ = server
+    page.goto(url)
+    page.get_by_text("Next step:").wait_for(timeout=120_000)
+    wait_idle(page)
+    page.locator("[data-testid=stDataFrame] canvas").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)  # the table draws itself after it appears
+    assert page.locator("[data-testid=stException]").count() == 0
+    screenshot(page, "home")
+
+    page.goto(f"{url}/Datasets")
+    page.get_by_text("Simulated demo").first.wait_for(timeout=60_000)
+    page.locator("[data-testid=stImage] img").nth(8).wait_for(timeout=60_000)
+    wait_idle(page)
+    assert page.locator("[data-testid=stException]").count() == 0
+    screenshot(page, "datasets")
+
+
+def test_a_stroke_drawn_on_the_label_canvas_is_saved_as_a_revision(server, page, store):
+    url, _ = server
+    page.goto(f"{url}/Label")
+    page.get_by_role("button", name="Save as new revision").wait_for(timeout=120_000)
+    wait_idle(page)
+    name = page.get_by_role("textbox", name="Your name")
+    name.fill("Browser tester")
+    name.press("Enter")
+    wait_idle(page)
+
+    demo = store.list_datasets()[0]
+    frame = store.list_frames(demo.id)[0]
+    before = store.current_mask(frame.id)
+    revisions_before = len(store.mask_history(frame.id))
+
+    canvas = page.locator("canvas.upper-canvas").first
+    box = canvas.bounding_box()
+    scale = box["width"] / frame.width  # whole frame shown at zoom 1
+    row = 200  # a row of the frame, well inside it
+    col0, col1 = 20, 120
+    y = box["y"] + (row + 0.5) * scale
+    page.mouse.move(box["x"] + (col0 + 0.5) * scale, y)
+    page.mouse.down()
+    for step in range(1, 31):
+        page.mouse.move(box["x"] + (col0 + 0.5 + (col1 - col0) * step / 30) * scale, y)
+    page.mouse.up()
+    page.get_by_text(re.compile(r"^\+[1-9]\d* −0$")).wait_for(timeout=30_000)
+    wait_idle(page)
+
+    page.get_by_role("button", name="Save as new revision").click()
+    wait_for_revisions(page, store, frame.id, revisions_before + 1)
+    wait_idle(page)
+    assert page.locator("[data-testid=stException]").count() == 0
+
+    history = store.mask_history(frame.id)
+    assert len(history) == revisions_before + 1
+    newest = history[0]
+    assert newest.source == "drawn" and newest.author == "Browser tester"
+    after = store.current_mask(frame.id)
+    assert after[row, col0 + 1:col1].all(), "every pixel under the stroke is cosmic (its ends may be half-covered)"
+    changed = after & ~before
+    assert set(np.nonzero(changed)[0]) == {row}, "a stroke 1 frame pixel wide paints only its row"
+    assert np.nonzero(changed)[1].min() >= col0 - 1 and np.nonzero(changed)[1].max() <= col1 + 1
+    assert not (before & ~after).any(), "nothing was removed"
+
+
+def test_a_rectangle_drawn_zoomed_in_fills_exactly_the_frame_pixels_under_it(server, page, store):
+    url, _ = server
+    page.goto(f"{url}/Label")
+    page.get_by_role("button", name="Save as new revision").wait_for(timeout=120_000)
+    wait_idle(page)
+    name = page.get_by_role("textbox", name="Your name")
+    name.fill("Zoom tester")
+    name.press("Enter")
+    wait_idle(page)
+    frame = store.list_frames(store.list_datasets()[0].id)[0]
+    before = store.current_mask(frame.id)
+
+    # Centre on the first cosmic: the view zooms in (8x: 32x32 frame pixels on the canvas).
+    choose(page, "Go to cosmic", 1)
+    wait_idle(page)
+    caption = page.get_by_text(re.compile(r"^Showing rows")).inner_text()
+    top, bottom, left, right = map(int, re.search(r"rows (\d+)-(\d+), columns (\d+)-(\d+)", caption).groups())
+    assert bottom - top + 1 == frame.height // 8
+
+    page.locator(".st-key-lbl_tool").get_by_text("Rectangle").click()
+    wait_idle(page)
+    box = page.locator("canvas.upper-canvas").first.bounding_box()
+    pixel = box["width"] / (right - left + 1)
+    page.mouse.move(box["x"] + 2 * pixel + 1, box["y"] + 2 * pixel + 1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 5 * pixel - 1, box["y"] + 5 * pixel - 1, steps=8)
+    page.mouse.up()
+    page.get_by_text(re.compile(r"^\+[1-9]\d* −0$")).wait_for(timeout=30_000)
+    wait_idle(page)
+    screenshot(page, "label")
+
+    revisions_before = len(store.mask_history(frame.id))
+    page.get_by_role("button", name="Save as new revision").click()
+    wait_for_revisions(page, store, frame.id, revisions_before + 1)
+    wait_idle(page)
+    expected = before.copy()
+    expected[top + 2:top + 5, left + 2:left + 5] = True
+    assert np.array_equal(store.current_mask(frame.id), expected)
+    assert store.current_revision(frame.id).author == "Zoom tester"

@@ -1,0 +1,267 @@
+"""What every page needs: the store opened once, the demo dataset on first start, shared widgets.
+
+Pages call :func:`init_store` first. Everything else here is small glue between the
+store (``db``) and Streamlit widgets: the dataset chooser shared by all pages, the
+user's name for mask revisions, messages that survive a rerun, and friendly errors.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import streamlit as st
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEMO_DATASET = "Simulated demo"
+
+
+def _demo_sizes() -> dict:
+    """The demo set: small enough to create in seconds on a laptop, big enough to train on.
+
+    ``COSMICS_DEMO_FRAMES`` ("train,validation,test,real") and ``COSMICS_DEMO_SIZE``
+    (pixels) override it, e.g. for a quick trial or a test.
+    """
+    sizes = {"n_train": 40, "n_validation": 8, "n_test": 12, "n_real": 4, "size": 256, "seed": 0}
+    frames = os.environ.get("COSMICS_DEMO_FRAMES")
+    if frames:
+        values = [int(v) for v in frames.split(",")]
+        sizes.update(zip(("n_train", "n_validation", "n_test", "n_real"), values))
+    if os.environ.get("COSMICS_DEMO_SIZE"):
+        sizes["size"] = int(os.environ["COSMICS_DEMO_SIZE"])
+    return sizes
+
+
+DEMO_SIZES = _demo_sizes()
+#: Written into COSMICS_HOME once the demo exists, so deleting it later does not bring it back.
+DEMO_MARKER = ".demo_created"
+SPLIT_LABELS = {"train": "Train", "validation": "Validation", "test": "Test", "real": "Real (no masks)"}
+
+_demo_lock = threading.Lock()
+# The entry script runs once as router and once more as the Home page; this says which.
+_routing = threading.local()
+_rerouted = False
+
+
+def routing_active() -> bool:
+    return getattr(_routing, "active", False)
+
+
+def set_routing(active: bool) -> None:
+    _routing.active = active
+
+
+def _store_key() -> tuple[str, str]:
+    import db
+
+    return os.environ.get("COSMICS_DB_URL", ""), str(db.home())
+
+
+@st.cache_resource(show_spinner="Opening the store...")
+def _engine(key: tuple[str, str]):
+    # Keyed by URL and data folder so a changed COSMICS_HOME opens (and migrates) its own store.
+    import db
+
+    return db.init_db()
+
+
+def _use_app_navigation() -> None:
+    """Make the very first page opened after a server start go through app.py's navigation.
+
+    Streamlit runs the first request of a fresh server in its older "pages folder" mode when
+    a ``pages/`` folder exists, until ``st.navigation`` is first called. A page opened
+    directly (a bookmark to /Label) would then show without the Home entry and the wide layout.
+    One rerun fixes that for the whole server; it is done once per process, on a page load.
+    """
+    global _rerouted
+    if routing_active() or _rerouted:
+        return
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:
+        return
+    if getattr(PagesManager, "uses_pages_directory", None):
+        _rerouted = True
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def init_store() -> None:
+    """Open the store (migrating it if needed) and create the demo dataset on first start."""
+    import db
+
+    _use_app_navigation()
+    _engine(_store_key())
+    if st.session_state.get("_demo_checked") == _store_key():
+        return
+    marker = db.home() / DEMO_MARKER
+    with _demo_lock:
+        if not marker.exists() and not db.list_datasets():
+            try:
+                _create_demo()
+            except (db.StoreError, OSError, ValueError) as exc:
+                show_error(exc, "Could not create the demo dataset (create or import one on the Datasets page)")
+        marker.touch()
+    st.session_state["_demo_checked"] = _store_key()
+
+
+def _create_demo() -> None:
+    import db
+
+    sizes = _demo_sizes()
+    total = sum(sizes[k] for k in ("n_train", "n_validation", "n_test", "n_real"))
+    bar = st.progress(0.0, text="First start: creating the simulated demo dataset...")
+
+    def progress(done: int, _total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"First start: simulating demo frame {done} of {total}")
+
+    try:
+        db.import_simulated(DEMO_DATASET, progress=progress, **sizes)
+    except db.StoreError:
+        # Another browser tab created it at the same moment.
+        if not any(d.name == DEMO_DATASET for d in db.list_datasets()):
+            raise
+    bar.empty()
+
+
+# --- messages ----------------------------------------------------------------------------
+
+
+def show_error(exc: BaseException, action: str | None = None) -> None:
+    """A refused input or impossible request as a red box; the message already names the file."""
+    message = str(exc) or type(exc).__name__
+    st.error(f"{action}: {message}" if action else message, icon=":material/error:")
+
+
+def flash(message: str, kind: str = "success", details: list[str] | None = None) -> None:
+    """Keep a message to show after the next rerun (e.g. after an import refreshed the page)."""
+    st.session_state.setdefault("_flash", []).append((kind, message, details or []))
+
+
+def show_flash() -> None:
+    for kind, message, details in st.session_state.pop("_flash", []):
+        if kind == "toast":  # seen wherever the page is scrolled to
+            st.toast(message, icon=":material/check_circle:")
+            continue
+        getattr(st, kind)(message)
+        if details:
+            with st.expander(f"Details ({len(details)})"):
+                st.markdown("\n".join(f"- `{d}`" for d in details))
+
+
+def report_lines(report) -> tuple[str, list[str]]:
+    """One sentence for an import report, and the file names worth a look."""
+    added = ", ".join(f"{n} {SPLIT_LABELS[s].split(' ')[0].lower()}" for s, n in report.frames_added.items() if n)
+    text = f"Imported into **{report.dataset_name}**: {report.total_frames} frame(s)"
+    text += f" ({added})" if added else ""
+    text += f" and {report.masks_added} mask(s)."
+    details = [f"{name}: no mask yet" for name in report.frames_without_mask]
+    details += [f"{name}: ignored" for name in report.ignored]
+    return text, details
+
+
+# --- shared widgets ----------------------------------------------------------------------
+
+
+def dataset_selector(container=None, label: str = "Dataset"):
+    """Choose the dataset to work on; the choice is shared by all pages. Returns DatasetInfo or None."""
+    import db
+
+    container = container or st.sidebar
+    datasets = db.list_datasets()
+    if not datasets:
+        container.info("No datasets yet. Create one on the Datasets page.")
+        return None
+    ids = [d.id for d in datasets]
+    by_id = {d.id: d for d in datasets}
+    chosen = st.session_state.get("dataset_id")
+    if chosen not in by_id:
+        chosen = ids[0]
+    st.session_state["_dataset_choice"] = chosen
+
+    def remember() -> None:
+        st.session_state["dataset_id"] = st.session_state["_dataset_choice"]
+
+    container.selectbox(
+        label,
+        ids,
+        key="_dataset_choice",
+        format_func=lambda i: f"{by_id[i].name} ({by_id[i].total_frames} frames)",
+        on_change=remember,
+        help="The dataset every page works on. Add or create datasets on the Datasets page.",
+    )
+    st.session_state["dataset_id"] = chosen
+    return by_id[chosen]
+
+
+def select_dataset(dataset_id: int) -> None:
+    """Make ``dataset_id`` the dataset the pages work on (e.g. right after creating it)."""
+    st.session_state["dataset_id"] = dataset_id
+
+
+def author_input(container=None) -> str:
+    """'Your name' text box; the name is kept for the whole browser session, on every page."""
+    container = container or st.sidebar
+    st.session_state["_author_box"] = st.session_state.get("author", "")
+
+    def remember() -> None:
+        st.session_state["author"] = st.session_state["_author_box"].strip()
+
+    container.text_input(
+        "Your name",
+        key="_author_box",
+        on_change=remember,
+        placeholder="e.g. A. Scientist",
+        help="Recorded with every mask you save or restore, so the history says who changed what.",
+    )
+    return st.session_state.get("author", "")
+
+
+# --- store look-ups the pages need -------------------------------------------------------
+
+
+def evaluations_for_dataset(dataset_id: int) -> list[tuple[object, object]]:
+    """(run, evaluation) pairs of the dataset's runs, newest evaluation first."""
+    import db
+
+    pairs = []
+    for run in db.list_runs(dataset_id):
+        for evaluation in db.list_evaluations(run.id):
+            pairs.append((run, evaluation))
+    pairs.sort(key=lambda p: p[1].id, reverse=True)
+    return pairs
+
+
+def result_id_column(table) -> str | None:
+    """The column of a per-image results table that holds the result's id, if there is one."""
+    for name in ("result_id", "id"):
+        if name in getattr(table, "columns", ()):
+            return name
+    return None
+
+
+def prediction_for_frame(evaluation_id: int, frame_id: int):
+    """A run's predicted mask for one frame in an evaluation, or None if it has none."""
+    import db
+    from segcore import io
+
+    table = db.per_image_results(evaluation_id)
+    rows = table[table["frame_id"] == frame_id]
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    column = result_id_column(table)
+    if column is not None:
+        return db.prediction_mask(int(row[column]))
+    path = row.get("prediction_path")
+    if not path:
+        return None
+    path = Path(path)
+    return io.read_mask(path if path.is_absolute() else db.home() / path)
+
+
+def page_exists(path: str) -> bool:
+    """Whether a page file is present (pages are developed separately; links skip missing ones)."""
+    return (Path(__file__).resolve().parents[1] / path).is_file()
