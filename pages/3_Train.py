@@ -1,0 +1,259 @@
+"""Train a model: set up a run, start it, and watch it learn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+import db
+from segcore.errors import SegcoreError
+from segcore.trainer import TrainConfig
+from ui import charts
+from ui.common import init_store
+from ui.run_views import (
+    ACTIVE_STATUSES,
+    STATUS_ICONS,
+    WEIGHT_SUFFIXES,
+    batch_progress,
+    format_duration,
+    link_to,
+    readable_log,
+    run_label,
+    save_weights_upload,
+    seconds_since,
+    timing,
+)
+
+BACKBONES = {
+    "imagenet": "ImageNet (pre-trained; random start if it cannot be loaded)",
+    "none": "None (random start)",
+    "file": "A weights file (upload or path)",
+}
+
+init_store()
+st.title("Train a model")
+st.caption(
+    "Training runs in the background: you may leave this page, close the tab or open it twice; "
+    "the run goes on and this page finds it again."
+)
+
+db.refresh_run_states()
+runs = db.list_runs()
+active = [r for r in runs if r.status in ACTIVE_STATUSES]
+ended = [r for r in runs if r.status not in ACTIVE_STATUSES]
+
+
+def _status_line(run) -> None:
+    icon = STATUS_ICONS.get(run.status, "")
+    weights, _, reason = (run.backbone_weights or "decided when training starts").partition(":")
+    if weights == "file":
+        weights = f"file {reason.strip()}"
+    st.markdown(
+        f"{icon} **{run_label(run)}** on dataset *{run.dataset_name}* · backbone weights used: **{weights}** · "
+        f"evaluation threshold {run.threshold:g}"
+    )
+    if reason and weights == "random":
+        st.caption(f"The backbone started from random weights: {reason.strip()}")
+
+
+def _run_view(run, live: bool) -> None:
+    """Status, progress, timing, curves and log of one run."""
+    _status_line(run)
+    epochs = db.epoch_metrics(run.id)
+    clock = timing(run, epochs)
+    total = clock["total"] or 1
+    step, steps = batch_progress(run)
+    if live:
+        if run.status == "queued":
+            st.progress(0.0, text="Waiting for the training process to start (loading TensorFlow takes a while)...")
+        else:
+            st.progress(min(clock["done"] / total, 1.0), text=f"Epochs: {clock['done']} of {total} done")
+            if steps:
+                st.progress(min((step or 0) / steps, 1.0), text=f"Epoch {clock['done'] + 1}: batch {step or 0} of {steps}")
+    columns = st.columns(4)
+    columns[0].metric("Epochs done", f"{clock['done']} / {clock['total']}")
+    columns[1].metric("Time per epoch", format_duration(clock["per_epoch"]))
+    if live:
+        columns[2].metric("Time left (at most)", format_duration(clock["left"]), help="Early stopping may end the run sooner.")
+    else:
+        columns[2].metric("Time taken", format_duration(clock["elapsed"]))
+    best = run.best_epoch
+    columns[3].metric(
+        "Best epoch",
+        "–" if best is None else best + 1,
+        help="The epoch with the lowest validation loss"
+        + ("" if run.best_val_loss is None else f" ({run.best_val_loss:.4f})")
+        + "; its weights are the ones kept.",
+    )
+    if live and run.status == "running":
+        quiet = seconds_since(run.heartbeat)
+        if quiet is not None and quiet > 30:
+            st.warning(f"No sign of life from the training process for {format_duration(quiet)}.")
+    if run.status == "failed" and run.error:
+        st.error(f"The run failed: {run.error}")
+    if epochs.empty:
+        st.info("The learning curves appear here when the first epoch ends.")
+    else:
+        st.plotly_chart(charts.learning_curves(epochs), key=f"curves_{run.id}_{live}")
+    with st.expander("Training log (last lines)"):
+        log = readable_log(db.run_log(run.id, tail=2000))
+        st.code(log or "(nothing written yet)", language=None)
+
+
+@st.fragment(run_every=2)
+def live_run(run_id: int) -> None:
+    """Refreshes itself every 2 s while the run is queued or running."""
+    run = db.get_run(run_id)
+    if run.status not in ACTIVE_STATUSES:
+        # Redraw the whole page with the ended run shown below.
+        st.session_state["train_show_run"] = run_id
+        st.rerun()
+    _run_view(run, live=True)
+    if st.button("Stop this run", key=f"stop_{run_id}", icon=":material/stop_circle:", help="Stops after the current batch and keeps the best weights so far."):
+        try:
+            db.cancel_run(run_id)
+        except db.StoreError as exc:
+            st.warning(str(exc))  # it ended in the meantime
+        else:
+            st.toast(f"Stopping run #{run_id} after the current batch...")
+
+
+if active:
+    st.subheader("Running now")
+    for run in active:
+        with st.container(border=True):
+            live_run(run.id)
+
+
+# --------------------------------------------------------------------------- #
+# New run
+# --------------------------------------------------------------------------- #
+
+
+def _config_problems(values: dict, weights_file: str | None) -> list[str]:
+    problems = []
+    try:
+        TrainConfig(data_dir=".", out="model.keras", **values)
+    except ValueError as exc:
+        problems += [p[0].upper() + p[1:] for p in str(exc).split("; ")]
+    if values["backbone_weights"] == "file" and not weights_file:
+        problems.append("Upload a weights file or type its path, or choose another backbone.")
+    return problems
+
+
+datasets = db.list_datasets()
+with st.expander("Start a new run", expanded=not active):
+    if active:
+        st.warning("A run is already going. A new one trains at the same time on the same computer, which slows both.")
+    if not datasets:
+        st.info("There is no dataset yet. Import one on the Datasets page first.")
+        link_to("pages/1_Datasets.py", "Datasets", ":material/folder:")
+    else:
+        with st.form("new_run"):
+            left, right = st.columns(2)
+            by_id = {d.id: d for d in datasets}
+            ids = list(by_id)
+            preferred = st.session_state.get("dataset_id")
+            dataset = by_id[
+                left.selectbox(
+                    "Dataset",
+                    ids,
+                    index=ids.index(preferred) if preferred in ids else 0,
+                    format_func=lambda i: f"{by_id[i].name} ({by_id[i].frames.get('train', 0)} train, "
+                    f"{by_id[i].frames.get('validation', 0)} validation, {by_id[i].frames.get('test', 0)} test frames)",
+                    help="Training uses the current mask of every frame; masks you correct later do not change this run.",
+                )
+            ]
+            name = right.text_input("Run name", placeholder="e.g. baseline-256px", help="Leave empty for an automatic name.")
+            st.markdown("**Crops and batches**")
+            c1, c2, c3, c4 = st.columns(4)
+            crop_size = c1.number_input("Crop size (pixels)", min_value=16, max_value=4096, value=256, step=16, help="Side of the square crops cut from the frames at native resolution; a multiple of 16.")
+            batch_size = c2.number_input("Batch size", min_value=1, max_value=256, value=6, help="Crops per training step. Lower it if memory runs out.")
+            epochs = c3.number_input("Epochs (at most)", min_value=1, max_value=10_000, value=100)
+            steps = c4.number_input("Batches per epoch", min_value=0, max_value=1_000_000, value=0, help="0: enough crops to cover every training pixel about once per epoch.")
+            st.markdown("**Learning rate schedule**")
+            c1, c2, c3, c4 = st.columns(4)
+            learning_rate = c1.number_input("Learning rate", min_value=0.0, max_value=1.0, value=1e-4, step=1e-5, format="%.1e")
+            flat_epochs = c2.number_input("Flat epochs", min_value=0, max_value=10_000, value=2, help="Epochs at the full learning rate before it starts to decay.")
+            decay_rate = c3.number_input("Decay rate", min_value=0.0, max_value=10.0, value=0.1, step=0.01, help="After the flat epochs the rate is multiplied by exp(-decay rate) every epoch.")
+            patience = c4.number_input("Early-stopping patience", min_value=1, max_value=10_000, value=30, help="Stop when the validation loss has not improved for this many epochs.")
+            st.markdown("**Model**")
+            c1, c2 = st.columns(2)
+            backbone = c1.radio("Backbone weights", list(BACKBONES), format_func=BACKBONES.get)
+            weights_upload = c2.file_uploader("Weights file (.h5, .weights.h5 or .keras)", type=list(WEIGHT_SUFFIXES), help="ResNet50 weights without the classification top.")
+            weights_path = c2.text_input("...or the path of a weights file on this computer")
+            c1, c2 = st.columns(2)
+            freeze = c1.checkbox("Freeze the backbone", help="Train only the decoder (faster; the original script did this).")
+            threshold = c2.slider("Threshold for the final evaluation", 0.01, 0.99, 0.5, 0.01, help="Pixels with a cosmic probability above it count as cosmic. You can re-score at another threshold later on the Results page.")
+            submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+
+        if submitted:
+            values = dict(
+                crop_size=int(crop_size),
+                batch_size=int(batch_size),
+                epochs=int(epochs),
+                learning_rate=float(learning_rate),
+                flat_epochs=int(flat_epochs),
+                decay_rate=float(decay_rate),
+                patience=int(patience),
+                backbone_weights=backbone,
+                freeze_backbone=bool(freeze),
+                steps_per_epoch=int(steps) or None,
+            )
+            weights_file = None
+            if backbone == "file":
+                if weights_upload is not None:
+                    weights_file = "upload"
+                elif weights_path.strip():
+                    weights_file = weights_path.strip()
+            problems = _config_problems(values, weights_file)
+            if not problems and backbone == "file":
+                try:
+                    if weights_upload is not None:
+                        weights_file = str(save_weights_upload(weights_upload.name, weights_upload.getvalue()))
+                    elif not Path(weights_file).expanduser().is_file():
+                        problems.append(f"{weights_file}: no such file.")
+                except (OSError, ValueError) as exc:
+                    problems.append(str(exc))
+                values["backbone_weights"] = weights_file
+            if not dataset.frames.get("train"):
+                problems.append(f"Dataset {dataset.name} has no training frames.")
+            if problems:
+                st.error("Please fix these settings:\n\n" + "\n".join(f"- {p}" for p in problems))
+            else:
+                try:
+                    run_id = db.start_run(values, dataset.id, name=name.strip() or None, threshold=float(threshold))
+                except (ValueError, SegcoreError) as exc:
+                    st.error(f"The run could not start: {exc}")
+                else:
+                    st.success(f"Run #{run_id} started.")
+                    st.rerun()
+
+
+# --------------------------------------------------------------------------- #
+# Earlier runs
+# --------------------------------------------------------------------------- #
+
+st.subheader("Earlier runs")
+if not ended:
+    st.info("No run has ended yet. Finished runs appear here and on the Results page.")
+else:
+    ended_by_id = {r.id: r for r in ended}
+    if st.session_state.get("train_show_run") in ended_by_id:
+        st.session_state["train_earlier_run"] = st.session_state.pop("train_show_run")
+    run_id = st.selectbox("Run", list(ended_by_id), format_func=lambda i: run_label(ended_by_id[i]), key="train_earlier_run")
+    run = ended_by_id[run_id]
+    with st.container(border=True):
+        _run_view(run, live=False)
+        if run.status in ("failed", "cancelled"):
+            if st.button("Resume this run", icon=":material/replay:", help="Continue from the last saved epoch, on the same masks."):
+                try:
+                    new_id = db.resume_run(run.id)
+                except (ValueError, SegcoreError) as exc:
+                    st.error(f"The run could not be resumed: {exc}")
+                else:
+                    st.success(f"Run #{new_id} resumed.")
+                    st.rerun()
+        elif run.status == "finished":
+            link_to("pages/4_Results.py", "See its results", ":material/analytics:")

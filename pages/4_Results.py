@@ -1,0 +1,260 @@
+"""Results of one run: scores per image, their spread, overlays, and re-scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import db
+from segcore.errors import SegcoreError
+from ui import charts
+from ui.common import init_store
+from ui.run_views import enlarge, evaluation_label, link_to, run_label, store_key
+
+EVALUATION_SPLITS = ("test", "validation", "train")
+
+init_store()
+st.title("Results")
+st.caption("How well a trained model finds and counts cosmics, frame by frame, on frames it did not train on.")
+
+db.refresh_run_states()
+runs = db.list_runs()
+evaluations = db.list_evaluations()
+by_run: dict[int, list] = {}
+for evaluation in sorted(evaluations, key=lambda e: e.id, reverse=True):
+    by_run.setdefault(evaluation.run_id, []).append(evaluation)
+
+
+@st.cache_data(show_spinner=False, max_entries=20)
+def per_image(store: str, evaluation_id: int) -> pd.DataFrame:
+    # An evaluation never changes once stored, so its table can be kept.
+    return db.per_image_results(evaluation_id)
+
+
+def _evaluate(run_id: int, split: str, threshold: float, masks: str = "run") -> None:
+    """Evaluate in this process with a progress bar, then show the new evaluation."""
+    with st.status(f"Evaluating run #{run_id} on the {split} split at threshold {threshold:g}...", expanded=True) as status:
+        st.write("Loading the model, then predicting every frame at full resolution.")
+        bar = st.progress(0.0)
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"Frame {done} of {total}")
+
+        try:
+            result = db.evaluate_run(run_id, split=split, threshold=threshold, masks=masks, progress=progress)
+        except (ValueError, SegcoreError, OSError) as exc:
+            status.update(label="The evaluation failed", state="error")
+            st.error(str(exc))
+            return
+        status.update(label=f"Evaluation #{result.id} stored", state="complete")
+    st.session_state["results_pending"] = (run_id, result.id)
+    st.rerun()
+
+
+def _evaluate_form(candidates, key: str) -> None:
+    """Evaluate a run that has no evaluation yet (e.g. one stopped before its end)."""
+    by_id = {r.id: r for r in candidates}
+    with st.form(key):
+        c1, c2 = st.columns([2, 1])
+        chosen = c1.selectbox("Run", list(by_id), format_func=lambda i: run_label(by_id[i]), key=f"{key}_run")
+        threshold = c2.slider("Threshold", 0.01, 0.99, 0.5, 0.01, key=f"{key}_threshold")
+        if st.form_submit_button("Evaluate on the test split", type="primary"):
+            _evaluate(chosen, "test", float(threshold))
+
+
+if not runs:
+    st.info("No model has been trained yet. Start a run on the Train page; its results appear here when it ends.")
+    link_to("pages/3_Train.py", "Train a model", ":material/model_training:")
+    st.stop()
+
+unevaluated = [r for r in runs if r.id not in by_run and r.status in ("finished", "cancelled", "failed") and r.epochs_run > 0]
+if not by_run:
+    st.info(
+        "No run has been evaluated yet. Every run is evaluated on the test split when its training ends; "
+        "runs still going are on the Train page."
+    )
+    if unevaluated:
+        st.markdown("A run that was stopped early can be evaluated with the best weights it saved:")
+        _evaluate_form(unevaluated, "first_evaluation")
+    link_to("pages/3_Train.py", "Train page", ":material/model_training:")
+    st.stop()
+
+# A new evaluation made on this page becomes the one shown (set before the choosers exist).
+pending = st.session_state.pop("results_pending", None)
+if pending:
+    st.session_state["results_run"], st.session_state["results_evaluation"] = pending
+
+evaluated = [r for r in runs if r.id in by_run]
+run_ids = [r.id for r in evaluated]
+if st.session_state.get("results_run") not in run_ids:
+    st.session_state["results_run"] = run_ids[0]
+runs_by_id = {r.id: r for r in evaluated}
+
+left, right = st.columns(2)
+run_id = left.selectbox("Run", run_ids, format_func=lambda i: run_label(runs_by_id[i]), key="results_run")
+run = runs_by_id[run_id]
+run_evaluations = {e.id: e for e in by_run[run_id]}
+if st.session_state.get("results_evaluation") not in run_evaluations:
+    st.session_state["results_evaluation"] = next(iter(run_evaluations))
+evaluation_id = right.selectbox(
+    "Evaluation", list(run_evaluations), format_func=lambda i: evaluation_label(run_evaluations[i]), key="results_evaluation"
+)
+evaluation = run_evaluations[evaluation_id]
+
+table = per_image(store_key(), evaluation_id)
+if table.empty:
+    st.warning("This evaluation holds no images (the split had no frames with masks).")
+    st.stop()
+
+# --------------------------------------------------------------------------- #
+# Summary
+# --------------------------------------------------------------------------- #
+
+st.subheader("Summary")
+summary = charts.metric_summary(table)
+pooled = evaluation.pooled or {}
+columns = st.columns(5)
+columns[0].metric("Images", len(table))
+columns[1].metric("Threshold", f"{evaluation.threshold:g}")
+columns[2].metric("Mean IoU", f"{summary.loc['iou', 'mean']:.3f}" if "iou" in summary.index else "–")
+columns[3].metric("True cosmics", int(table["true_count"].sum()))
+columns[4].metric("Predicted cosmics", int(table["pred_count"].sum()))
+left, right = st.columns([2, 3])
+with left:
+    st.dataframe(
+        summary[["metric", "mean ± std"]],
+        hide_index=True,
+        column_config={"metric": "Score", "mean ± std": "Mean ± std over images"},
+    )
+    if pooled:
+        st.markdown(
+            "Pooled over every pixel of the split: "
+            + " · ".join(f"{charts.label(k)} **{v:.3f}**" for k, v in pooled.items() if v is not None)
+        )
+    st.download_button(
+        "Download the per-image table (CSV)",
+        table.drop(columns=[c for c in ("prediction_path",) if c in table.columns]).to_csv(index=False).encode(),
+        file_name=f"run{run.id}_evaluation{evaluation_id}_{evaluation.split}.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
+with right:
+    st.plotly_chart(charts.metrics_boxplot(table), key="box_all")
+st.caption(
+    "Each dot is an image: hover to see which; the dashed line in a box is the mean. "
+    "IoU, Dice, pixel accuracy, precision, recall, F1 and specificity count pixels; "
+    "count score = min(1, predicted / true cosmics); object recall = share of true cosmics touched by a "
+    "predicted one, object precision = share of predicted cosmics touching a true one."
+)
+
+boxes, images_tab, overlays_tab, rescore_tab = st.tabs(["Each score alone", "Per-image table", "Overlays", "Re-score"])
+
+with boxes:
+    present = [m for m in charts.RESULT_METRICS if m in table.columns and table[m].notna().any()]
+    grid = st.columns(3)
+    for index, metric in enumerate(present):
+        grid[index % 3].plotly_chart(charts.metric_boxplot(table, metric, index), key=f"box_{metric}")
+
+with images_tab:
+    st.caption("Click a column header to sort, e.g. by IoU to find the worst images.")
+    shown = [c for c in ("image", *charts.RESULT_METRICS, "true_count", "pred_count") if c in table.columns]
+    st.dataframe(
+        table[shown],
+        hide_index=True,
+        column_config={
+            "image": st.column_config.TextColumn("Image", pinned=True),
+            **{m: st.column_config.NumberColumn(charts.label(m), format="%.3f") for m in charts.RESULT_METRICS},
+            "true_count": st.column_config.NumberColumn("True cosmics"),
+            "pred_count": st.column_config.NumberColumn("Predicted cosmics"),
+        },
+    )
+
+
+def _true_mask(row) -> np.ndarray | None:
+    revision = row.get("revision_id")
+    if revision is not None and not pd.isna(revision):
+        return db.read_revision(int(revision))
+    return db.current_mask(int(row["frame_id"]))
+
+
+def _predicted_mask(row, shape) -> np.ndarray:
+    for column in ("result_id", "id"):
+        if column in row and not pd.isna(row[column]):
+            return db.prediction_mask(int(row[column]))
+    from segcore import io
+
+    return io.read_mask(db.home() / str(row["prediction_path"]), shape=shape)
+
+
+@st.cache_data(show_spinner="Drawing the overlay...", max_entries=32)
+def _pictures(store: str, evaluation_id: int, image: str):
+    from segcore.evaluator import overlay
+    from segcore.preprocess import display_image
+
+    row = per_image(store, evaluation_id).set_index("image").loc[image].copy()
+    row["image"] = image
+    frame = db.read_frame(int(row["frame_id"]))
+    true = _true_mask(row)
+    pred = _predicted_mask(row, frame.shape)
+    return (
+        display_image(frame),
+        None if true is None else true.astype(np.uint8) * 255,
+        pred.astype(np.uint8) * 255,
+        overlay(frame, true, pred),
+    )
+
+
+with overlays_tab:
+    order = table.sort_values("iou", kind="stable") if "iou" in table.columns else table
+    image = st.selectbox(
+        "Image (worst IoU first)",
+        order["image"].tolist(),
+        format_func=lambda name: f"{name} (IoU {order.set_index('image').loc[name, 'iou']:.3f})" if "iou" in order.columns else name,
+        key=f"results_image_{evaluation_id}",
+    )
+    row = table.set_index("image").loc[image]
+    c1, c2, c3 = st.columns(3)
+    c1.metric("True cosmics", int(row["true_count"]))
+    c2.metric("Predicted cosmics", int(row["pred_count"]), delta=int(row["pred_count"]) - int(row["true_count"]), delta_color="off")
+    c3.metric("IoU", f"{row['iou']:.3f}" if "iou" in row else "–")
+    try:
+        frame_img, true_img, pred_img, over_img = _pictures(store_key(), evaluation_id, image)
+    except (SegcoreError, OSError, KeyError, ValueError) as exc:
+        st.error(f"The overlay of {image} cannot be drawn: {exc}")
+    else:
+        big, small = st.columns([2, 1])
+        big.image(
+            enlarge(over_img),
+            caption="Green: cosmic found · red: false alarm · blue: missed. Numbers count the predicted cosmics.",
+            width="stretch",
+        )
+        small.image(enlarge(frame_img, 256), caption="Frame", width="stretch")
+        if true_img is None:
+            small.info("This frame has no true mask.")
+        else:
+            small.image(enlarge(true_img, 256), caption="True mask", width="stretch")
+        small.image(enlarge(pred_img, 256), caption=f"Prediction at threshold {evaluation.threshold:g}", width="stretch")
+
+with rescore_tab:
+    st.markdown(
+        "Score the same model at another probability threshold, or on another split, without retraining. "
+        "The result is stored as a new evaluation of this run and shown here."
+    )
+    with st.form("rescore"):
+        c1, c2 = st.columns([3, 1])
+        threshold = c1.slider("Threshold", 0.01, 0.99, float(evaluation.threshold), 0.01, help="A pixel is cosmic when its probability is above this.")
+        split = c2.selectbox("Split", EVALUATION_SPLITS, index=EVALUATION_SPLITS.index(evaluation.split) if evaluation.split in EVALUATION_SPLITS else 0)
+        masks = st.radio(
+            "Score against",
+            ("run", "current"),
+            format_func={"run": "the masks the run trained with", "current": "the frames' current masks (after corrections)"}.get,
+            horizontal=True,
+        )
+        if st.form_submit_button("Re-score", type="primary", icon=":material/refresh:"):
+            _evaluate(run.id, split, float(threshold), masks)
+
+if unevaluated:
+    with st.expander(f"Runs without an evaluation ({len(unevaluated)})"):
+        st.markdown("These runs were stopped or failed before their evaluation; evaluate them with the best weights they saved.")
+        _evaluate_form(unevaluated, "late_evaluation")

@@ -1,0 +1,345 @@
+"""The Train, Results and Compare pages, driven through Streamlit's AppTest.
+
+An empty store (a tiny dataset, no runs) checks that every page says what to do
+next. The populated store holds one real tiny training run (trained once for the
+module) and a copy of it with other settings and scores, so Compare has two.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import db
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN, RESULTS, COMPARE = (str(ROOT / "pages" / name) for name in ("3_Train.py", "4_Results.py", "5_Compare.py"))
+TINY_RUN = dict(crop_size=64, batch_size=2, epochs=2, steps_per_epoch=2, backbone_weights="none")
+
+
+def _use_store(monkeypatch, home: Path) -> None:
+    monkeypatch.setenv("COSMICS_HOME", str(home))
+    monkeypatch.delenv("COSMICS_DB_URL", raising=False)
+    # Should the demo ever be made, keep it tiny.
+    monkeypatch.setenv("COSMICS_DEMO_FRAMES", "2,1,2,0")
+    monkeypatch.setenv("COSMICS_DEMO_SIZE", "64")
+    db.reset()
+    db.init_db()
+
+
+def _page(path: str) -> AppTest:
+    return AppTest.from_file(path, default_timeout=120)
+
+
+def _texts(at: AppTest, kind: str) -> str:
+    return "\n".join(element.value for element in getattr(at, kind))
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.fixture
+def empty_store(tmp_path, monkeypatch):
+    _use_store(monkeypatch, tmp_path / "home")
+    dataset = db.import_simulated("Tiny", 2, 1, 2, size=64, seed=1)
+    yield dataset
+    for run in db.list_runs():
+        if run.status in ("queued", "running"):
+            db.cancel_run(run.id)
+            db.wait_for_run(run.id, timeout=180)
+    db.reset()
+
+
+def _copy_run(run_id: int, name: str, config_changes: dict, score_shift: float) -> int:
+    """A finished run like ``run_id`` with other settings and every score moved by ``score_shift``."""
+    from db.models import RESULT_METRICS, EpochMetric, Evaluation, EvaluationResult, Run
+
+    def moved(value):
+        return None if value is None else float(np.clip(value + score_shift, 0.0, 1.0))
+
+    with db.session_scope() as session:
+        source = session.get(Run, run_id)
+        copy = Run(
+            name=name,
+            dataset_id=source.dataset_id,
+            config={**source.config, **config_changes},
+            threshold=source.threshold,
+            backbone_weights=source.backbone_weights,
+            status="finished",
+            started_at=source.started_at,
+            ended_at=source.ended_at,
+            run_dir="runs/copy",
+            epochs_total=source.epochs_total,
+            steps_per_epoch=source.steps_per_epoch,
+            epochs_run=source.epochs_run,
+            best_epoch=source.best_epoch,
+            best_val_loss=source.best_val_loss,
+        )
+        session.add(copy)
+        session.flush()
+        for row in session.query(EpochMetric).filter_by(run_id=run_id):
+            session.add(EpochMetric(run_id=copy.id, epoch=row.epoch, metric=row.metric, value=row.value * 0.8))
+        for evaluation in session.query(Evaluation).filter_by(run_id=run_id):
+            new = Evaluation(
+                run_id=copy.id,
+                split=evaluation.split,
+                threshold=evaluation.threshold,
+                checkpoint=evaluation.checkpoint,
+                predictions_dir=evaluation.predictions_dir,
+                summary={k: {"mean": moved(v["mean"]) if k in RESULT_METRICS else v["mean"], "std": v["std"]} for k, v in evaluation.summary.items()},
+                pooled=evaluation.pooled,
+            )
+            session.add(new)
+            session.flush()
+            for result in session.query(EvaluationResult).filter_by(evaluation_id=evaluation.id):
+                session.add(
+                    EvaluationResult(
+                        evaluation_id=new.id,
+                        frame_id=result.frame_id,
+                        revision_id=result.revision_id,
+                        image=result.image,
+                        true_count=result.true_count,
+                        pred_count=result.pred_count,
+                        prediction_path=result.prediction_path,
+                        **{m: moved(getattr(result, m)) for m in RESULT_METRICS},
+                    )
+                )
+        return copy.id
+
+
+@pytest.fixture(scope="module")
+def populated_home(tmp_path_factory):
+    """A store with one really trained tiny run and a changed copy of it."""
+    home = tmp_path_factory.mktemp("populated") / "home"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _use_store(monkeypatch, home)
+        dataset = db.import_simulated("Tiny", 2, 1, 2, size=64, seed=1)
+        trained = db.start_run(TINY_RUN, dataset.dataset_id, name="tiny baseline")
+        run = db.wait_for_run(trained, timeout=600)
+        assert run.status == "finished", run.error
+        copy = _copy_run(trained, "tiny copy", {"learning_rate": 0.001, "crop_size": 128}, 0.25)
+        db.reset()
+    return home, trained, copy
+
+
+@pytest.fixture
+def populated(populated_home, monkeypatch):
+    home, trained, copy = populated_home
+    _use_store(monkeypatch, home)
+    yield trained, copy
+    db.reset()
+
+
+# --------------------------------------------------------------------------- #
+# Empty store: every page says what to do next
+# --------------------------------------------------------------------------- #
+
+
+def test_train_page_without_runs_offers_the_form_and_says_none_ended(empty_store):
+    at = _page(TRAIN).run()
+    _no_exception(at)
+    assert "No run has ended yet" in _texts(at, "info")
+    assert any(b.label == "Start training" for b in at.button)
+    assert at.selectbox[0].options[0].startswith("Tiny (2 train")
+
+
+def test_results_page_without_runs_points_to_training(empty_store):
+    at = _page(RESULTS).run()
+    _no_exception(at)
+    assert "No model has been trained yet" in _texts(at, "info")
+
+
+def test_compare_page_without_runs_says_two_evaluated_runs_are_needed(empty_store):
+    at = _page(COMPARE).run()
+    _no_exception(at)
+    assert "comparing needs two" in _texts(at, "info")
+
+
+# --------------------------------------------------------------------------- #
+# Train
+# --------------------------------------------------------------------------- #
+
+
+def _fill_train_form(at: AppTest, **values) -> None:
+    for label, value in values.items():
+        widget = next(w for w in [*at.number_input, *at.text_input] if w.label.startswith(label))
+        widget.set_value(value)
+
+
+def test_train_form_refuses_a_crop_size_that_is_not_a_multiple_of_16(empty_store):
+    at = _page(TRAIN).run()
+    _fill_train_form(at, **{"Crop size": 100})
+    next(b for b in at.button if b.label == "Start training").click().run()
+    _no_exception(at)
+    assert "Crop size must be a positive multiple of 16 (got 100)" in _texts(at, "error")
+    assert db.list_runs() == []
+
+
+def test_train_form_asks_for_a_weights_file_when_that_backbone_is_chosen(empty_store):
+    at = _page(TRAIN).run()
+    at.radio[0].set_value("file")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    _no_exception(at)
+    assert "Upload a weights file or type its path" in _texts(at, "error")
+    at.text_input[1].set_value("/no/such/weights.h5")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert "/no/such/weights.h5: no such file." in _texts(at, "error")
+    assert db.list_runs() == []
+
+
+def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
+    at = _page(TRAIN).run()
+    _fill_train_form(at, **{"Run name": "from the form", "Crop size": 64, "Batch size": 2, "Epochs": 1, "Batches per epoch": 2})
+    at.radio[0].set_value("none")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    _no_exception(at)
+    runs = db.list_runs()
+    assert [r.name for r in runs] == ["from the form"]
+    run = runs[0]
+    assert run.status in ("queued", "running")
+    assert run.config["crop_size"] == 64 and run.config["backbone_weights"] == "none"
+    assert "Running now" in _texts(at, "subheader")
+
+    # A second visit (another tab) shows the same run and starts nothing.
+    again = _page(TRAIN).run()
+    _no_exception(again)
+    assert "Running now" in _texts(again, "subheader")
+    assert len(db.list_runs()) == 1
+
+    again.button(key=f"stop_{run.id}").click().run()
+    _no_exception(again)
+    ended = db.wait_for_run(run.id, timeout=300)
+    assert ended.status in ("cancelled", "finished")
+    assert len(db.list_runs()) == 1
+
+
+def _crashed_run(dataset_id: int) -> None:
+    """A run recorded as running whose process is gone, as after a power cut."""
+    from db.models import Run, utcnow
+
+    with db.session_scope() as session:
+        session.add(
+            Run(
+                name="crashed",
+                dataset_id=dataset_id,
+                config=dict(TINY_RUN),
+                status="running",
+                pid=2**22 + 12345,  # no such process
+                started_at=utcnow(),
+                heartbeat=utcnow(),
+                run_dir="runs/crashed",
+                epochs_total=2,
+            )
+        )
+
+
+def test_train_page_shows_a_crashed_run_as_failed_with_a_resume_button(empty_store):
+    _crashed_run(empty_store.dataset_id)
+    at = _page(TRAIN).run()
+    _no_exception(at)
+    assert db.list_runs()[0].status == "failed"
+    assert "The run failed" in _texts(at, "error")
+    assert any(b.label == "Resume this run" for b in at.button)
+
+
+def test_results_page_with_only_a_failed_run_says_none_is_evaluated(empty_store):
+    _crashed_run(empty_store.dataset_id)
+    at = _page(RESULTS).run()
+    _no_exception(at)
+    assert "No run has been evaluated yet" in _texts(at, "info")
+
+
+def test_train_page_shows_the_curves_and_timing_of_an_ended_run(populated):
+    trained, _ = populated
+    at = _page(TRAIN).run()
+    _no_exception(at)
+    at.selectbox(key="train_earlier_run").set_value(trained).run()
+    _no_exception(at)
+    assert len(at.get("plotly_chart")) == 1
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Epochs done"] == "2 / 2"
+    assert metrics["Time per epoch"] != "–"
+    assert "backbone weights used: **random**" in _texts(at, "markdown")
+
+
+# --------------------------------------------------------------------------- #
+# Results
+# --------------------------------------------------------------------------- #
+
+
+def test_results_page_shows_the_summary_boxplots_table_and_overlay_of_a_run(populated):
+    trained, _ = populated
+    at = _page(RESULTS).run()
+    at.selectbox(key="results_run").set_value(trained).run()
+    _no_exception(at)
+    evaluation = db.list_evaluations(trained)[0]
+    expected = db.per_image_results(evaluation.id)
+
+    summary = at.dataframe[0].value
+    iou = summary.set_index("metric").loc["IoU", "mean ± std"]
+    assert iou == f"{expected['iou'].mean():.3f} ± {expected['iou'].std(ddof=0):.3f}"
+    # all metrics together, then each alone
+    assert len(at.get("plotly_chart")) == 1 + 10
+    table = at.dataframe[1].value
+    assert list(table["image"]) == list(expected["image"])
+    np.testing.assert_allclose(table["iou"], expected["iou"])
+    images = at.get("image")
+    assert len(images) == 4  # overlay, frame, true mask, prediction
+    counts = {m.label: m.value for m in at.metric}
+    assert counts["True cosmics"] == str(int(expected.sort_values("iou")["true_count"].iloc[0]))
+    assert any(b.label == "Download the per-image table (CSV)" for b in at.get("download_button"))
+
+
+def test_results_page_rescores_at_a_new_threshold_as_a_new_evaluation(populated):
+    trained, _ = populated
+    at = _page(RESULTS).run()
+    at.selectbox(key="results_run").set_value(trained).run()
+    before = {e.id for e in db.list_evaluations(trained)}
+    at.slider[0].set_value(0.3)
+    next(b for b in at.button if b.label == "Re-score").click().run()
+    _no_exception(at)
+    new = [e for e in db.list_evaluations(trained) if e.id not in before]
+    assert len(new) == 1 and new[0].threshold == pytest.approx(0.3)
+    assert at.selectbox(key="results_evaluation").value == new[0].id
+    assert {m.label: m.value for m in at.metric}["Threshold"] == "0.3"
+
+
+# --------------------------------------------------------------------------- #
+# Compare
+# --------------------------------------------------------------------------- #
+
+
+def test_compare_page_shows_differences_scores_curves_and_per_image_changes(populated):
+    trained, copy = populated
+    at = _page(COMPARE).run()
+    _no_exception(at)
+    assert sorted(at.multiselect(key="compare_runs").value) == sorted([trained, copy])
+
+    differences = at.dataframe[0].value
+    assert differences.loc["Crop size"].tolist() == ["128", "64"]  # newest run first
+    assert differences.loc["Learning rate"].tolist() == ["0.001", "0.0001"]  # the default, filled in
+    assert "Epochs" not in differences.index  # the same in both
+
+    side = at.dataframe[2].value  # after the full settings table
+    assert set(side.columns) == {f"#{trained} tiny baseline", f"#{copy} tiny copy"}
+    compared = db.compare_runs([trained, copy]).set_index("run_id")
+    assert side.loc["IoU", f"#{copy} tiny copy"] == pytest.approx(compared.loc[copy, "iou"])
+
+    assert len(at.get("plotly_chart")) == 3  # grouped boxes, overlaid curves, difference bars
+    at.selectbox(key="compare_a").set_value(trained)
+    at.selectbox(key="compare_b").set_value(copy).run()
+    difference = at.dataframe[3].value
+    assert (difference["difference"] > 0).all()  # every score of the copy was raised
+    assert "B is better on" in _texts(at, "markdown")
+
+
+def test_compare_page_asks_for_two_runs_when_one_is_chosen(populated):
+    trained, _ = populated
+    at = _page(COMPARE).run()
+    at.multiselect(key="compare_runs").set_value([trained]).run()
+    _no_exception(at)
+    assert "Choose at least two runs." in _texts(at, "info")

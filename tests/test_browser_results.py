@@ -1,0 +1,216 @@
+"""The Train, Results and Compare pages in a real browser (headless Chromium).
+
+Starts ``streamlit run app.py`` on a free port over a store with one really
+trained tiny run and a changed copy of it, opens the pages, checks that the
+Plotly charts and the overlay images render, and takes screenshots.
+
+The documentation's screenshots (``docs/screenshots/train.png``, ``results.png``,
+``compare.png``) come from a store with better-trained runs: set
+``COSMICS_SCREENSHOT_STORE`` to its data folder (it is copied, the original is
+not touched) and the screenshots are written there. Without it they go to a
+temporary folder, so a plain test run leaves the documentation alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import db
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 900}
+MAX_SCREENSHOT_BYTES = 300_000
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    target = tmp_path_factory.mktemp("browser") / "home"
+    source = os.environ.get("COSMICS_SCREENSHOT_STORE")
+    if source:
+        shutil.copytree(source, target)
+        return target
+    from test_app_train_results_compare import TINY_RUN, _copy_run, _use_store
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _use_store(monkeypatch, target)
+        dataset = db.import_simulated("Tiny", 2, 1, 2, size=64, seed=1)
+        run_id = db.start_run(TINY_RUN, dataset.dataset_id, name="tiny baseline")
+        run = db.wait_for_run(run_id, timeout=600)
+        assert run.status == "finished", run.error
+        _copy_run(run_id, "tiny copy", {"learning_rate": 0.001, "crop_size": 128}, 0.25)
+        db.reset()
+    return target
+
+
+@pytest.fixture(scope="module")
+def app_url(home):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "COSMICS_DB_URL"}
+    env.update(COSMICS_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
+    log = open(home.parent / "streamlit.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("streamlit did not start:\n" + (home.parent / "streamlit.log").read_text()[-2000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def _settle(page) -> None:
+    """Wait until the script run is over: the 'running' widget shows up late, so look twice."""
+    for _ in range(2):
+        page.wait_for_timeout(1000)
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("h1", timeout=60_000)
+    _settle(page)
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = SCREENSHOTS if os.environ.get("COSMICS_SCREENSHOT_STORE") else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _screenshot(page, folder: Path, name: str) -> Path:
+    path = folder / f"{name}.png"
+    _settle(page)
+    page.screenshot(path=str(path))
+    assert path.stat().st_size < MAX_SCREENSHOT_BYTES, f"{path.name} is {path.stat().st_size} bytes"
+    return path
+
+
+def _no_traceback(page) -> None:
+    assert page.locator("[data-testid='stException']").count() == 0, page.locator("[data-testid='stException']").first.inner_text()
+
+
+def test_results_page_renders_the_boxplot_and_an_overlay(page, app_url, screenshots):
+    _open(page, f"{app_url}/Results")
+    page.wait_for_selector(".js-plotly-plot .boxlayer .trace", timeout=60_000)
+    _no_traceback(page)
+    boxplot = page.locator(".js-plotly-plot").first
+    assert boxplot.locator(".boxlayer .trace").count() >= 8  # one box per score
+    _screenshot(page, screenshots, "results")
+
+    # Hovering a dot names its image.
+    boxplot.locator(".boxlayer .trace .points path").first.hover(force=True)
+    hover = page.locator(".hoverlayer .hovertext").first
+    hover.wait_for(timeout=10_000)
+    assert re.search(r"\.(png|tif|tiff|npy)", hover.text_content())
+
+    page.get_by_role("tab", name="Overlays").click()
+    page.wait_for_function(
+        """() => [...document.querySelectorAll("[data-testid='stImage'] img")]
+                 .filter(i => i.complete && i.naturalWidth > 0).length >= 4""",
+        timeout=60_000,
+    )
+    assert page.locator("[data-testid='stImage'] img").first.is_visible()
+    assert page.get_by_text("Green: cosmic found", exact=False).count() >= 1
+
+
+def test_train_page_shows_the_learning_curves_of_an_ended_run(page, app_url):
+    _open(page, f"{app_url}/Train")
+    page.wait_for_selector(".js-plotly-plot .scatterlayer .trace", timeout=60_000)
+    _no_traceback(page)
+    assert page.get_by_text("Start a new run").count() == 1
+    page.get_by_text("Earlier runs").evaluate("e => e.scrollIntoView({block: 'start'})")
+
+
+def test_compare_page_shows_two_runs_side_by_side(page, app_url, screenshots):
+    _open(page, f"{app_url}/Compare")
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    _no_traceback(page)
+    assert page.get_by_text("What differs in their set-up").count() == 1
+    assert page.locator(".js-plotly-plot").count() >= 3
+    _screenshot(page, screenshots, "compare")
+
+
+def test_train_page_follows_a_run_as_it_trains_and_stops_it(page, app_url, home, monkeypatch, screenshots):
+    monkeypatch.setenv("COSMICS_HOME", str(home))
+    monkeypatch.delenv("COSMICS_DB_URL", raising=False)
+    db.reset()
+    dataset = db.list_datasets()[0]
+    run_id = db.start_run(
+        dict(crop_size=64, batch_size=2, epochs=50, steps_per_epoch=2, backbone_weights="none"), dataset.id, name="watched"
+    )
+    try:
+        _open(page, f"{app_url}/Train")
+        assert page.get_by_text("Running now").count() == 1
+        # No reload from here on: the view refreshes itself.
+        page.get_by_text(re.compile(r"Epochs: ([5-9]|\d\d) of 50 done")).wait_for(timeout=240_000)
+        _no_traceback(page)
+        assert page.get_by_text("Time left (at most)").count() == 1
+        _screenshot(page, screenshots, "train")
+        page.get_by_role("button", name="Stop this run").click()
+        ended = db.wait_for_run(run_id, timeout=240)
+        assert ended.status == "cancelled"
+        page.get_by_text(f"#{run_id} watched (cancelled)").first.wait_for(timeout=30_000)
+    finally:
+        if db.get_run(run_id).status in ("queued", "running"):
+            db.cancel_run(run_id)
+            db.wait_for_run(run_id, timeout=240)
+        db.reset()

@@ -1,0 +1,76 @@
+"""The small helpers behind the Train, Results and Compare pages."""
+
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ui import run_views
+
+
+def _run(**fields):
+    values = dict(
+        id=3, name="baseline", status="running", config={"epochs": 10}, epochs_total=10, epochs_run=0,
+        started_at=None, ended_at=None, current_step=None, steps_per_epoch=None,
+    )
+    values.update(fields)
+    return SimpleNamespace(**values)
+
+
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def test_timing_spreads_the_elapsed_time_over_the_epochs_done():
+    run = _run(started_at=NOW - timedelta(seconds=100), epochs_run=4, current_step=5, steps_per_epoch=10)
+    clock = run_views.timing(run, now=NOW)
+    assert clock["per_epoch"] == pytest.approx(25.0)
+    assert clock["left"] == pytest.approx((10 - 4 - 0.5) * 25.0)
+
+
+def test_timing_knows_nothing_before_the_first_epoch_ends():
+    clock = run_views.timing(_run(started_at=NOW - timedelta(seconds=30)), now=NOW)
+    assert clock["per_epoch"] is None and clock["left"] is None
+
+
+def test_timing_of_an_ended_run_counts_to_its_end_and_leaves_nothing_left():
+    run = _run(status="finished", started_at=NOW - timedelta(seconds=300), ended_at=NOW - timedelta(seconds=100), epochs_run=10)
+    clock = run_views.timing(run, now=NOW)
+    assert clock["elapsed"] == pytest.approx(200.0)
+    assert clock["left"] is None
+
+
+@pytest.mark.parametrize("seconds, text", [(None, "–"), (7.4, "7 s"), (125, "2 min 05 s"), (3720, "1 h 02 min")])
+def test_durations_read_like_words(seconds, text):
+    assert run_views.format_duration(seconds) == text
+
+
+def test_readable_log_keeps_the_last_drawing_of_each_progress_bar():
+    log = "run 1: starting\nepoch 1/2:  50%|5| 1/2\nepoch 1/2: 100%|#| 2/2\nepoch 2/2:  50%|5| 1/2\rdone\n"
+    assert run_views.readable_log(log) == "run 1: starting\nepoch 1/2: 100%|#| 2/2\nepoch 2/2:  50%|5| 1/2\ndone"
+
+
+def test_enlarge_repeats_pixels_by_a_whole_factor():
+    image = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    big = run_views.enlarge(image, at_least=7)
+    assert big.shape == (6, 9)
+    assert (big[::3, ::3] == image).all()
+    assert run_views.enlarge(image, at_least=2) is image
+
+
+def test_full_config_fills_in_the_defaults_and_hides_store_paths():
+    config = run_views.full_config(_run(config={"epochs": 3, "data_dir": "/x", "out": "/x/m.keras"}))
+    assert config["epochs"] == 3
+    assert config["learning_rate"] == 1e-4
+    assert "data_dir" not in config and "out" not in config
+
+
+def test_uploaded_weights_keep_their_suffix_and_refuse_others(tmp_path, monkeypatch):
+    import db
+
+    monkeypatch.setenv("COSMICS_HOME", str(tmp_path))
+    path = run_views.save_weights_upload("my weights.weights.h5", b"abc")
+    assert path.parent == db.home() / "weights" and path.name == "my_weights.weights.h5"
+    assert path.read_bytes() == b"abc"
+    with pytest.raises(ValueError, match="must end in"):
+        run_views.save_weights_upload("notes.txt", b"abc")

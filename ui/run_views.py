@@ -1,0 +1,194 @@
+"""What the Train, Results and Compare pages share: labels, timing, links, look-ups.
+
+A few of these are store look-ups the store does not offer directly (the latest
+evaluation of a run on a split, keeping an uploaded weights file); they only
+call ``db``'s public functions.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+ACTIVE_STATUSES = ("queued", "running")
+ENDED_STATUSES = ("finished", "failed", "cancelled")
+STATUS_ICONS = {
+    "queued": ":material/schedule:",
+    "running": ":material/play_circle:",
+    "finished": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/cancel:",
+}
+#: Upload types accepted for backbone weights.
+WEIGHT_SUFFIXES = ("h5", "keras")
+
+
+def enlarge(image, at_least: int = 512):
+    """Repeat pixels by a whole factor so small frames show sharp, one-pixel cosmics included
+    (the browser would blur them when it scales the image up)."""
+    import numpy as np
+
+    factor = max(1, -(-at_least // max(image.shape[:2])))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
+
+
+def store_key() -> str:
+    """Names the open store, so cached tables of one store never show in another."""
+    import os
+
+    import db
+
+    return f"{os.environ.get('COSMICS_DB_URL', '')}|{db.home()}"
+
+
+#: Store bookkeeping in a run's configuration, not a choice the user made.
+INTERNAL_SETTINGS = ("data_dir", "out", "checkpoint_dir", "resume")
+
+
+def full_config(run) -> dict:
+    """The run's training settings with the defaults it ran with filled in."""
+    import dataclasses
+
+    from segcore.trainer import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    settings = {**defaults, **(run.config or {})}
+    return {k: v for k, v in settings.items() if k not in INTERNAL_SETTINGS}
+
+
+def run_label(run) -> str:
+    """``#3 baseline (finished)``: how a run is named in every chooser."""
+    return f"#{run.id} {run.name} ({run.status})"
+
+
+def evaluation_label(evaluation) -> str:
+    created = getattr(evaluation, "created", None)
+    when = f", {created:%Y-%m-%d %H:%M}" if isinstance(created, datetime) else ""
+    count = getattr(evaluation, "n_images", None)
+    images = f", {count} images" if count else ""
+    return f"#{evaluation.id}: {evaluation.split} split, threshold {evaluation.threshold:g}{images}{when}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1 h 02 min``, ``3 min 05 s``, ``12 s``; a dash when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def _as_utc(value) -> datetime | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    value = pd.Timestamp(value).to_pydatetime()
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def batch_progress(run) -> tuple[int | None, int | None]:
+    """(batches done, batches per epoch) of the epoch in progress, as the run reports them."""
+    return getattr(run, "current_step", None), getattr(run, "steps_per_epoch", None)
+
+
+def planned_epochs(run) -> int:
+    return int(getattr(run, "epochs_total", None) or (run.config or {}).get("epochs", 0) or 0)
+
+
+def timing(run, epochs: pd.DataFrame | None = None, now: datetime | None = None) -> dict:
+    """Seconds per epoch and an estimate of the time left, from what the run recorded.
+
+    Returns
+    -------
+    dict with ``elapsed`` (seconds since the run started, to its end if it ended),
+    ``per_epoch`` (None before the first epoch ends), ``left`` (None when unknown;
+    early stopping may end the run sooner), ``done`` and ``total`` epochs.
+    """
+    now = now or datetime.now(timezone.utc)
+    started = _as_utc(getattr(run, "started_at", None))
+    ended = _as_utc(getattr(run, "ended_at", None))
+    elapsed = ((ended or now) - started).total_seconds() if started else None
+    total = planned_epochs(run)
+    done = int(getattr(run, "epochs_run", 0) or (len(epochs) if epochs is not None else 0))
+    per_epoch = elapsed / done if elapsed and done else None
+    left = None
+    if per_epoch and total and not ended:
+        step, steps = batch_progress(run)
+        in_epoch = step / steps if step and steps else 0.0
+        left = max(0.0, (total - done - in_epoch) * per_epoch)
+    return {"elapsed": elapsed, "per_epoch": per_epoch, "left": left, "done": done, "total": total}
+
+
+def seconds_since(moment, now: datetime | None = None) -> float | None:
+    moment = _as_utc(moment)
+    if moment is None:
+        return None
+    return ((now or datetime.now(timezone.utc)) - moment).total_seconds()
+
+
+def latest_evaluation(run_id: int, split: str | None = None):
+    """The newest evaluation of a run (on ``split`` when given), or None."""
+    import db
+
+    evaluations = [e for e in db.list_evaluations(run_id) if split is None or e.split == split]
+    return max(evaluations, key=lambda e: e.id, default=None)
+
+
+def save_weights_upload(file_name: str, data: bytes) -> Path:
+    """Keep an uploaded backbone weights file under ``<COSMICS_HOME>/weights/``.
+
+    The name keeps its suffix (Keras reads the format from it); an existing
+    file of the same name and size is reused.
+    """
+    import db
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file_name).name).strip("._") or "weights.h5"
+    if not safe.endswith(tuple("." + s for s in WEIGHT_SUFFIXES)):
+        raise ValueError(f"{file_name}: a weights file must end in .h5, .weights.h5 or .keras")
+    folder = db.home() / "weights"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / safe
+    if target.exists() and target.stat().st_size != len(data):
+        stem, suffix = safe.split(".", 1)
+        target = folder / f"{stem}_{datetime.now(timezone.utc):%Y%m%d%H%M%S}.{suffix}"
+    if not target.exists():
+        target.write_bytes(data)
+    return target
+
+
+_PROGRESS_LINE = re.compile(r"^\s*(epoch \d+/\d+):")
+
+
+def readable_log(text: str, lines: int = 40) -> str:
+    """A worker log as a person reads it: a progress bar redraws its line many times,
+    and only its last drawing is kept; then the last ``lines`` lines."""
+    kept: list[str] = []
+    for line in re.split(r"[\r\n]+", text):
+        if not line.strip():
+            continue
+        bar = _PROGRESS_LINE.match(line)
+        if bar and kept and kept[-1].lstrip().startswith(bar.group(1) + ":"):
+            kept[-1] = line.rstrip()
+        else:
+            kept.append(line.rstrip())
+    return "\n".join(kept[-lines:])
+
+
+def link_to(page: str, label: str, icon: str | None = None) -> None:
+    """A link to another page of the app; plain text where the page is not registered
+    (a page run on its own)."""
+    import streamlit as st
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except (StreamlitAPIException, KeyError):
+        st.markdown(f"**{label}** (in the sidebar)")
