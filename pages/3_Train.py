@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import streamlit as st
@@ -24,6 +25,9 @@ from ui.run_views import (
     seconds_since,
     timing,
 )
+
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+LOSSES = {"cross_entropy": "Cross-entropy (the original)", "dice_cross_entropy": "Cross-entropy + Dice"}
 
 BACKBONES = {
     "imagenet": "ImageNet (pre-trained; random start if it cannot be loaded)",
@@ -168,16 +172,36 @@ with st.expander("Start a new run", expanded=not active):
             name = right.text_input("Run name", placeholder="e.g. baseline-256px", help="Leave empty for an automatic name.")
             st.markdown("**Crops and batches**")
             c1, c2, c3, c4 = st.columns(4)
-            crop_size = c1.number_input("Crop size (pixels)", min_value=16, max_value=4096, value=256, step=16, help="Side of the square crops cut from the frames at native resolution; a multiple of 16.")
-            batch_size = c2.number_input("Batch size", min_value=1, max_value=256, value=6, help="Crops per training step. Lower it if memory runs out.")
-            epochs = c3.number_input("Epochs (at most)", min_value=1, max_value=10_000, value=100)
+            crop_size = c1.number_input("Crop size (pixels)", min_value=16, max_value=4096, value=DEFAULTS["crop_size"], step=16, help="Side of the square crops cut from the frames at native resolution; a multiple of 16.")
+            batch_size = c2.number_input("Batch size", min_value=1, max_value=256, value=DEFAULTS["batch_size"], help="Crops per training step. Lower it if memory runs out.")
+            epochs = c3.number_input("Epochs (at most)", min_value=1, max_value=10_000, value=DEFAULTS["epochs"])
             steps = c4.number_input("Batches per epoch", min_value=0, max_value=1_000_000, value=0, help="0: enough crops to cover every training pixel about once per epoch.")
             st.markdown("**Learning rate schedule**")
             c1, c2, c3, c4 = st.columns(4)
-            learning_rate = c1.number_input("Learning rate", min_value=0.0, max_value=1.0, value=1e-4, step=1e-5, format="%.1e")
-            flat_epochs = c2.number_input("Flat epochs", min_value=0, max_value=10_000, value=2, help="Epochs at the full learning rate before it starts to decay.")
-            decay_rate = c3.number_input("Decay rate", min_value=0.0, max_value=10.0, value=0.1, step=0.01, help="After the flat epochs the rate is multiplied by exp(-decay rate) every epoch.")
-            patience = c4.number_input("Early-stopping patience", min_value=1, max_value=10_000, value=30, help="Stop when the validation loss has not improved for this many epochs.")
+            learning_rate = c1.number_input("Learning rate", min_value=0.0, max_value=1.0, value=DEFAULTS["learning_rate"], step=1e-5, format="%.1e")
+            flat_epochs = c2.number_input("Flat epochs", min_value=0, max_value=10_000, value=DEFAULTS["flat_epochs"], help="Epochs at the full learning rate before it starts to decay.")
+            decay_rate = c3.number_input("Decay rate", min_value=0.0, max_value=10.0, value=DEFAULTS["decay_rate"], step=0.01, help="After the flat epochs the rate is multiplied by exp(-decay rate) every epoch.")
+            patience = c4.number_input("Early-stopping patience", min_value=1, max_value=10_000, value=DEFAULTS["patience"], help="Stop when the validation loss has not improved for this many epochs.")
+            st.markdown("**Loss, sampling and time**")
+            c1, c2, c3 = st.columns(3)
+            loss = c1.radio(
+                "Loss",
+                list(LOSSES),
+                index=list(LOSSES).index(DEFAULTS["loss"]),
+                format_func=LOSSES.get,
+                help="Cosmics cover about 0.1 % of a frame; adding the Dice loss keeps the network from predicting no cosmic at all.",
+            )
+            cosmic_crops = c2.slider(
+                "Crops placed around a cosmic",
+                0.0,
+                1.0,
+                float(DEFAULTS["cosmic_crop_fraction"]),
+                0.05,
+                help="Share of training crops centred near a cosmic pixel instead of anywhere in the frame.",
+            )
+            time_limit = c3.number_input(
+                "Time limit (minutes)", min_value=0.0, value=0.0, step=5.0, help="0: no limit. Training stops after the last epoch that fits."
+            )
             st.markdown("**Model**")
             c1, c2 = st.columns(2)
             backbone = c1.radio("Backbone weights", list(BACKBONES), format_func=BACKBONES.get)
@@ -200,6 +224,9 @@ with st.expander("Start a new run", expanded=not active):
                 backbone_weights=backbone,
                 freeze_backbone=bool(freeze),
                 steps_per_epoch=int(steps) or None,
+                loss=loss,
+                cosmic_crop_fraction=float(cosmic_crops),
+                time_limit_minutes=float(time_limit) or None,
             )
             weights_file = None
             if backbone == "file":

@@ -170,6 +170,10 @@ def _fill_train_form(at: AppTest, **values) -> None:
         widget.set_value(value)
 
 
+def _backbone(at: AppTest):
+    return next(r for r in at.radio if r.label == "Backbone weights")
+
+
 def test_train_form_refuses_a_crop_size_that_is_not_a_multiple_of_16(empty_store):
     at = _page(TRAIN).run()
     _fill_train_form(at, **{"Crop size": 100})
@@ -181,7 +185,7 @@ def test_train_form_refuses_a_crop_size_that_is_not_a_multiple_of_16(empty_store
 
 def test_train_form_asks_for_a_weights_file_when_that_backbone_is_chosen(empty_store):
     at = _page(TRAIN).run()
-    at.radio[0].set_value("file")
+    _backbone(at).set_value("file")
     next(b for b in at.button if b.label == "Start training").click().run()
     _no_exception(at)
     assert "Upload a weights file or type its path" in _texts(at, "error")
@@ -194,7 +198,7 @@ def test_train_form_asks_for_a_weights_file_when_that_backbone_is_chosen(empty_s
 def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     at = _page(TRAIN).run()
     _fill_train_form(at, **{"Run name": "from the form", "Crop size": 64, "Batch size": 2, "Epochs": 1, "Batches per epoch": 2})
-    at.radio[0].set_value("none")
+    _backbone(at).set_value("none")
     next(b for b in at.button if b.label == "Start training").click().run()
     _no_exception(at)
     runs = db.list_runs()
