@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from segcore.metrics import PER_IMAGE_SCORES
+
 SPLITS = ("train", "validation", "test", "real")
 MASK_SOURCES = ("uploaded", "drawn", "predicted")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
@@ -227,15 +229,4 @@ class EvaluationResult(Base):
     prediction_path: Mapped[Optional[str]] = mapped_column(String(1000))
 
 
-RESULT_METRICS = (
-    "iou",
-    "dice",
-    "pixel_accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "specificity",
-    "count_score",
-    "object_recall",
-    "object_precision",
-)
+RESULT_METRICS = PER_IMAGE_SCORES

@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 
 SCORE_NAMES = ("iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "specificity")
+#: Every per-image score an evaluation reports, in the order the app shows them.
+PER_IMAGE_SCORES = (*SCORE_NAMES, "count_score", "object_recall", "object_precision")
 
 
 # --------------------------------------------------------------------------- #

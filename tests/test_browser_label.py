@@ -2,98 +2,54 @@
 
 Starts ``streamlit run app.py`` on a free port with its own COSMICS_HOME and drives the
 system's Chromium (``/usr/bin/chromium``) through Playwright. Also refreshes the
-screenshots in ``docs/screenshots/``.
+screenshots of the Home, Datasets and Label pages (see ``browser_support``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_support import chromium_browser, needs_chromium, new_page, screenshot_folder, serve_app
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = ROOT / "docs" / "screenshots"
-VIEWPORT = {"width": 1280, "height": 900}
 DEMO = {"COSMICS_DEMO_FRAMES": "4,2,2,1", "COSMICS_DEMO_SIZE": "256"}
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                       "(apt-get install chromium)"),
+    needs_chromium,
     pytest.mark.skipif(shutil.which("streamlit") is None and not (Path(sys.executable).parent / "streamlit").exists(),
                        reason="needs the streamlit command"),
 ]
 playwright = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The app on a free port with a fresh store; yields (base URL, COSMICS_HOME)."""
     home = tmp_path_factory.mktemp("browser") / "home"
-    port = free_port()
-    env = {**os.environ, "COSMICS_HOME": str(home), **DEMO}
-    env.pop("COSMICS_DB_URL", None)
-    log_path = home.parent / "server.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                        if reply.status == 200:
-                            break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the app did not start: {log_path.read_text()[-2000:]}")
-                time.sleep(0.5)
-            yield url, home
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+    with serve_app(home, DEMO) as url:
+        yield url, home
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium_browser() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport=VIEWPORT)
-    yield context.new_page()
-    context.close()
+    with new_page(browser) as page:
+        yield page
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    return screenshot_folder(tmp_path_factory)
 
 
 @pytest.fixture
@@ -142,18 +98,17 @@ def wait_for_revisions(page, store, frame_id: int, count: int, timeout: float = 
         page.wait_for_timeout(250)
 
 
-def screenshot(page, name: str) -> None:
-    """Save a screenshot for the docs, as a palette PNG when that keeps it small."""
+def screenshot(page, folder, name: str) -> None:
+    """Save a screenshot, as a palette PNG when that keeps it small."""
     from PIL import Image
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
+    path = folder / f"{name}.png"
     page.screenshot(path=str(path))
     if path.stat().st_size > 250_000:
         Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)
 
 
-def test_home_and_datasets_pages_render(server, page):
+def test_home_and_datasets_pages_render(server, page, shots):
     url, _ = server
     page.goto(url)
     page.get_by_text("Next step:").wait_for(timeout=120_000)
@@ -161,17 +116,17 @@ def test_home_and_datasets_pages_render(server, page):
     page.locator("[data-testid=stDataFrame] canvas").first.wait_for(timeout=30_000)
     page.wait_for_timeout(1500)  # the table draws itself after it appears
     assert page.locator("[data-testid=stException]").count() == 0
-    screenshot(page, "home")
+    screenshot(page, shots, "home")
 
     page.goto(f"{url}/Datasets")
     page.get_by_text("Simulated demo").first.wait_for(timeout=60_000)
     page.locator("[data-testid=stImage] img").nth(8).wait_for(timeout=60_000)
     wait_idle(page)
     assert page.locator("[data-testid=stException]").count() == 0
-    screenshot(page, "datasets")
+    screenshot(page, shots, "datasets")
 
 
-def test_a_stroke_drawn_on_the_label_canvas_is_saved_as_a_revision(server, page, store):
+def test_a_stroke_drawn_on_the_label_canvas_is_saved_as_a_revision(server, page, store, shots):
     url, _ = server
     page.goto(f"{url}/Label")
     page.get_by_role("button", name="Save as new revision").wait_for(timeout=120_000)
@@ -217,7 +172,7 @@ def test_a_stroke_drawn_on_the_label_canvas_is_saved_as_a_revision(server, page,
     assert not (before & ~after).any(), "nothing was removed"
 
 
-def test_a_rectangle_drawn_zoomed_in_fills_exactly_the_frame_pixels_under_it(server, page, store):
+def test_a_rectangle_drawn_zoomed_in_fills_exactly_the_frame_pixels_under_it(server, page, store, shots):
     url, _ = server
     page.goto(f"{url}/Label")
     page.get_by_role("button", name="Save as new revision").wait_for(timeout=120_000)
@@ -246,7 +201,7 @@ def test_a_rectangle_drawn_zoomed_in_fills_exactly_the_frame_pixels_under_it(ser
     page.mouse.up()
     page.get_by_text(re.compile(r"^\+[1-9]\d* −0$")).wait_for(timeout=30_000)
     wait_idle(page)
-    screenshot(page, "label")
+    screenshot(page, shots, "label")
 
     revisions_before = len(store.mask_history(frame.id))
     page.get_by_role("button", name="Save as new revision").click()

@@ -7,8 +7,7 @@ Plotly charts and the overlay images render, and takes screenshots.
 The documentation's screenshots (``docs/screenshots/train.png``, ``results.png``,
 ``compare.png``) come from a store with better-trained runs: set
 ``COSMICS_SCREENSHOT_STORE`` to its data folder (it is copied, the original is
-not touched) and the screenshots are written there. Without it they go to a
-temporary folder, so a plain test run leaves the documentation alone.
+not touched), and set ``COSMICS_SCREENSHOTS=docs`` to write them into the docs.
 """
 
 from __future__ import annotations
@@ -16,31 +15,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_support import chromium_browser, needs_chromium, new_page, screenshot_folder, serve_app
 
 import db
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-VIEWPORT = {"width": 1280, "height": 900}
 MAX_SCREENSHOT_BYTES = 300_000
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -65,55 +50,20 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app_url(home):
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "COSMICS_DB_URL"}
-    env.update(COSMICS_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
-    log = open(home.parent / "streamlit.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("streamlit did not start:\n" + (home.parent / "streamlit.log").read_text()[-2000:])
-            time.sleep(0.5)
+    with serve_app(home) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium_browser() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    yield page
-    context.close()
+    with new_page(browser) as page:
+        yield page
 
 
 def _settle(page) -> None:
@@ -131,9 +81,7 @@ def _open(page, url: str) -> None:
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory) -> Path:
-    folder = SCREENSHOTS if os.environ.get("COSMICS_SCREENSHOT_STORE") else tmp_path_factory.mktemp("screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_folder(tmp_path_factory)
 
 
 def _screenshot(page, folder: Path, name: str) -> Path:

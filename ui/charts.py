@@ -16,19 +16,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from segcore.metrics import PER_IMAGE_SCORES
+
 #: Per-image scores, in the order the app shows them.
-RESULT_METRICS = (
-    "iou",
-    "dice",
-    "pixel_accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "specificity",
-    "count_score",
-    "object_recall",
-    "object_precision",
-)
+RESULT_METRICS = PER_IMAGE_SCORES
 
 #: What the user reads instead of a column name.
 LABELS = {
