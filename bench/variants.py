@@ -1,0 +1,243 @@
+"""Model and inference variants the speed benchmarks compare (prototypes, outside segcore).
+
+- ``rebuild``: the same architecture under another Keras dtype policy (e.g.
+  mixed_bfloat16) or with separable convolutions, weights copied when they fit.
+- ``fold_batchnorm``: a copy whose batch norms are folded into the convolutions
+  before them (inference only).
+- ``make_step`` / ``tiled_probabilities``: ``segcore.evaluator.predict_probabilities``
+  re-implemented step by step, with an optional XLA-compiled network step and
+  a timer per stage (normalise, tile assembly, network, stitching).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import numpy as np
+
+import common  # noqa: F401  (puts the repository on sys.path)
+
+from segcore.evaluator import padded_shape, tile_layout  # noqa: E402
+from segcore.preprocess import normalize_frame, to_network_input  # noqa: E402
+
+
+def architecture(model) -> dict:
+    """build_deeplabv3plus arguments that rebuild ``model``'s architecture."""
+    names = {layer.name: layer for layer in model.layers}
+    separable = "decoder_block1_sepconv" in names
+    block = names["decoder_block1_sepconv" if separable else "decoder_block1_conv"]
+    kernel = int(block.kernel_size[0])
+    dropout = float(names["decoder_dropout"].rate) if "decoder_dropout" in names else 0.0
+    classes = int(names["logits_conv"].filters)
+    return {"separable": separable, "decoder_kernel": kernel, "dropout": dropout, "num_classes": classes}
+
+
+def rebuild(model=None, policy: str = "float32", **overrides):
+    """Build DeepLabV3+ under ``policy`` with ``model``'s architecture (or ``overrides``), weights copied.
+
+    With ``model=None`` or an architecture change the weights stay random.
+    """
+    import keras
+
+    from segcore.model import build_deeplabv3plus
+
+    args = architecture(model) if model is not None else {}
+    args.update(overrides)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        new, _ = build_deeplabv3plus(backbone_weights="none", **args)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    if model is not None and architecture(new) == architecture(model):
+        new.set_weights(model.get_weights())
+    return new
+
+
+def fold_batchnorm(model):
+    """A copy of ``model`` with each batch norm folded into the convolution feeding it.
+
+    y = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta becomes a convolution
+    with kernel * s and bias (b - mean) * s + beta, s = gamma / sqrt(var + eps).
+    Inference only (training=False semantics).
+    """
+    import keras
+    from keras import layers
+
+    class Passthrough(layers.Layer):
+        def call(self, x, mask=None, training=None):
+            return x
+
+    folds = {}
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            source = layer.input._keras_history[0]
+            if isinstance(source, (layers.Conv2D, layers.SeparableConv2D)) and len(source._outbound_nodes) == 1:
+                folds[source.name] = layer
+    folded_norms = {bn.name for bn in folds.values()}
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name in folds:
+            config["use_bias"] = True
+        elif layer.name in folded_norms:
+            return Passthrough(name=layer.name)
+        return layer.__class__.from_config(config)
+
+    folded = keras.models.clone_model(model, clone_function=clone)
+    for layer in folded.layers:
+        if layer.name in folded_norms:
+            continue
+        source = model.get_layer(layer.name)
+        weights = source.get_weights()
+        if layer.name not in folds:
+            if weights:
+                layer.set_weights(weights)
+            continue
+        bn = folds[layer.name]
+        gamma = np.asarray(bn.gamma) if bn.scale else 1.0
+        beta = np.asarray(bn.beta) if bn.center else 0.0
+        scale = gamma / np.sqrt(np.asarray(bn.moving_variance) + bn.epsilon)
+        shift = beta - np.asarray(bn.moving_mean) * scale
+        if isinstance(source, layers.SeparableConv2D):
+            depthwise, pointwise = weights[0], weights[1]
+            bias = weights[2] if source.use_bias else 0.0
+            layer.set_weights([depthwise, pointwise * scale, bias * scale + shift])
+        else:
+            kernel = weights[0]
+            bias = weights[1] if source.use_bias else 0.0
+            layer.set_weights([kernel * scale, np.broadcast_to(bias * scale + shift, (kernel.shape[-1],))])
+    return folded
+
+
+def logits_before_upsampling(model):
+    """The same model (same layer objects and weights) with the 1x1 logits convolution before the last upsampling.
+
+    segcore's decoder upsamples its 256-channel stride-4 features to the input
+    size and then applies the 1x1 logits convolution; bilinear resizing (weights
+    summing to 1) and a per-pixel affine map commute, so computing the 2 logits
+    at stride 4 and upsampling those gives the same output with 128x less data
+    upsampled, as the DeepLab reference implementation does.
+    """
+    import keras
+    from keras import layers
+
+    from segcore.model import ResizeLike
+
+    features = model.get_layer("decoder_block2_relu").output
+    logits = model.get_layer("logits_conv")(features)
+    logits = ResizeLike(name="logits_upsample")([logits, model.input])
+    output = layers.Activation("linear", dtype="float32", name="logits_at_input_size")(logits)
+    return keras.Model(model.input, output, name=f"{model.name}_logits_first")
+
+
+def make_step(model, tile_shape, jit: bool = False):
+    """(B, h, w, 3) float32 tiles -> (B, h, w) probabilities, as segcore's predict step; XLA with ``jit``."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *tile_shape, 3], tf.float32)], jit_compile=jit)
+    def step(tiles):
+        logits = tf.cast(model(tiles, training=False), tf.float32)
+        return tf.nn.softmax(logits, axis=-1)[..., 1]
+
+    return step
+
+
+class StepCache:
+    """One traced step per (model, tile shape), as segcore keeps them."""
+
+    def __init__(self, model, jit: bool = False):
+        self.model, self.jit, self.steps = model, jit, {}
+
+    def __call__(self, tile_shape):
+        if tile_shape not in self.steps:
+            self.steps[tile_shape] = make_step(self.model, tile_shape, self.jit)
+        return self.steps[tile_shape]
+
+
+def tiled_probabilities(frame, steps: StepCache, tile=512, overlap=64, batch_size=4, timings=None) -> np.ndarray:
+    """``predict_probabilities`` step by step; adds seconds per stage to ``timings`` (a dict) when given."""
+    clock = time.perf_counter
+    t = timings if timings is not None else defaultdict(float)
+    started = clock()
+    height, width = frame.shape
+    padded_h, padded_w = padded_shape(frame.shape)
+    normalized = normalize_frame(frame)
+    normalized = np.pad(normalized, ((0, padded_h - height), (0, padded_w - width)), mode="reflect")
+    t["normalise"] += clock() - started
+    tiles = tile_layout((padded_h, padded_w), tile, overlap)
+    window = tiles[0].window
+    step = steps((window[0].stop - window[0].start, window[1].stop - window[1].start))
+    out = np.empty((padded_h, padded_w), np.float32)
+    for first in range(0, len(tiles), batch_size):
+        batch = tiles[first : first + batch_size]
+        started = clock()
+        x = to_network_input(np.stack([normalized[tl.window] for tl in batch]))
+        t["tile assembly"] += clock() - started
+        started = clock()
+        probs = step(x).numpy()
+        t["network"] += clock() - started
+        started = clock()
+        for tl, p in zip(batch, probs):
+            out[tl.interior] = p[tl.local_interior]
+        t["stitching"] += clock() - started
+    t["tiles"] = len(tiles)
+    return out[:height, :width]
+
+
+def warm_up(frame, steps: StepCache, tile=512, overlap=64, batch_size=4) -> None:
+    """Trace the step and run each batch size it will see once, without a whole frame."""
+    padded = padded_shape(frame.shape)
+    tiles = tile_layout(padded, tile, overlap)
+    window = tiles[0].window
+    shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
+    step = steps(shape)
+    sizes = {min(batch_size, len(tiles))}
+    if len(tiles) % batch_size:
+        sizes.add(len(tiles) % batch_size)
+    for size in sizes:
+        step(np.zeros((size, *shape, 3), np.float32)).numpy()
+
+
+def tiling_cost(shape, tile: int, overlap: int) -> tuple[int, float]:
+    """Number of tiles and pixels fed to the network per frame pixel for a layout."""
+    padded = padded_shape(shape)
+    tiles = tile_layout(padded, tile, overlap)
+    window = tiles[0].window
+    pixels = len(tiles) * (window[0].stop - window[0].start) * (window[1].stop - window[1].start)
+    return len(tiles), pixels / float(shape[0] * shape[1])
+
+
+def part_of(layer_name: str) -> str:
+    """Which part of DeepLabV3+ a layer belongs to (ResNet50 stages by their Keras names)."""
+    if layer_name.startswith(("conv1", "pool1", "conv2_")):
+        return "stem + conv2"
+    if layer_name.startswith("conv3_"):
+        return "conv3"
+    if layer_name.startswith("conv4_"):
+        return "conv4"
+    if layer_name.startswith("aspp"):
+        return "ASPP"
+    return "decoder"
+
+
+def conv_macs(model, tile: int = 512) -> dict[str, float]:
+    """Multiply-accumulates of the convolutions per part for one tile x tile input (the model's architecture)."""
+    from keras import layers
+
+    from segcore.model import build_deeplabv3plus
+
+    sized, _ = build_deeplabv3plus(input_shape=(tile, tile, 3), backbone_weights="none", **architecture(model))
+    macs: dict[str, float] = {}
+    for layer in sized.layers:
+        if not isinstance(layer, (layers.Conv2D, layers.SeparableConv2D)):
+            continue
+        out, inp = layer.output.shape, layer.input.shape
+        kernel = layer.kernel_size[0] * layer.kernel_size[1]
+        if isinstance(layer, layers.SeparableConv2D):
+            count = out[1] * out[2] * (kernel * inp[-1] + inp[-1] * out[-1])
+        else:
+            count = out[1] * out[2] * kernel * inp[-1] * out[-1]
+        macs[part_of(layer.name)] = macs.get(part_of(layer.name), 0.0) + float(count)
+    return macs
