@@ -150,7 +150,7 @@ def main() -> int:
 
     load_before = wait_for_quiet(args.wait_quiet) if args.wait_quiet else load_average()
     funcs = contenders()
-    rows, n512 = [], None
+    rows = []
     results = {}
     for case, masks in cases:
         cosmics = np.mean([metrics.n_cosmics(m) for m in masks])
