@@ -38,7 +38,8 @@ TARGET_F1 = 0.85
 # --------------------------------------------------------------------------- #
 
 
-def seconds_per_step(crop: int, batch: int, frozen: bool, policy: str, jit: bool, steps: int) -> tuple[float, float, int]:
+def seconds_per_step(crop: int, batch: int, frozen: bool, policy: str, jit: bool, steps: int,
+                     logits_first: bool = False) -> tuple[float, float, int]:
     """(seconds per step, seconds of the first step incl. tracing, trainable parameters)."""
     import keras
 
@@ -49,6 +50,10 @@ def seconds_per_step(crop: int, batch: int, frozen: bool, policy: str, jit: bool
     keras.mixed_precision.set_global_policy(policy)
     try:
         model, _ = build_deeplabv3plus(backbone_weights="none", freeze_backbone=frozen)
+        if logits_first:
+            from variants import logits_before_upsampling
+
+            model = logits_before_upsampling(model)
         _compile(model, 1e-4)
         if jit:
             model.jit_compile = True
@@ -69,24 +74,28 @@ def seconds_per_step(crop: int, batch: int, frozen: bool, policy: str, jit: bool
 
 def step_grid(args) -> list[str]:
     configs = []
+    graphs = {"default": (False,), "logits-first": (True,), "both": (False, True)}[args.graph]
     for crop in args.crops:
-        for frozen in (False, True):
-            for policy in ("float32", "mixed_bfloat16"):
-                configs.append((crop, frozen, policy, False))
-        if not args.no_xla and crop in args.xla_crops:
-            configs.append((crop, False, "float32", True))
+        for logits_first in graphs:
+            for frozen in (False, True):
+                for policy in ("float32", "mixed_bfloat16"):
+                    configs.append((crop, frozen, policy, False, logits_first))
+        if not args.no_xla and crop in args.xla_crops and False in graphs:
+            configs.append((crop, False, "float32", True, False))
     load_before = wait_for_quiet(args.wait_quiet) if args.wait_quiet else load_average()
     results = {}
-    for crop, frozen, policy, jit in configs:
+    for crop, frozen, policy, jit, logits_first in configs:
+        key = (crop, frozen, policy, jit, logits_first)
         try:
-            sec, first, params = seconds_per_step(crop, args.batch, frozen, policy, jit, args.steps)
+            sec, first, params = seconds_per_step(crop, args.batch, frozen, policy, jit, args.steps, logits_first)
         except Exception as exc:  # e.g. XLA running out of memory
             message = str(exc).strip().splitlines()[0][:160]
-            results[(crop, frozen, policy, jit)] = (float("nan"), float("nan"), 0, f"{type(exc).__name__}: {message}")
+            results[key] = (float("nan"), float("nan"), 0, f"{type(exc).__name__}: {message}")
             print(f"crop {crop}, {policy}{', XLA' if jit else ''}: failed ({message})", flush=True)
             continue
-        results[(crop, frozen, policy, jit)] = (sec, first, params, "")
-        print(f"crop {crop}, {'frozen' if frozen else 'trainable'} backbone, {policy}{', XLA' if jit else ''}: "
+        results[key] = (sec, first, params, "")
+        print(f"crop {crop}, {'frozen' if frozen else 'trainable'} backbone, {policy}{', XLA' if jit else ''}"
+              f"{', logits first' if logits_first else ''}: "
               f"{sec:.2f} s/step (first step {first:.1f} s)", flush=True)
     load_after = load_average()
 
@@ -97,20 +106,24 @@ def step_grid(args) -> list[str]:
         "",
         f"DeepLabV3+ (ResNet50, random backbone weights) compiled as `segcore.trainer` does; one fixed batch of "
         f"{args.batch} crops; seconds per `train_on_batch` step, mean of {args.steps} steps after 2 untimed ones "
-        "(the first includes tracing). Speed-up against float32 with the backbone trainable at the same crop.",
+        "(the first includes tracing). Speed-up against segcore's graph in float32 with the backbone trainable at the same "
+        "crop (n/a when that was not in this run). 'logits before upsampling': the same layers with the 1x1 logits "
+        "convolution applied at stride 4 and its 2 channels upsampled (bench/variants.py; same function).",
         "",
     ]
     rows = []
-    for (crop, frozen, policy, jit), (sec, first, params, error) in results.items():
-        base = results[(crop, False, "float32", False)][0]
+    for (crop, frozen, policy, jit, logits_first), (sec, first, params, error) in results.items():
+        base_key = (crop, False, "float32", False, False)
+        base = results[base_key][0] if base_key in results else float("nan")
+        graph = "logits before upsampling" if logits_first else "segcore's"
         if error:
-            rows.append([crop, "frozen" if frozen else "trainable", policy + (" + XLA" if jit else ""),
+            rows.append([crop, graph, "frozen" if frozen else "trainable", policy + (" + XLA" if jit else ""),
                          f"failed: {error}", "", "", "", ""])
             continue
-        rows.append([crop, "frozen" if frozen else "trainable", policy + (" + XLA" if jit else ""),
-                     f"{sec:.2f}", f"{base / sec:.2f}x", f"{first:.0f}", f"{params / 1e6:.1f} M",
-                     f"{args.batch / sec:.2f}"])
-    lines += table(["crop", "backbone", "precision", "s per step", "speed-up", "first step (s)",
+        rows.append([crop, graph, "frozen" if frozen else "trainable", policy + (" + XLA" if jit else ""),
+                     f"{sec:.2f}", f"{base / sec:.2f}x" if base == base else "n/a", f"{first:.0f}",
+                     f"{params / 1e6:.1f} M", f"{args.batch / sec:.2f}"])
+    lines += table(["crop", "graph", "backbone", "precision", "s per step", "speed-up", "first step (s)",
                     "trainable parameters", "crops per second"], rows)
     lines.append("")
     skipped = [c for c in args.crops if c not in args.xla_crops and not args.no_xla]
@@ -205,6 +218,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=6)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--no-xla", action="store_true")
+    parser.add_argument("--graph", choices=["default", "logits-first", "both"], default="both",
+                        help="segcore's decoder, the logits convolution moved before the last upsampling, or both")
     parser.add_argument("--xla-crops", type=int, nargs="*", default=[256],
                         help="crops also timed with XLA (at 512 XLA asked for 18 GiB and ran out of memory here)")
     parser.add_argument("--time-to-f1", action="store_true", help="train until the test F1 reaches 0.85 instead")
