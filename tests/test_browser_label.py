@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_support import chromium_browser, needs_chromium, new_page, screenshot_folder, serve_app
+from browser_support import needs_chromium, screenshot_folder, serve_app
 
 DEMO = {"COSMICS_DEMO_FRAMES": "4,2,2,1", "COSMICS_DEMO_SIZE": "256"}
 
@@ -33,18 +33,6 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser") / "home"
     with serve_app(home, DEMO) as url:
         yield url, home
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium_browser() as chromium:
-        yield chromium
-
-
-@pytest.fixture
-def page(browser):
-    with new_page(browser) as page:
-        yield page
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser_support import chromium_browser, needs_chromium, new_page, screenshot_folder, serve_app
+from browser_support import needs_chromium, screenshot_folder, serve_app
 
 import db
 
@@ -52,18 +52,6 @@ def home(tmp_path_factory):
 def app_url(home):
     with serve_app(home) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium_browser() as chromium:
-        yield chromium
-
-
-@pytest.fixture
-def page(browser):
-    with new_page(browser) as page:
-        yield page
 
 
 def _settle(page) -> None:
