@@ -1,6 +1,8 @@
 """Detection quality and speed against LA Cosmic (astroscrappy), deepCR and Cosmic-CoNN.
 
-    python bench/compare_detectors.py --model bench/out/quality/model.keras      # the recorded configuration
+    python bench/compare_detectors.py --model bench/out/quality/model.keras      # segcore as it is
+    python bench/compare_detectors.py --model M.keras --prototype --proto-tile 16384 --proto-logits-first
+                                      # ... plus a row with the prototype inference settings
     python bench/compare_detectors.py --model M.keras --sizes 512 --n 4 --n-tune 2 --no-record   # a quick look
 
 All detectors see the same simulated frames (segcore.synth, seed 20261124, drawn
@@ -8,7 +10,8 @@ as ``default_rng([seed, size, i])``, so no frame can equal a training frame of
 ``generate_dataset``, whose frames are ``default_rng([seed, i])``).
 
 - Ours: ``segcore.evaluator.predict_mask`` at threshold 0.5 (not tuned), tiled
-  inference with the default tiles.
+  inference with the default tiles; with ``--prototype`` also the same model
+  with inference settings segcore does not have yet (bench/variants.py).
 - LA Cosmic: ``astroscrappy.detect_cosmics`` on the bias-subtracted frame with the
   simulated detector's gain (photons per ADU), read noise and saturation, the
   module gaps as its bad-pixel mask; sigclip and saturation handling are picked
