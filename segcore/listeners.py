@@ -21,6 +21,8 @@ class TrainingStart:
     initial_epoch: int
     backbone_weights: str
     config: dict[str, Any] = field(default_factory=dict)
+    #: the Keras dtype policy training computes in ("auto" resolved)
+    precision: str = "float32"
 
 
 @dataclass
@@ -38,6 +40,8 @@ class TrainingEnd:
     last_checkpoint: str | None
     model_path: str | None
     backbone_weights: str
+    #: the Keras dtype policy training computed in ("auto" resolved)
+    precision: str = "float32"
     history: dict[str, list[float]] = field(default_factory=dict)
     error: str | None = None
     #: why training ended: "epochs", "early stopping", "time limit", "cancelled" or "error"

@@ -24,8 +24,7 @@ from typing import Any, Iterable
 from . import data
 from .errors import SegcoreError
 from .listeners import CancelToken, TrainingEnd, TrainingListener, TrainingStart
-
-PRECISION_POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+from .precision import PRECISION_POLICIES, resolve_precision
 #: "cross_entropy" is the original loss; see segcore.losses for "dice_cross_entropy".
 LOSSES = ("cross_entropy", "dice_cross_entropy")
 
@@ -121,15 +120,6 @@ def choose_strategy():
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def resolve_precision(policy: str) -> str:
-    """'auto' is float16 mixed precision on a GPU and float32 elsewhere."""
-    import tensorflow as tf
-
-    if policy != "auto":
-        return policy
-    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "float32"
 
 
 def _atomic_json(path: Path, payload: dict) -> None:
@@ -300,10 +290,12 @@ def train(
     listeners = list(listeners)
     checkpoints = config.checkpoints
     weights_used = "unknown"
+    precision = resolve_precision(config.mixed_precision)
     state: dict[str, Any] = _initial_state(weights_used)
+    previous_policy = keras.mixed_precision.global_policy()
     try:
         keras.utils.set_random_seed(config.seed)
-        keras.mixed_precision.set_global_policy(resolve_precision(config.mixed_precision))
+        keras.mixed_precision.set_global_policy(precision)
         train_pairs, validation_pairs = _split_pairs(config.data_dir)
         steps = config.steps_per_epoch or _default_steps(train_pairs, config.crop_size, config.batch_size)
         train_data = data.train_dataset(
@@ -342,6 +334,7 @@ def train(
             initial_epoch=state["epochs_done"],
             backbone_weights=weights_used,
             config=config.to_dict(),
+            precision=precision,
         )
         for listener in listeners:
             listener.on_train_begin(start)
@@ -371,6 +364,7 @@ def train(
             last_checkpoint=str(last) if last.exists() else None,
             model_path=str(config.out) if state["epochs_done"] > 0 else None,
             backbone_weights=weights_used,
+            precision=precision,
             history=state["history"],
             stop_reason=(
                 "cancelled"
@@ -392,6 +386,7 @@ def train(
             last_checkpoint=str(checkpoints / "last.keras") if (checkpoints / "last.keras").exists() else None,
             model_path=None,
             backbone_weights=weights_used,
+            precision=precision,
             history=state.get("history", {}),
             error=f"{type(exc).__name__}: {exc}" if str(exc) else "".join(traceback.format_exception_only(exc)).strip(),
             stop_reason="error",
@@ -399,6 +394,9 @@ def train(
         for listener in listeners:
             listener.on_train_end(end)
         raise
+    finally:
+        # Models built later in this process get the policy they would have had.
+        keras.mixed_precision.set_global_policy(previous_policy)
     for listener in listeners:
         listener.on_train_end(end)
     return end
