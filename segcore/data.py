@@ -189,23 +189,28 @@ def _crop_origin(seeds, mask, crop_size: int, cosmic_crop_fraction: float):
     """Top-left corner of a crop: uniform, or (with the given probability) around a cosmic pixel.
 
     Cosmics cover about 0.1 % of a frame; cropping around them sometimes gives the
-    network enough cosmic pixels to learn from early on.
+    network enough cosmic pixels to learn from early on. The frame's cosmic
+    pixels are listed only when such a crop is drawn.
     """
     import tensorflow as tf
 
     height, width = tf.shape(mask)[0], tf.shape(mask)[1]
     limit = tf.stack([height - crop_size + 1, width - crop_size + 1])
     uniform = tf.random.stateless_uniform([2], seeds[0], minval=0, maxval=tf.int32.max, dtype=tf.int32) % limit
-    cosmic_pixels = tf.cast(tf.where(mask > 0), tf.int32)
-    count = tf.shape(cosmic_pixels)[0]
     wants_cosmic = tf.random.stateless_uniform([], seeds[1]) < cosmic_crop_fraction
 
     def around_cosmic():
-        pick = tf.random.stateless_uniform([], seeds[2], minval=0, maxval=count, dtype=tf.int32)
-        offset = tf.random.stateless_uniform([2], seeds[3], minval=0, maxval=crop_size, dtype=tf.int32)
-        return tf.clip_by_value(cosmic_pixels[pick] - offset, 0, limit - 1)
+        cosmic_pixels = tf.cast(tf.where(mask > 0), tf.int32)
+        count = tf.shape(cosmic_pixels)[0]
 
-    return tf.cond(tf.logical_and(wants_cosmic, count > 0), around_cosmic, lambda: uniform)
+        def pick():
+            index = tf.random.stateless_uniform([], seeds[2], minval=0, maxval=count, dtype=tf.int32)
+            offset = tf.random.stateless_uniform([2], seeds[3], minval=0, maxval=crop_size, dtype=tf.int32)
+            return tf.clip_by_value(cosmic_pixels[index] - offset, 0, limit - 1)
+
+        return tf.cond(count > 0, pick, lambda: uniform)
+
+    return tf.cond(wants_cosmic, around_cosmic, lambda: uniform)
 
 
 def _random_crop_and_augment(seed, frame, mask, crop_size: int, augment: bool, cosmic_crop_fraction: float = 0.0):
@@ -214,8 +219,10 @@ def _random_crop_and_augment(seed, frame, mask, crop_size: int, augment: bool, c
     frame, mask = _pad_to(frame, mask, crop_size)
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=6)
     origin = _crop_origin(seeds[:4], mask, crop_size, cosmic_crop_fraction)
+    # Cut frame and mask first: stacking them whole would copy the full frame per crop.
+    frame = tf.slice(frame, origin, [crop_size, crop_size])
+    mask = tf.slice(mask, origin, [crop_size, crop_size])
     stacked = tf.stack([frame, tf.cast(mask, tf.float32)], axis=-1)
-    stacked = tf.slice(stacked, tf.concat([origin, [0]], axis=0), [crop_size, crop_size, 2])
     if augment:
         stacked = tf.image.stateless_random_flip_left_right(stacked, seed=seeds[4])
         turns = tf.random.stateless_uniform([], seeds[5], minval=0, maxval=4, dtype=tf.int32)

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 from skimage import exposure
 
-from segcore.preprocess import display_image, normalize_frame, tf_normalize_frame, tf_percentiles, to_network_input
+from segcore.preprocess import (
+    display_image,
+    normalize_frame,
+    tf_histogram_percentiles,
+    tf_normalize_frame,
+    tf_percentiles,
+    to_network_input,
+)
 
 
 @pytest.fixture
@@ -68,3 +75,25 @@ def test_display_image_rejects_bad_settings(frame):
         display_image(frame, low=90, high=10)
     with pytest.raises(ValueError, match="gamma"):
         display_image(frame, gamma=0)
+
+
+@pytest.mark.parametrize("dtype, top", [(np.uint16, 65535), (np.uint8, 255)])
+def test_integer_frames_normalise_through_the_histogram_to_the_same_numbers(dtype, top):
+    rng = np.random.default_rng(5)
+    frame = rng.gamma(2.0, top / 20, (64, 48)).clip(0, top).astype(dtype)
+    frame[0, :4] = [0, top, top, 1]
+    np.testing.assert_allclose(tf_normalize_frame(frame).numpy(), normalize_frame(frame), atol=1e-5)
+
+
+def test_histogram_percentiles_match_numpy_on_integers():
+    values = np.random.default_rng(6).integers(0, 65536, 1001)
+    quantiles = [0.0, 2.0, 50.0, 98.0, 100.0]
+    np.testing.assert_allclose(
+        tf_histogram_percentiles(values, quantiles).numpy(), np.percentile(values, quantiles), rtol=1e-6
+    )
+    gamma = lambda v: v**1.1  # noqa: E731
+    np.testing.assert_allclose(
+        tf_histogram_percentiles(values, quantiles, transform=gamma).numpy(),
+        np.percentile(values.astype(np.float64) ** 1.1, quantiles),
+        rtol=1e-5,
+    )
