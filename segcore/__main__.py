@@ -17,6 +17,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .errors import SegcoreError  # noqa: E402
+from .inference import DEFAULT_OVERLAP, DEFAULT_TILE  # noqa: E402
+from .precision import PRECISION_POLICIES  # noqa: E402
 
 EXIT_BAD_INPUT = 2
 
@@ -116,6 +118,7 @@ def cmd_evaluate(args) -> int:
         predictions_dir=args.predictions,
         tile=args.tile,
         overlap=args.overlap,
+        precision=args.precision,
     )
     if args.csv:
         result.per_image.to_csv(args.csv, index=False)
@@ -132,11 +135,11 @@ def cmd_predict(args) -> int:
     from tqdm.auto import tqdm
 
     from . import io
-    from .evaluator import predict_mask, prediction_overlay
+    from .evaluator import prediction_overlay
+    from .inference import load_inference_model, predict_mask
     from .metrics import count_cosmics
-    from .model import load_model
 
-    model = load_model(args.model, compile=False)
+    model = load_inference_model(args.model, args.precision)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, failures = [], 0
@@ -166,8 +169,19 @@ def cmd_predict(args) -> int:
 
 def _add_tiling(parser) -> None:
     parser.add_argument("--threshold", type=float, default=0.5, help="cosmic probability threshold (default 0.5)")
-    parser.add_argument("--tile", type=int, default=512, help="inference tile size, multiple of 16 (default 512)")
-    parser.add_argument("--overlap", type=int, default=64, help="overlap between tiles, multiple of 16 (default 64)")
+    parser.add_argument(
+        "--tile", type=int, default=DEFAULT_TILE,
+        help=f"largest inference tile side, multiple of 16 (default {DEFAULT_TILE}: frames up to that size run whole)",
+    )
+    parser.add_argument(
+        "--overlap", type=int, default=DEFAULT_OVERLAP,
+        help=f"overlap between tiles, multiple of 16 (default {DEFAULT_OVERLAP})",
+    )
+    parser.add_argument(
+        "--precision", default="auto", choices=PRECISION_POLICIES,
+        help="arithmetic of the network: auto (default) is bfloat16 on CPUs with bfloat16 instructions, "
+        "float16 on GPUs, float32 elsewhere",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,7 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--validation-steps", type=int, help="default: all validation tiles")
     train.add_argument("--checkpoint-dir", help="default: <out>_checkpoints/")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    train.add_argument("--mixed-precision", default="auto", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"])
+    train.add_argument(
+        "--mixed-precision", default="auto", choices=PRECISION_POLICIES,
+        help="auto (default): bfloat16 on CPUs with bfloat16 instructions, float16 on GPUs, float32 elsewhere",
+    )
     train.add_argument("--loss", default="cross_entropy", choices=["cross_entropy", "dice_cross_entropy"])
     train.add_argument("--cosmic-crop-fraction", type=float, default=0.0, help="share of crops placed around a cosmic")
     train.add_argument("--time-limit", type=float, help="minutes; stop after the last epoch that fits")

@@ -142,9 +142,12 @@ def decoder(pyramid, low_level, frame, num_classes, dropout, kernel_size, separa
     x = layers.Concatenate(name="decoder_concat")([x, low_level])
     x = conv_block(x, "decoder_block1", kernel_size=kernel_size, separable=separable)
     x = conv_block(x, "decoder_block2", kernel_size=kernel_size, separable=separable)
-    x = ResizeLike(name="decoder_upsample_to_input")([x, frame])
+    # Logits at stride 4, then upsampled: bilinear resizing (weights summing to 1)
+    # commutes with the 1x1 convolution, so this equals convolving the upsampled
+    # features while resizing 2 channels instead of 256 (as DeepLab's reference code).
     x = layers.Conv2D(num_classes, 1, name="logits_conv")(x)
-    # float32 output so the loss stays stable under a mixed-precision policy.
+    # Upsampled, and returned, in float32 so the loss stays stable under mixed precision.
+    x = ResizeLike(name="logits_upsample", dtype="float32")([x, frame])
     return layers.Activation("linear", dtype="float32", name="logits")(x)
 
 

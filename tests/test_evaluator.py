@@ -1,8 +1,8 @@
 import json
 
-import keras
 import numpy as np
 import pytest
+from model_support import intensity_model, random_frame
 from skimage.measure import label as sk_label
 from sklearn.metrics import (
     accuracy_score,
@@ -17,212 +17,7 @@ from segcore import evaluator as ev
 from segcore.errors import InputFileError
 from segcore.io import read_mask, write_frame, write_mask
 from segcore.metrics import count_cosmics, object_scores
-from segcore.preprocess import display_image, normalize_frame, to_network_input
-
-# --------------------------------------------------------------------------- #
-# Models and references
-# --------------------------------------------------------------------------- #
-
-
-def conv_model(seed, layers=2, dilation=1):
-    """Random 3x3 conv net, (None, None, 3) -> (None, None, 2) logits.
-
-    Its receptive field reaches ``layers * dilation`` pixels from the centre.
-    """
-    init = keras.initializers.GlorotUniform
-    inputs = keras.Input((None, None, 3))
-    x = inputs
-    for i in range(layers - 1):
-        x = keras.layers.Conv2D(
-            4, 3, padding="same", dilation_rate=dilation, activation="tanh", kernel_initializer=init(seed + i)
-        )(x)
-    outputs = keras.layers.Conv2D(
-        2, 3, padding="same", dilation_rate=dilation, kernel_initializer=init(seed + layers)
-    )(x)
-    return keras.Model(inputs, outputs)
-
-
-def intensity_model(k, b):
-    """1x1 conv with logit0 = 0 and logit1 = k * x - b: probability sigmoid(k * x - b)."""
-    inputs = keras.Input((None, None, 3))
-    layer = keras.layers.Conv2D(2, 1)
-    outputs = layer(inputs)
-    kernel = np.zeros((1, 1, 3, 2), np.float32)
-    kernel[0, 0, 0, 1] = k
-    layer.set_weights([kernel, np.array([0.0, -b], np.float32)])
-    return keras.Model(inputs, outputs)
-
-
-def softmax_cosmic(logits):
-    logits = np.asarray(logits, np.float64)
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return (shifted[..., 1] / shifted.sum(axis=-1)).astype(np.float32)
-
-
-def whole_frame_probabilities(model, frame):
-    """The model run once on the whole frame, reflect-padded to multiples of 16."""
-    h, w = frame.shape
-    normalized = normalize_frame(frame)
-    padded = np.pad(normalized, ((0, -h % 16), (0, -w % 16)), mode="reflect")
-    logits = model(to_network_input(padded)[None], training=False).numpy()[0]
-    return softmax_cosmic(logits)[:h, :w]
-
-
-def random_frame(shape, seed=0):
-    rng = np.random.default_rng(seed)
-    frame = rng.normal(1000.0, 50.0, shape)
-    hits = rng.random(shape) < 0.01
-    frame[hits] += rng.uniform(500, 5000, hits.sum())
-    return frame.astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def small_model():
-    return conv_model(seed=1)
-
-
-# --------------------------------------------------------------------------- #
-# Tiled inference
-# --------------------------------------------------------------------------- #
-
-
-@pytest.mark.parametrize("shape", [(100, 150), (128, 128), (64, 64), (40, 200), (17, 33), (160, 96)])
-def test_tiled_inference_equals_whole_frame_when_receptive_field_is_within_half_overlap(small_model, shape):
-    frame = random_frame(shape, seed=shape[0])
-    tiled = ev.predict_probabilities(small_model, frame, tile=64, overlap=32, batch_size=3)
-    assert tiled.shape == shape and tiled.dtype == np.float32
-    np.testing.assert_allclose(tiled, whole_frame_probabilities(small_model, frame), atol=1e-5, rtol=0)
-
-
-def test_tiled_inference_matches_whole_frame_in_tile_interiors_for_large_receptive_field():
-    # Receptive field radius 24 > overlap // 2 = 16. Frame 128 with tile 64 and
-    # overlap 32: tiles start at 0, 32, 64; the seams between the pixels they
-    # write lie at 48 and 80. A pixel within 24 - 16 = 8 of a seam may see its
-    # tile's edge; every other pixel sees exactly what the whole frame shows it.
-    model = conv_model(seed=3, layers=3, dilation=8)
-    frame = random_frame((128, 128), seed=5)
-    tiled = ev.predict_probabilities(model, frame, tile=64, overlap=32)
-    whole = whole_frame_probabilities(model, frame)
-    index = np.arange(128)
-    clear = ~(((index >= 40) & (index < 56)) | ((index >= 72) & (index < 88)))
-    interior = clear[:, None] & clear[None, :]
-    np.testing.assert_allclose(tiled[interior], whole[interior], atol=1e-5, rtol=0)
-    assert np.abs(tiled - whole)[~interior].max() > 1e-4  # the model does see past the context
-
-
-class ResizeToReference(keras.layers.Layer):
-    """Resizes its first input to the spatial size of its second, read at run time."""
-
-    def call(self, inputs):
-        source, reference = inputs
-        return keras.ops.image.resize(source, keras.ops.shape(reference)[1:3])
-
-    def compute_output_shape(self, input_shapes):
-        return (input_shapes[0][0], input_shapes[1][1], input_shapes[1][2], input_shapes[0][3])
-
-
-def test_networks_that_resize_to_their_input_size_run_tiled():
-    # DeepLabV3+ upsamples to its input's size, which must be known when traced.
-    inputs = keras.Input((None, None, 3))
-    coarse = keras.layers.AveragePooling2D(4)(keras.layers.Conv2D(4, 3, padding="same")(inputs))
-    outputs = keras.layers.Conv2D(2, 1)(ResizeToReference()([coarse, inputs]))
-    model = keras.Model(inputs, outputs)
-    frame = random_frame((100, 150), seed=8)
-    tiled = ev.predict_probabilities(model, frame, tile=64, overlap=32)
-    assert tiled.shape == (100, 150) and np.all((tiled >= 0) & (tiled <= 1))
-    whole = ev.predict_probabilities(model, frame, tile=512)
-    np.testing.assert_allclose(whole, whole_frame_probabilities(model, frame), atol=1e-5, rtol=0)
-
-
-def test_tile_layout_hand_computed_for_frame_of_two_and_a_half_tiles():
-    tiles = ev.tile_layout((128, 96), tile=64, overlap=32)
-    rows = sorted({(t.window[0].start, t.interior[0].start, t.interior[0].stop) for t in tiles})
-    cols = sorted({(t.window[1].start, t.interior[1].start, t.interior[1].stop) for t in tiles})
-    assert rows == [(0, 0, 48), (32, 48, 80), (64, 80, 128)]
-    assert cols == [(0, 0, 48), (32, 48, 96)]
-    assert len(tiles) == 6
-
-
-@pytest.mark.parametrize("shape", [(112, 160), (512, 208), (48, 1040), (32, 32)])
-def test_tile_interiors_cover_every_pixel_once_with_half_overlap_context(shape):
-    tile, overlap = 64, 32
-    tiles = ev.tile_layout(shape, tile=tile, overlap=overlap)
-    cover = np.zeros(shape, int)
-    for t in tiles:
-        cover[t.interior] += 1
-        window_shape = tuple(s.stop - s.start for s in t.window)
-        assert window_shape == (min(tile, shape[0]), min(tile, shape[1]))
-        for axis, (inner, outer) in enumerate(zip(t.interior, t.window)):
-            assert outer.start <= inner.start < inner.stop <= outer.stop
-            if inner.start > 0:
-                assert inner.start - outer.start >= overlap // 2
-            if inner.stop < shape[axis]:
-                assert outer.stop - inner.stop >= overlap // 2
-    assert np.all(cover == 1)
-
-
-def test_probabilities_are_softmax_of_cosmic_logit():
-    model = conv_model(seed=7)
-    frame = random_frame((64, 96), seed=2)
-    probs = ev.predict_probabilities(model, frame)
-    logits = model(to_network_input(normalize_frame(frame))[None], training=False).numpy()[0]
-    expected = np.exp(logits[..., 1]) / (np.exp(logits[..., 0]) + np.exp(logits[..., 1]))
-    assert probs.min() >= 0.0 and probs.max() <= 1.0
-    np.testing.assert_allclose(probs, expected, atol=1e-6, rtol=0)
-
-
-def test_probability_is_that_of_class_one():
-    # logit1 - logit0 = 20 * x: bright pixels (x = 1) are cosmic, dark ones (x = -1) are not.
-    frame = np.zeros((32, 32), np.float32)
-    frame[10, 10] = 1000.0
-    probs = ev.predict_probabilities(intensity_model(20.0, 0.0), frame)
-    assert probs[10, 10] > 0.999
-    assert probs[0, 0] < 0.001
-
-
-def test_predict_mask_is_probability_strictly_above_threshold(small_model):
-    frame = random_frame((50, 70), seed=9)
-    probs = ev.predict_probabilities(small_model, frame, tile=32, overlap=16)
-    threshold = float(np.median(probs))
-    mask = ev.predict_mask(small_model, frame, threshold=threshold, tile=32, overlap=16)
-    assert mask.dtype == bool
-    np.testing.assert_array_equal(mask, probs > threshold)
-    assert not ev.predict_mask(small_model, frame, threshold=1.0).any()
-
-
-@pytest.mark.parametrize(
-    "tile, overlap", [(60, 16), (64, 20), (64, 64), (64, 80), (0, 0), (64, -16)]
-)
-def test_tile_and_overlap_must_be_multiples_of_16_with_overlap_below_tile(small_model, tile, overlap):
-    with pytest.raises(ValueError):
-        ev.predict_probabilities(small_model, np.ones((32, 32)), tile=tile, overlap=overlap)
-
-
-def test_frame_must_be_two_dimensional(small_model):
-    with pytest.raises(ValueError, match="2-D"):
-        ev.predict_probabilities(small_model, np.ones((32, 32, 3)))
-
-
-def test_model_without_two_logits_at_input_resolution_is_refused():
-    inputs = keras.Input((None, None, 3))
-    one_class = keras.Model(inputs, keras.layers.Conv2D(1, 1)(inputs))
-    strided = keras.Model(inputs, keras.layers.Conv2D(2, 1, strides=2)(inputs))
-    with pytest.raises(ValueError, match="2\\) logits"):
-        ev.predict_probabilities(one_class, np.ones((32, 32)))
-    with pytest.raises(ValueError, match="input resolution"):
-        ev.predict_probabilities(strided, np.ones((32, 32)))
-
-
-def test_model_is_traced_once_per_tile_shape():
-    model = conv_model(seed=11)
-    # 100x150 and 130x200 are cut into 64x64 tiles (6 and 12 of them, batches of
-    # 4 and a remainder); 40x40 pads to one 48x48 tile.
-    for shape in [(100, 150), (130, 200), (40, 40), (100, 150)]:
-        ev.predict_probabilities(model, random_frame(shape), tile=64, overlap=32, batch_size=4)
-    assert ev._predict_step(model, (64, 64)).experimental_get_tracing_count() == 1
-    assert ev._predict_step(model, (48, 48)).experimental_get_tracing_count() == 1
-    assert set(ev._PREDICT_STEPS[model]) == {(64, 64), (48, 48)}
-
+from segcore.preprocess import display_image, normalize_frame
 
 # --------------------------------------------------------------------------- #
 # Evaluation
@@ -336,13 +131,14 @@ def test_summary_is_mean_and_population_std_of_each_score(dataset, threshold_mod
         assert summary.loc[name, "std"] == pytest.approx(np.std(values))
 
 
-def test_to_json_dict_holds_means_pooled_threshold_and_count(dataset, threshold_model):
+def test_to_json_dict_holds_means_pooled_threshold_precision_policy_and_count(dataset, threshold_model):
     result = ev.evaluate_pairs(threshold_model, dataset[0], threshold=0.5)
     report = json.loads(json.dumps(result.to_json_dict()))
     assert set(report) == {
         "iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "count_score",
-        "pooled", "threshold", "n_images",
+        "pooled", "threshold", "precision_policy", "n_images",
     }
+    assert report["precision_policy"] == "float32"  # not a DeepLabV3+: run as given
     for key in ("iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "count_score"):
         assert report[key] == pytest.approx(result.per_image[key].mean())
     assert report["pooled"] == pytest.approx({k: result.pooled[k] for k in ("precision", "recall", "f1")})

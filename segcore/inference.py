@@ -1,0 +1,334 @@
+"""Full-resolution inference: the model to predict with, overlapping tiles, probabilities.
+
+A frame is normalised as a whole (percentiles over the whole frame, as in
+training), padded by reflection to a multiple of 16, cut into equal tiles that
+overlap, and run through the network in batches. Each tile writes only its
+interior: the boundary between two neighbouring tiles lies in the middle of
+their overlap, so every output pixel comes from exactly one tile, one that saw
+at least ``overlap // 2`` pixels of context on every side that is not the frame
+border. With a network whose receptive field reaches no further than that, the
+stitched result equals whole-frame inference.
+
+Frames up to :data:`DEFAULT_TILE` pixels a side run as one tile; larger ones
+are cut into as few equal tiles as fit, so the network sees few pixels twice.
+:func:`inference_model` gives the fastest form of a trained model for this
+machine (its logits computed before the last upsampling, and bfloat16 or
+float16 arithmetic where the hardware has it); see ``bench/RESULTS.md`` for
+what each costs and changes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from .precision import resolve_precision
+from .preprocess import normalize_frame, to_network_input
+
+#: Tile sizes, overlaps and padded frames are multiples of this (the network's output stride).
+TILE_MULTIPLE = 16
+#: Largest tile side by default: a 2048x2048 frame runs as one tile (about 2 GiB
+#: of memory in float32), larger frames in as few tiles as fit.
+DEFAULT_TILE = 2048
+DEFAULT_OVERLAP = 64
+#: Without a batch size, each network call gets as many tiles as fit in this many pixels.
+BATCH_PIXELS = 2048 * 2048
+
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile of a padded frame.
+
+    ``window`` is the region fed to the network, ``interior`` the region this
+    tile writes to the output; both are (row slice, column slice) in padded
+    frame coordinates.
+    """
+
+    window: tuple[slice, slice]
+    interior: tuple[slice, slice]
+
+    @property
+    def local_interior(self) -> tuple[slice, slice]:
+        """The interior in the tile's own coordinates."""
+        return tuple(
+            slice(inner.start - outer.start, inner.stop - outer.start)
+            for inner, outer in zip(self.interior, self.window)
+        )
+
+
+def _check_tiling(tile: int, overlap: int) -> None:
+    for name, value in (("tile", tile), ("overlap", overlap)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+        if value % TILE_MULTIPLE:
+            raise ValueError(f"{name} must be a multiple of {TILE_MULTIPLE}, got {value}")
+    if tile <= 0:
+        raise ValueError(f"tile must be positive, got {tile}")
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap must be at least 0 and smaller than tile ({tile}), got {overlap}")
+
+
+def _axis_spans(length: int, largest: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """(start, stop, interior start, interior stop) of the tiles along one axis.
+
+    As few tiles as cover ``length`` with tiles of at most ``largest`` pixels
+    overlapping by ``overlap``, each made as small as that count allows.
+    """
+    if largest >= length:
+        return [(0, length, 0, length)]
+    count = math.ceil((length - overlap) / (largest - overlap))
+    size = min(largest, -(-math.ceil((length + (count - 1) * overlap) / count) // TILE_MULTIPLE) * TILE_MULTIPLE)
+    stride = size - overlap
+    # The last tile is moved back to end at the border, so it may overlap more.
+    starts = list(range(0, length - size, stride)) + [length - size]
+    bounds = [0] + [(a + b + size) // 2 for a, b in zip(starts[:-1], starts[1:])] + [length]
+    return [(s, s + size, bounds[i], bounds[i + 1]) for i, s in enumerate(starts)]
+
+
+def tile_layout(shape: tuple[int, int], tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP) -> list[Tile]:
+    """The tiles that cover a padded frame.
+
+    Parameters
+    ----------
+    shape : (height, width) of the padded frame, multiples of 16.
+    tile : largest tile side. Along each axis the frame is cut into as few
+        tiles as fit, each as small as that number allows (a multiple of 16):
+        a side of 2048 with tile 512 and overlap 64 gives 5 tiles of 464.
+        A frame side no longer than ``tile`` is one tile.
+    overlap : how much neighbouring tiles overlap (at least; the last tile on
+        each axis is moved back to end at the border and may overlap more).
+
+    Returns
+    -------
+    list of Tile, all with the same window shape, in raster order. The
+    interiors partition the frame; each interior edge that is not on the frame
+    border lies at least ``overlap // 2`` pixels inside its window.
+    """
+    _check_tiling(tile, overlap)
+    if len(shape) != 2 or any(int(s) <= 0 or int(s) % TILE_MULTIPLE for s in shape):
+        raise ValueError(f"shape must be 2 positive multiples of {TILE_MULTIPLE}, got {tuple(shape)}")
+    rows = _axis_spans(int(shape[0]), tile, overlap)
+    cols = _axis_spans(int(shape[1]), tile, overlap)
+    return [
+        Tile((slice(r0, r1), slice(c0, c1)), (slice(ri0, ri1), slice(ci0, ci1)))
+        for r0, r1, ri0, ri1 in rows
+        for c0, c1, ci0, ci1 in cols
+    ]
+
+
+def padded_shape(shape: tuple[int, int]) -> tuple[int, int]:
+    """Frame shape rounded up to multiples of 16."""
+    return tuple(-(-int(s) // TILE_MULTIPLE) * TILE_MULTIPLE for s in shape)
+
+
+# Compiled steps by model, then by tile shape; a step holds its model weakly so
+# the cache never keeps a model alive.
+_PREDICT_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _predict_step(model, tile_shape: tuple[int, int]):
+    """A tf.function mapping (B, h, w, 3) float32 tiles to (B, h, w) cosmic probabilities.
+
+    The tile shape is fixed in its signature (networks that resize to their
+    input's size need it known when traced); the batch size is free. So it is
+    traced once per model and tile shape, however many tiles and batches.
+    """
+    steps = _PREDICT_STEPS.setdefault(model, {})
+    tile_shape = (int(tile_shape[0]), int(tile_shape[1]))
+    step = steps.get(tile_shape)
+    if step is not None:
+        return step
+    import tensorflow as tf
+
+    model_ref = weakref.ref(model)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *tile_shape, 3], tf.float32)])
+    def step(tiles):
+        logits = model_ref()(tiles, training=False)
+        if logits.shape.rank != 4 or logits.shape[-1] != 2:
+            raise ValueError(f"model must give (B, H, W, 2) logits, got shape {tuple(logits.shape)}")
+        logits = tf.cast(logits, tf.float32)  # mixed-precision models give float16
+        return tf.nn.softmax(logits, axis=-1)[..., 1]
+
+    steps[tile_shape] = step
+    return step
+
+
+def _check_frame(frame) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.ndim != 2:
+        raise ValueError(f"frame must be 2-D, got shape {frame.shape}")
+    if frame.size == 0:
+        raise ValueError("frame is empty")
+    if not np.issubdtype(frame.dtype, np.number) and frame.dtype != bool:
+        raise ValueError(f"frame must be numeric, got dtype {frame.dtype}")
+    if not np.all(np.isfinite(frame)):
+        raise ValueError("frame contains NaN or infinite values")
+    return frame
+
+
+def predict_probabilities(
+    model, frame, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, batch_size: int | None = None
+) -> np.ndarray:
+    """Cosmic probability of every pixel of a frame of any size.
+
+    ``model`` runs as it is; pass a trained model through :func:`inference_model`
+    once first for the fastest form on this machine.
+
+    Parameters
+    ----------
+    model : keras.Model mapping (B, H, W, 3) float32 to (B, H, W, 2) logits
+        (class 1 = cosmic).
+    frame : 2-D array of detector values.
+    tile : largest tile side in pixels, a multiple of 16 (see :func:`tile_layout`).
+    overlap : overlap of neighbouring tiles, a multiple of 16 smaller than tile.
+    batch_size : tiles per network call; by default as many as fit in
+        :data:`BATCH_PIXELS` pixels (at least one).
+
+    Returns
+    -------
+    ndarray of shape (H, W), float32, values in [0, 1]: the softmax
+    probability of class 1.
+    """
+    frame = _check_frame(frame)
+    _check_tiling(tile, overlap)
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    height, width = frame.shape
+    padded_h, padded_w = padded_shape(frame.shape)
+    # Normalise before padding so the percentiles are those of the frame alone.
+    normalized = normalize_frame(frame)
+    normalized = np.pad(normalized, ((0, padded_h - height), (0, padded_w - width)), mode="reflect")
+
+    tiles = tile_layout((padded_h, padded_w), tile, overlap)
+    window = tiles[0].window
+    tile_shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
+    step = _predict_step(model, tile_shape)
+    if batch_size is None:
+        batch_size = max(1, BATCH_PIXELS // (tile_shape[0] * tile_shape[1]))
+    out = np.empty((padded_h, padded_w), np.float32)
+    for first in range(0, len(tiles), batch_size):
+        batch = tiles[first : first + batch_size]
+        # Channels are repeated per batch, not for the whole frame, to save memory.
+        x = to_network_input(np.stack([normalized[t.window] for t in batch]))
+        probs = step(x).numpy()
+        if probs.shape != x.shape[:3]:
+            raise ValueError(
+                f"model gives {probs.shape[1]}x{probs.shape[2]} logits for {x.shape[1]}x{x.shape[2]} "
+                "tiles; expected logits at input resolution"
+            )
+        for t, p in zip(batch, probs):
+            out[t.interior] = p[t.local_interior]
+    return out[:height, :width]
+
+
+def _check_threshold(threshold) -> float:
+    threshold = float(threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    return threshold
+
+
+def predict_mask(model, frame, threshold: float = 0.5, **tile_kw) -> np.ndarray:
+    """Boolean cosmic mask of a frame: probability strictly above ``threshold``.
+
+    ``tile_kw`` (tile, overlap, batch_size) go to :func:`predict_probabilities`.
+    """
+    threshold = _check_threshold(threshold)
+    return predict_probabilities(model, frame, **tile_kw) > threshold
+
+
+
+
+# --------------------------------------------------------------------------- #
+# The model to predict with
+# --------------------------------------------------------------------------- #
+
+
+def _deeplab_architecture(model) -> dict | None:
+    """build_deeplabv3plus arguments of a segcore DeepLabV3+ model, or None for another network."""
+    names = {layer.name: layer for layer in model.layers}
+    block = names.get("decoder_block1_sepconv") or names.get("decoder_block1_conv")
+    if block is None or "logits_conv" not in names:
+        return None
+    return {
+        "num_classes": int(names["logits_conv"].filters),
+        "decoder_kernel": int(block.kernel_size[0]),
+        "separable": block.name.endswith("_sepconv"),
+    }
+
+
+def model_precision(model) -> str:
+    """The Keras dtype policy ``model`` computes in (that of its logits convolution when it has one)."""
+    try:
+        return model.get_layer("logits_conv").dtype_policy.name
+    except ValueError:
+        weighted = [layer for layer in model.layers if layer.weights]
+        return (weighted[0] if weighted else model).dtype_policy.name
+
+
+def inference_model(model, precision: str = "auto"):
+    """The fastest form of a trained segcore DeepLabV3+ for prediction on this machine.
+
+    The model is rebuilt with its 1x1 logits convolution before the last
+    upsampling (the layout of models built since; the same function, with 128x
+    less data to upsample) and under the precision policy, and its weights are
+    copied, layer by layer. Other networks are returned unchanged.
+
+    Parameters
+    ----------
+    model : keras.Model, usually from :func:`segcore.model.load_model`.
+    precision : "auto" (see :mod:`segcore.precision`: bfloat16 on CPUs with
+        bfloat16 instructions, float16 on GPUs, else float32), "float32",
+        "mixed_bfloat16" or "mixed_float16". Reduced precision changes a few
+        probabilities near the threshold (see ``bench/RESULTS.md``).
+
+    Returns
+    -------
+    keras.Model: ``model`` itself when it already has that form, else a new
+    model. A copy does not follow later changes to ``model``'s weights.
+    """
+    import keras
+
+    from .model import build_deeplabv3plus
+
+    policy = resolve_precision(precision)
+    architecture = _deeplab_architecture(model)
+    if architecture is None:
+        return model
+    logits_first = any(layer.name == "logits_upsample" for layer in model.layers)
+    if logits_first and model_precision(model) == policy:
+        return model
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rebuilt, _ = build_deeplabv3plus(backbone_weights="none", dropout=0.0, **architecture)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    for layer in rebuilt.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return rebuilt
+
+
+def load_inference_model(path: str | os.PathLike, precision: str = "auto"):
+    """:func:`segcore.model.load_model` (uncompiled), then :func:`inference_model`.
+
+    Raises
+    ------
+    InputFileError
+        When the file is missing or is not a readable Keras model.
+    """
+    from .model import load_model
+
+    return inference_model(load_model(path, compile=False), precision)

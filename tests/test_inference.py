@@ -1,0 +1,243 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+from model_support import conv_model, intensity_model, random_frame, whole_frame_probabilities
+
+from segcore import inference as inf
+from segcore.model import ResizeLike, build_deeplabv3plus
+from segcore.preprocess import normalize_frame, to_network_input
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return conv_model(seed=1)
+
+
+# --------------------------------------------------------------------------- #
+# Tiled inference
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("shape", [(100, 150), (128, 128), (64, 64), (40, 200), (17, 33), (160, 96)])
+def test_tiled_inference_equals_whole_frame_when_receptive_field_is_within_half_overlap(small_model, shape):
+    frame = random_frame(shape, seed=shape[0])
+    tiled = inf.predict_probabilities(small_model, frame, tile=64, overlap=32, batch_size=3)
+    assert tiled.shape == shape and tiled.dtype == np.float32
+    np.testing.assert_allclose(tiled, whole_frame_probabilities(small_model, frame), atol=1e-5, rtol=0)
+
+
+def test_tiled_inference_matches_whole_frame_in_tile_interiors_for_large_receptive_field():
+    # Receptive field radius 24 > overlap // 2 = 16. Frame 128 with tile 64 and
+    # overlap 32: tiles start at 0, 32, 64; the seams between the pixels they
+    # write lie at 48 and 80. A pixel within 24 - 16 = 8 of a seam may see its
+    # tile's edge; every other pixel sees exactly what the whole frame shows it.
+    model = conv_model(seed=3, layers=3, dilation=8)
+    frame = random_frame((128, 128), seed=5)
+    tiled = inf.predict_probabilities(model, frame, tile=64, overlap=32)
+    whole = whole_frame_probabilities(model, frame)
+    index = np.arange(128)
+    clear = ~(((index >= 40) & (index < 56)) | ((index >= 72) & (index < 88)))
+    interior = clear[:, None] & clear[None, :]
+    np.testing.assert_allclose(tiled[interior], whole[interior], atol=1e-5, rtol=0)
+    assert np.abs(tiled - whole)[~interior].max() > 1e-4  # the model does see past the context
+
+
+class ResizeToReference(keras.layers.Layer):
+    """Resizes its first input to the spatial size of its second, read at run time."""
+
+    def call(self, inputs):
+        source, reference = inputs
+        return keras.ops.image.resize(source, keras.ops.shape(reference)[1:3])
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], input_shapes[1][1], input_shapes[1][2], input_shapes[0][3])
+
+
+def test_networks_that_resize_to_their_input_size_run_tiled():
+    # DeepLabV3+ upsamples to its input's size, which must be known when traced.
+    inputs = keras.Input((None, None, 3))
+    coarse = keras.layers.AveragePooling2D(4)(keras.layers.Conv2D(4, 3, padding="same")(inputs))
+    outputs = keras.layers.Conv2D(2, 1)(ResizeToReference()([coarse, inputs]))
+    model = keras.Model(inputs, outputs)
+    frame = random_frame((100, 150), seed=8)
+    tiled = inf.predict_probabilities(model, frame, tile=64, overlap=32)
+    assert tiled.shape == (100, 150) and np.all((tiled >= 0) & (tiled <= 1))
+    whole = inf.predict_probabilities(model, frame, tile=512)
+    np.testing.assert_allclose(whole, whole_frame_probabilities(model, frame), atol=1e-5, rtol=0)
+
+
+def test_tile_layout_hand_computed_for_2048_frame_with_512_tiles():
+    # 5 tiles cover 2048 with tiles of at most 512 overlapping by 64: (2048 + 4 * 64) / 5 = 460.8 -> 464.
+    tiles = inf.tile_layout((2048, 2048), tile=512, overlap=64)
+    starts = sorted({t.window[0].start for t in tiles})
+    assert starts == [0, 400, 800, 1200, 1584]
+    assert {t.window[0].stop - t.window[0].start for t in tiles} == {464}
+    assert len(tiles) == 25
+
+
+def test_frame_up_to_the_default_tile_runs_as_one_tile():
+    assert inf.DEFAULT_TILE == 2048
+    (whole,) = inf.tile_layout((2048, 1024))
+    assert whole.window == whole.interior == (slice(0, 2048), slice(0, 1024))
+    assert len(inf.tile_layout((2064, 1024))) == 2
+
+
+def test_tile_layout_hand_computed_for_frame_of_two_and_a_half_tiles():
+    tiles = inf.tile_layout((128, 96), tile=64, overlap=32)
+    rows = sorted({(t.window[0].start, t.interior[0].start, t.interior[0].stop) for t in tiles})
+    cols = sorted({(t.window[1].start, t.interior[1].start, t.interior[1].stop) for t in tiles})
+    assert rows == [(0, 0, 48), (32, 48, 80), (64, 80, 128)]
+    assert cols == [(0, 0, 48), (32, 48, 96)]
+    assert len(tiles) == 6
+
+
+@pytest.mark.parametrize("shape", [(112, 160), (512, 208), (48, 1040), (32, 32), (2048, 2048), (4096, 1040)])
+@pytest.mark.parametrize("tile, overlap", [(64, 32), (512, 64), (2048, 64)])
+def test_tile_interiors_cover_every_pixel_once_with_half_overlap_context(shape, tile, overlap):
+    tiles = inf.tile_layout(shape, tile=tile, overlap=overlap)
+    cover = np.zeros(shape, int)
+    window_shape = tuple(s.stop - s.start for s in tiles[0].window)
+    for axis, side in enumerate(shape):
+        # As few tiles as cover the side with tiles of at most `tile` overlapping by `overlap`.
+        fewest = 1 if side <= tile else math.ceil((side - overlap) / (tile - overlap))
+        assert len({t.window[axis].start for t in tiles}) == fewest
+        assert window_shape[axis] <= min(tile, side) and window_shape[axis] % 16 == 0
+    for t in tiles:
+        cover[t.interior] += 1
+        assert tuple(s.stop - s.start for s in t.window) == window_shape
+        for axis, (inner, outer) in enumerate(zip(t.interior, t.window)):
+            assert outer.start <= inner.start < inner.stop <= outer.stop
+            if inner.start > 0:
+                assert inner.start - outer.start >= overlap // 2
+            if inner.stop < shape[axis]:
+                assert outer.stop - inner.stop >= overlap // 2
+    assert np.all(cover == 1)
+
+
+def test_probabilities_are_softmax_of_cosmic_logit():
+    model = conv_model(seed=7)
+    frame = random_frame((64, 96), seed=2)
+    probs = inf.predict_probabilities(model, frame)
+    logits = model(to_network_input(normalize_frame(frame))[None], training=False).numpy()[0]
+    expected = np.exp(logits[..., 1]) / (np.exp(logits[..., 0]) + np.exp(logits[..., 1]))
+    assert probs.min() >= 0.0 and probs.max() <= 1.0
+    np.testing.assert_allclose(probs, expected, atol=1e-6, rtol=0)
+
+
+def test_probability_is_that_of_class_one():
+    # logit1 - logit0 = 20 * x: bright pixels (x = 1) are cosmic, dark ones (x = -1) are not.
+    frame = np.zeros((32, 32), np.float32)
+    frame[10, 10] = 1000.0
+    probs = inf.predict_probabilities(intensity_model(20.0, 0.0), frame)
+    assert probs[10, 10] > 0.999
+    assert probs[0, 0] < 0.001
+
+
+def test_predict_mask_is_probability_strictly_above_threshold(small_model):
+    frame = random_frame((50, 70), seed=9)
+    probs = inf.predict_probabilities(small_model, frame, tile=32, overlap=16)
+    threshold = float(np.median(probs))
+    mask = inf.predict_mask(small_model, frame, threshold=threshold, tile=32, overlap=16)
+    assert mask.dtype == bool
+    np.testing.assert_array_equal(mask, probs > threshold)
+    assert not inf.predict_mask(small_model, frame, threshold=1.0).any()
+
+
+@pytest.mark.parametrize(
+    "tile, overlap", [(60, 16), (64, 20), (64, 64), (64, 80), (0, 0), (64, -16)]
+)
+def test_tile_and_overlap_must_be_multiples_of_16_with_overlap_below_tile(small_model, tile, overlap):
+    with pytest.raises(ValueError):
+        inf.predict_probabilities(small_model, np.ones((32, 32)), tile=tile, overlap=overlap)
+
+
+def test_frame_must_be_two_dimensional(small_model):
+    with pytest.raises(ValueError, match="2-D"):
+        inf.predict_probabilities(small_model, np.ones((32, 32, 3)))
+
+
+def test_model_without_two_logits_at_input_resolution_is_refused():
+    inputs = keras.Input((None, None, 3))
+    one_class = keras.Model(inputs, keras.layers.Conv2D(1, 1)(inputs))
+    strided = keras.Model(inputs, keras.layers.Conv2D(2, 1, strides=2)(inputs))
+    with pytest.raises(ValueError, match="2\\) logits"):
+        inf.predict_probabilities(one_class, np.ones((32, 32)))
+    with pytest.raises(ValueError, match="input resolution"):
+        inf.predict_probabilities(strided, np.ones((32, 32)))
+
+
+def test_model_is_traced_once_per_tile_shape():
+    model = conv_model(seed=11)
+    # 100x150 and 130x200 are cut into 64x64 tiles (6 and 12 of them, batches of
+    # 4 and a remainder); 40x40 pads to one 48x48 tile.
+    for shape in [(100, 150), (130, 200), (40, 40), (100, 150)]:
+        inf.predict_probabilities(model, random_frame(shape), tile=64, overlap=32, batch_size=4)
+    assert inf._predict_step(model, (64, 64)).experimental_get_tracing_count() == 1
+    assert inf._predict_step(model, (48, 48)).experimental_get_tracing_count() == 1
+    assert set(inf._PREDICT_STEPS[model]) == {(64, 64), (48, 48)}
+
+
+# --------------------------------------------------------------------------- #
+# The model to predict with
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def deeplab():
+    keras.utils.set_random_seed(4)
+    model, _ = build_deeplabv3plus(backbone_weights="none")
+    return model
+
+
+def legacy_layout(model):
+    """``model`` wired as models saved before the logits moved: upsample 256 channels, then the 1x1 logits."""
+    features = model.get_layer("decoder_block2_relu").output
+    upsampled = ResizeLike(name="decoder_upsample_to_input")([features, model.input])
+    logits = model.get_layer("logits_conv")(upsampled)
+    output = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
+    return keras.Model(model.input, output)
+
+
+def test_models_are_built_with_logits_before_the_last_upsampling(deeplab):
+    names = [layer.name for layer in deeplab.layers]
+    assert names.index("logits_conv") < names.index("logits_upsample") < names.index("logits")
+    assert deeplab.get_layer("logits_conv").output.shape[-1] == 2
+
+
+def test_legacy_layout_model_is_rebuilt_logits_first_with_its_weights_and_the_same_output(deeplab):
+    legacy = legacy_layout(deeplab)
+    prepared = inf.inference_model(legacy, "float32")
+    assert prepared is not legacy
+    assert "logits_upsample" in [layer.name for layer in prepared.layers]
+    frame = random_frame((64, 96), seed=21)
+    expected = whole_frame_probabilities(legacy, frame)
+    np.testing.assert_allclose(inf.predict_probabilities(prepared, frame), expected, atol=1e-5, rtol=0)
+
+
+def test_bfloat16_inference_model_computes_in_bfloat16_close_to_float32(deeplab):
+    prepared = inf.inference_model(deeplab, "mixed_bfloat16")
+    assert inf.model_precision(prepared) == "mixed_bfloat16"
+    assert inf.model_precision(deeplab) == "float32"
+    frame = random_frame((64, 64), seed=22)
+    low = inf.predict_probabilities(prepared, frame)
+    full = inf.predict_probabilities(deeplab, frame)
+    assert low.dtype == np.float32
+    assert np.abs(low - full).mean() < 0.01 and np.abs(low - full).max() < 0.2
+
+
+def test_inference_model_returns_the_model_when_it_already_has_that_form(deeplab, small_model):
+    assert inf.inference_model(deeplab, "float32") is deeplab
+    assert inf.inference_model(small_model, "mixed_bfloat16") is small_model  # not a DeepLabV3+
+
+
+def test_load_inference_model_reads_a_saved_model(deeplab, tmp_path):
+    from segcore.model import save_model
+
+    save_model(deeplab, tmp_path / "m.keras")
+    loaded = inf.load_inference_model(tmp_path / "m.keras", "float32")
+    frame = random_frame((32, 48), seed=23)
+    np.testing.assert_allclose(
+        inf.predict_probabilities(loaded, frame), inf.predict_probabilities(deeplab, frame), atol=1e-6, rtol=0
+    )
