@@ -9,9 +9,11 @@ All detectors see the same simulated frames (segcore.synth, seed 20261124, drawn
 as ``default_rng([seed, size, i])``, so no frame can equal a training frame of
 ``generate_dataset``, whose frames are ``default_rng([seed, i])``).
 
-- Ours: ``segcore.evaluator.predict_mask`` at threshold 0.5 (not tuned), tiled
-  inference with the default tiles; with ``--prototype`` also the same model
-  with inference settings segcore does not have yet (bench/variants.py).
+- Ours: ``segcore.inference.load_inference_model`` and ``predict_mask`` at
+  threshold 0.5 (not tuned) with the default tiles and precision, as the tool
+  runs it (``--precisions auto float32`` adds a float32 row); with
+  ``--prototype`` also the same model with inference settings segcore does not
+  have (bench/variants.py).
 - LA Cosmic: ``astroscrappy.detect_cosmics`` on the bias-subtracted frame with the
   simulated detector's gain (photons per ADU), read noise and saturation, the
   module gaps as its bad-pixel mask; sigclip and saturation handling are picked
@@ -161,16 +163,21 @@ class Detector:
 class Ours(Detector):
     name = "cosmics (DeepLabV3+, this tool)"
 
-    def __init__(self, model_path: Path, threshold: float, tile_kw: dict):
-        from segcore.model import load_model
+    def __init__(self, model_path: Path, threshold: float, tile_kw: dict, precision: str = "auto"):
+        from segcore.inference import load_inference_model, model_precision
 
-        self.model = load_model(model_path, compile=False)
+        self.model = load_inference_model(model_path, precision)
         self.threshold = threshold
         self.tile_kw = tile_kw
-        self.note = f"model {model_path}, threshold {threshold} (default, not tuned), tiles {tile_kw or 'default'}"
+        used = model_precision(self.model)
+        if precision != "auto":
+            self.name = f"{Ours.name}, {used}"
+        self.note = (f"model {model_path}, segcore.inference as the tool runs it: `load_inference_model` with precision "
+                     f"{precision} ({used} here), threshold {threshold} (default, not tuned), "
+                     f"tiles {tile_kw or 'default'}")
 
     def detect(self, f: Frame, params: dict) -> np.ndarray:
-        from segcore.evaluator import predict_mask
+        from segcore.inference import predict_mask
 
         return predict_mask(self.model, f.frame.astype(np.float32), threshold=self.threshold, **self.tile_kw)
 
@@ -187,7 +194,7 @@ class OursPrototype(Ours):
                  logits_first: bool = False, fold: bool = False):
         from variants import StepCache, fold_batchnorm, logits_before_upsampling, rebuild
 
-        super().__init__(model_path, threshold, {})
+        super().__init__(model_path, threshold, {}, precision="float32")
         model = self.model if policy == "float32" else rebuild(self.model, policy)
         if fold:
             model = fold_batchnorm(model)
@@ -404,7 +411,8 @@ def build_detectors(args, model_path: Path | None) -> tuple[list[Detector], list
     detectors, notes = [], []
     if model_path is not None:
         tile_kw = {k: v for k, v in (("tile", args.tile), ("overlap", args.overlap), ("batch_size", args.batch_size)) if v}
-        detectors.append(Ours(model_path, args.threshold, tile_kw))
+        for precision in args.precisions:
+            detectors.append(Ours(model_path, args.threshold, tile_kw, precision))
         if args.prototype:
             detectors.append(OursPrototype(model_path, args.threshold, args.proto_policy, args.proto_xla,
                                            args.proto_tile, args.proto_overlap, args.proto_batch,
@@ -435,6 +443,8 @@ def main() -> int:
     parser.add_argument("--tile", type=int, default=None)
     parser.add_argument("--overlap", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--precisions", nargs="+", default=["auto"],
+                        help="our model's precision policies, one row each (default: auto, as the tool runs it)")
     parser.add_argument("--prototype", action="store_true",
                         help="also run our model with the prototype inference settings below")
     parser.add_argument("--proto-policy", default="mixed_bfloat16")

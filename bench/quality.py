@@ -48,11 +48,13 @@ def simulate(args, data_dir: Path) -> None:
 def evaluate(model_path: Path, data_dir: Path, threshold: float) -> dict:
     from tqdm import tqdm
 
-    from segcore.evaluator import evaluate_pairs, predict_probabilities
-    from segcore.io import read_frame
-    from segcore.model import load_model
+    from segcore.evaluator import evaluate_pairs
+    from segcore.inference import load_inference_model, predict_probabilities
 
-    model = load_model(model_path, compile=False)
+    from segcore.io import read_frame
+
+    # segcore's defaults: the model prepared for this machine's precision, default tiles.
+    model = load_inference_model(model_path)
     pairs = pair_split(data_dir, "Test").pairs
     frame = read_frame(pairs[0][0])
     predict_probabilities(model, frame)  # trace the graph once before timing
@@ -86,7 +88,10 @@ def record(args, end, scores: dict, train_seconds: float, out: Path) -> None:
         f"{args.size}x{args.size}, seed {args.seed}. Training: crop {args.crop}, batch {args.batch}, "
         f"learning rate {args.lr}, loss {args.loss}, cosmic crop fraction {args.cosmic_crop_fraction}, "
         f"{args.steps_per_epoch} steps per epoch, backbone weights "
-        f"`{end.backbone_weights}`, precision {args.precision}, time limit {args.minutes} min.\n",
+        f"`{end.backbone_weights}`, precision {args.precision} ({end.precision}), "
+        f"{'separable' if args.separable else 'standard'} convolutions in the pyramid and decoder, "
+        f"{args.threads or 'all'} CPU thread(s), time limit {args.minutes} min. "
+        f"Evaluation in {scores['precision_policy']}, default tiles.\n",
         f"Training ran {train_seconds / 60:.1f} min, {end.epochs_run} epochs ({end.stop_reason}); "
         f"best epoch {None if end.best_epoch is None else end.best_epoch + 1}.\n",
         "| metric (Test split, threshold %.2f) | value | target |" % scores["threshold"],
@@ -114,6 +119,7 @@ def record(args, end, scores: dict, train_seconds: float, out: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "quality"))
+    parser.add_argument("--data", help="simulated dataset folder (default: <out>/data)")
     parser.add_argument("--n-train", type=int, default=300)
     parser.add_argument("--n-validation", type=int, default=20)
     parser.add_argument("--n-test", type=int, default=60)
@@ -125,7 +131,9 @@ def main() -> int:
     parser.add_argument("--steps-per-epoch", type=int, default=150)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--minutes", type=float, default=45.0, help="training time limit")
-    parser.add_argument("--precision", default="float32")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--separable", action="store_true", help="atrous separable convolutions (lighter model)")
+    parser.add_argument("--threads", type=int, help="TensorFlow intra-op threads (default: all cores)")
     parser.add_argument("--loss", default="dice_cross_entropy")
     parser.add_argument("--cosmic-crop-fraction", type=float, default=0.5)
     parser.add_argument("--backbone-weights", default="imagenet")
@@ -133,8 +141,13 @@ def main() -> int:
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"), help="Markdown file to append to")
     args = parser.parse_args()
 
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     out = Path(args.out)
-    data_dir = out / "data"
+    data_dir = Path(args.data) if args.data else out / "data"
     out.mkdir(parents=True, exist_ok=True)
     simulate(args, data_dir)
     config = TrainConfig(
@@ -151,6 +164,7 @@ def main() -> int:
         time_limit_minutes=args.minutes,
         loss=args.loss,
         cosmic_crop_fraction=args.cosmic_crop_fraction,
+        separable=args.separable,
     )
     started = time.perf_counter()
     end = train(config, listeners=[ConsoleProgress()])

@@ -3,8 +3,9 @@
     python bench/throughput.py --model bench/out/quality/model.keras    # the recorded configuration
     python bench/throughput.py --model M.keras --sizes 512 --frames 2 1 --no-threads --no-record   # a quick look
 
-1. Breakdown at segcore's defaults (float32, tile 512, overlap 64, batch 4) of one
-   frame from its 16-bit PNG file to its cosmic count: reading, normalising,
+1. Breakdown at segcore's defaults (``segcore.inference.inference_model`` with the
+   "auto" precision, largest tile 2048, overlap 64, tiles per batch by pixel
+   budget) of one frame from its 16-bit PNG file to its cosmic count: reading, normalising,
    tile assembly, network, stitching, thresholding and counting; the network
    split by stage (ResNet50 stem+conv2, conv3, conv4, then ASPP + decoder).
 2. Variants of the inference, each timed on the same frames: XLA
@@ -66,20 +67,21 @@ def median_time(fn, repeats: int) -> float:
 def breakdown(model, sims, paths, repeats):
     """Seconds per stage for the frames of one size (mean over frames of the median over repeats)."""
     from segcore import metrics
-    from segcore.evaluator import predict_probabilities
+    from segcore.inference import predict_probabilities
     from segcore.io import read_frame
-    from variants import StepCache, tiled_probabilities, warm_up
+    from variants import StepCache, default_layout, tiled_probabilities, warm_up
 
     steps = StepCache(model)
     stage = defaultdict(list)
     for sim, path in zip(sims, paths):
         frame = read_frame(path)
-        warm_up(frame, steps)
+        layout = default_layout(frame.shape)
+        warm_up(frame, steps, **layout)
         stage["read PNG"].append(median_time(lambda: read_frame(path), repeats))
         runs = []
         for _ in range(repeats):
             t = defaultdict(float)
-            probs = tiled_probabilities(frame, steps, timings=t)
+            probs = tiled_probabilities(frame, steps, timings=t, **layout)
             runs.append(t)
         for key in ("normalise", "tile assembly", "network", "stitching"):
             stage[key].append(float(np.median([r[key] for r in runs])))
@@ -135,11 +137,13 @@ def peak_rss_gib() -> float:
 
 def run_variant(steps, sims, tile, overlap, batch, repeats):
     """Mean seconds per frame (median over repeats) and the probabilities of each frame."""
-    from variants import tiled_probabilities, warm_up
+    from variants import default_layout, tiled_probabilities, warm_up
 
     seconds, probs = [], []
     for sim in sims:
         frame = sim.frame.astype(np.float32)
+        if batch is None:  # segcore's choice for the default tiles
+            batch = default_layout(frame.shape)["batch_size"]
         warm_up(frame, steps, tile, overlap, batch)
         times = []
         for _ in range(repeats):
@@ -179,7 +183,13 @@ def variant_specs(model, sizes):
     large = [s for s in sizes if s > 512]
     small = [s for s in sizes if s <= 512]
     xla_note = "XLA only at 512: at 2048 it ran 2.3-3x slower than the default and took up to 16 GiB in an earlier run"
+    from segcore.inference import DEFAULT_OVERLAP, DEFAULT_TILE, inference_model, model_precision
+
+    prepared = inference_model(model)
     return [
+        (f"segcore's defaults now: inference_model ({model_precision(prepared)}, logits before upsampling), "
+         f"largest tile {DEFAULT_TILE}", lambda: StepCache(prepared), DEFAULT_TILE, DEFAULT_OVERLAP, None, sizes,
+         "tiles per batch by pixel budget"),
         ("float32, XLA (jit_compile=True)", lambda: StepCache(model, jit=True), 512, 64, 4, small, xla_note),
         ("mixed_bfloat16 policy", lambda: StepCache(bf16()), 512, 64, 4, sizes, "model rebuilt under the policy, weights copied"),
         ("mixed_bfloat16 + XLA", lambda: StepCache(bf16(), jit=True), 512, 64, 4, small, xla_note),
@@ -340,15 +350,19 @@ def main() -> int:
             path = tmp / f"frame_{size}_{i}.png"
             write_frame(path, sim.frame)
             paths[size].append(path)
+    from segcore.inference import inference_model, model_precision
+
     model = load_model(args.model, compile=False)
+    prepared = inference_model(model)
+    print(f"segcore's inference model: {model_precision(prepared)}", flush=True)
 
     load_before = wait_for_quiet(args.wait_quiet) if args.wait_quiet else load_average()
     stages = {}
     for size in args.sizes:
         print(f"breakdown {size}x{size} ...", flush=True)
-        stages[size] = breakdown(model, sims[size], paths[size], args.repeats)
+        stages[size] = breakdown(prepared, sims[size], paths[size], args.repeats)
         print({k: round(v, 4) for k, v in stages[size].items()}, flush=True)
-    split, split_total = network_split(model, 512, args.repeats)
+    split, split_total = network_split(prepared, 512, args.repeats)
 
     variant_rows = {}
     if not args.no_variants:
@@ -358,7 +372,7 @@ def main() -> int:
         for size in args.sizes:
             print(f"variant default {size} ...", flush=True)
             baseline[size] = run_variant(StepCache(model), sims[size], 512, 64, 4, args.repeats)
-        variant_rows["float32, tile 512, overlap 64, batch 4 (segcore default)"] = (
+        variant_rows["float32, tile 512, overlap 64, batch 4 (segcore's defaults before 2026-11-25)"] = (
             {size: (baseline[size][0], 0.0, 0, agreement(baseline[size][1], baseline[size][1], sims[size])[2])
              for size in args.sizes},
             "")
@@ -387,7 +401,7 @@ def main() -> int:
     memory = [] if args.no_memory else memory_runs(args, largest)
     load_after = load_average()
 
-    lines = record(args, model, sims, stages, split, split_total, variant_rows, threads, load_before, load_after)
+    lines = record(args, prepared, sims, stages, split, split_total, variant_rows, threads, load_before, load_after)
     if memory:
         lines += [f"### Peak memory of inference on one {largest}x{largest} frame (separate process each)", ""]
         lines += table(["layout", "resident memory with the model loaded", "peak resident memory"],
@@ -401,7 +415,7 @@ def main() -> int:
 
 
 def record(args, model, sims, stages, split, split_total, variant_rows, threads, load_before, load_after):
-    from segcore.evaluator import padded_shape  # noqa: F401
+    from segcore.inference import BATCH_PIXELS, DEFAULT_OVERLAP, DEFAULT_TILE, model_precision
     from variants import conv_macs, rebuild, tiling_cost
 
     lines = section_header("Inference throughput on the CPU", "throughput.py")
@@ -413,7 +427,8 @@ def record(args, model, sims, stages, split, split_total, variant_rows, threads,
         + ", ".join(f"{len(v)} of {s}x{s}" for s, v in sims.items())
         + f"; each time the median of {args.repeats} runs after a warm-up, mean over the frames.",
         "",
-        "### Where the time goes (segcore defaults: float32, tile 512, overlap 64, 4 tiles per batch)",
+        f"### Where the time goes (segcore defaults: {model_precision(model)}, logits before the last upsampling, "
+        f"largest tile {DEFAULT_TILE}, overlap {DEFAULT_OVERLAP}, tiles per batch up to {BATCH_PIXELS} pixels)",
         "",
     ]
     header = ["stage"] + [f"{s}x{s}: s per frame" for s in stages] + [f"{s}x{s}: share" for s in stages]
@@ -424,8 +439,8 @@ def record(args, model, sims, stages, split, split_total, variant_rows, threads,
     rows.append(["**total, file to count**"] + [f"**{fmt_s(totals[s])}**" for s in stages] + ["100 %" for s in stages])
     rows.append(["**frames per second**"] + [f"**{1 / totals[s]:.3g}**" for s in stages] + ["" for s in stages])
     rows.append(["tiles per frame (network pixels / frame pixels)"]
-                + [f"{int(stages[s]['tiles'])} ({tiling_cost((s, s), 512, 64)[1]:.2f}x)" for s in stages] + ["" for s in stages])
-    rows.append(["segcore.evaluator.predict_probabilities alone"] + [fmt_s(stages[s]["segcore predict_probabilities"]) for s in stages] + ["" for s in stages])
+                + [f"{int(stages[s]['tiles'])} ({tiling_cost((s, s), DEFAULT_TILE, DEFAULT_OVERLAP)[1]:.2f}x)" for s in stages] + ["" for s in stages])
+    rows.append(["segcore.inference.predict_probabilities alone"] + [fmt_s(stages[s]["segcore predict_probabilities"]) for s in stages] + ["" for s in stages])
     rows.append(["count_cosmics with area, bbox, centroid (instead of n_cosmics)"]
                 + [fmt_s(stages[s]["count_cosmics (with area, bbox, centroid)"]) for s in stages] + ["" for s in stages])
     lines += table(header, rows)

@@ -18,7 +18,7 @@ import numpy as np
 
 import common  # noqa: F401  (puts the repository on sys.path)
 
-from segcore.evaluator import padded_shape, tile_layout  # noqa: E402
+from segcore.inference import padded_shape, tile_layout  # noqa: E402
 from segcore.preprocess import normalize_frame, to_network_input  # noqa: E402
 
 
@@ -154,6 +154,15 @@ class StepCache:
         if tile_shape not in self.steps:
             self.steps[tile_shape] = make_step(self.model, tile_shape, self.jit)
         return self.steps[tile_shape]
+
+
+def default_layout(shape) -> dict:
+    """segcore's default tile, overlap and tiles per batch for a frame of this shape."""
+    from segcore.inference import BATCH_PIXELS, DEFAULT_OVERLAP, DEFAULT_TILE
+
+    window = tile_layout(padded_shape(shape), DEFAULT_TILE, DEFAULT_OVERLAP)[0].window
+    pixels = (window[0].stop - window[0].start) * (window[1].stop - window[1].start)
+    return {"tile": DEFAULT_TILE, "overlap": DEFAULT_OVERLAP, "batch_size": max(1, BATCH_PIXELS // pixels)}
 
 
 def tiled_probabilities(frame, steps: StepCache, tile=512, overlap=64, batch_size=4, timings=None) -> np.ndarray:
