@@ -29,6 +29,7 @@ class EvaluationInfo:
     run_id: int
     split: str
     threshold: float
+    precision: str | None  # the network's Keras dtype policy
     checkpoint: Path
     predictions_dir: Path
     summary: dict[str, dict[str, float | None]]  # metric -> {"mean": .., "std": ..}
@@ -43,6 +44,7 @@ def evaluation_info(row: Evaluation, n_images: int) -> EvaluationInfo:
         run_id=row.run_id,
         split=row.split,
         threshold=row.threshold,
+        precision=row.precision,
         checkpoint=from_stored(row.checkpoint),
         predictions_dir=from_stored(row.predictions_dir),
         summary=row.summary,
@@ -144,6 +146,7 @@ def evaluate_run(
                 run_id=run_id,
                 split=split,
                 threshold=threshold,
+                precision=result.precision,
                 checkpoint=to_stored_any(model_path),
                 predictions_dir=to_stored(predictions),
                 summary={

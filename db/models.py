@@ -138,6 +138,8 @@ class Run(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     threshold: Mapped[float] = mapped_column(Float, default=0.5)
     backbone_weights: Mapped[Optional[str]] = mapped_column(Text)
+    # The Keras dtype policy training really computed in ("auto" resolved).
+    precision: Mapped[Optional[str]] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
@@ -195,6 +197,8 @@ class Evaluation(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     split: Mapped[str] = mapped_column(String(16))
     threshold: Mapped[float] = mapped_column(Float)
+    # The Keras dtype policy the network computed in.
+    precision: Mapped[Optional[str]] = mapped_column(String(32))
     checkpoint: Mapped[str] = mapped_column(String(1000))
     predictions_dir: Mapped[str] = mapped_column(String(1000))
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)

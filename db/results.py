@@ -98,13 +98,14 @@ def runs_table(dataset_id: int | None = None) -> pd.DataFrame:
                 "test_iou": _mean(latest.get(r.id), "iou"),
                 "test_count_score": _mean(latest.get(r.id), "count_score"),
                 "backbone_weights": r.backbone_weights,
+                "precision": r.precision,
                 "created": r.created,
                 "duration_s": (end - r.started_at).total_seconds() if end and r.started_at else None,
                 "error": (r.error or "").splitlines()[0] if r.error else None,
             }
         )
     columns = ["run_id", "name", "dataset", "status", "epochs", "best_epoch", "best_val_loss", "test_iou",
-               "test_count_score", "backbone_weights", "created", "duration_s", "error"]
+               "test_count_score", "backbone_weights", "precision", "created", "duration_s", "error"]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
@@ -212,9 +213,11 @@ def compare_runs(run_ids, split: str = "test") -> pd.DataFrame:
             "name": run.name,
             "status": run.status,
             "backbone_weights": run.backbone_weights,
+            "training_precision": run.precision,
             "best_val_loss": run.best_val_loss,
             "evaluation_id": evaluation.id if evaluation else None,
             "threshold": evaluation.threshold if evaluation else None,
+            "evaluation_precision": evaluation.precision if evaluation else None,
         }
         for metric in (*RESULT_METRICS, "true_count", "pred_count"):
             record[metric] = _mean(evaluation, metric)

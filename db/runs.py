@@ -55,6 +55,7 @@ class RunInfo:
     config: dict[str, Any]
     threshold: float
     backbone_weights: str | None
+    precision: str | None
     created: datetime
     started_at: datetime | None
     ended_at: datetime | None
@@ -104,6 +105,7 @@ def run_info(row: Run, dataset_name: str) -> RunInfo:
         config=dict(row.config),
         threshold=row.threshold,
         backbone_weights=row.backbone_weights,
+        precision=row.precision,
         created=row.created,
         started_at=row.started_at,
         ended_at=row.ended_at,

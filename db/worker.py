@@ -78,6 +78,7 @@ class StoreListener(TrainingListener):
         self._update(
             "training start",
             backbone_weights=start.backbone_weights,
+            precision=start.precision,
             epochs_total=start.epochs,
             steps_per_epoch=start.steps_per_epoch,
             current_epoch=start.initial_epoch,

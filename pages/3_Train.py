@@ -55,7 +55,7 @@ def _status_line(run) -> None:
         weights = f"file {reason.strip()}"
     st.markdown(
         f"{icon} **{run_label(run)}** on dataset *{run.dataset_name}* · backbone weights used: **{weights}** · "
-        f"evaluation threshold {run.threshold:g}"
+        f"arithmetic: **{run.precision or 'decided when training starts'}** · evaluation threshold {run.threshold:g}"
     )
     if reason and weights == "random":
         st.caption(f"The backbone started from random weights: {reason.strip()}")

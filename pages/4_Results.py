@@ -116,7 +116,11 @@ summary = charts.metric_summary(table)
 pooled = evaluation.pooled or {}
 columns = st.columns(5)
 columns[0].metric("Images", len(table))
-columns[1].metric("Threshold", f"{evaluation.threshold:g}")
+columns[1].metric(
+    "Threshold",
+    f"{evaluation.threshold:g}",
+    help=f"Network arithmetic: {evaluation.precision or 'not recorded'}",
+)
 columns[2].metric("Mean IoU", f"{summary.loc['iou', 'mean']:.3f}" if "iou" in summary.index else "–")
 columns[3].metric("True cosmics", int(table["true_count"].sum()))
 columns[4].metric("Predicted cosmics", int(table["pred_count"].sum()))

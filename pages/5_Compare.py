@@ -61,6 +61,7 @@ st.subheader("What differs in their set-up")
 configs = {names[r.id]: {**full_config(r), "dataset": r.dataset_name} for r in chosen}
 for r in chosen:
     configs[names[r.id]]["backbone weights used"] = r.backbone_weights or "–"
+    configs[names[r.id]]["training arithmetic used"] = r.precision or "–"
     configs[names[r.id]]["evaluation threshold"] = latest[r.id].threshold if latest[r.id] is not None else "–"
 differences = charts.config_differences(configs)
 if differences.empty:

@@ -12,6 +12,7 @@ from skimage.measure import label
 
 import db
 from db_fixtures import make_layout, sqlite_store  # noqa: F401
+from segcore.precision import resolve_precision
 
 TINY = dict(crop_size=64, batch_size=2, steps_per_epoch=2, validation_steps=1, backbone_weights="none")
 TIMEOUT = 300
@@ -53,6 +54,7 @@ def test_a_run_trains_in_its_own_process_and_is_evaluated_on_the_test_split(data
     assert run.status == "finished", run.error
     assert (run.epochs_run, run.epochs_total, run.attempts) == (3, 3, 1)
     assert run.backbone_weights == "random"
+    assert run.precision == resolve_precision("auto")  # what the worker really trained in
     assert run.config == dict(TINY, epochs=3)
     assert run.best_checkpoint.exists() and run.last_checkpoint.exists() and run.model_path.exists()
     assert run.started_at <= run.ended_at and run.error is None
@@ -70,6 +72,7 @@ def test_a_run_trains_in_its_own_process_and_is_evaluated_on_the_test_split(data
 
     (evaluation,) = db.list_evaluations(run_id)
     assert (evaluation.split, evaluation.threshold, evaluation.n_images) == ("test", 0.4, 2)
+    assert evaluation.precision == resolve_precision("auto")
     results = db.per_image_results(evaluation.id)
     assert results["image"].tolist() == ["frame_003.png", "frame_004.png"]
     for row in results.itertuples():  # stored counts match the stored masks (8-connected hits)

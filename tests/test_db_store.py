@@ -295,7 +295,7 @@ def test_migrations_create_exactly_the_model_schema(store):
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert differences == []
-    assert version == "0001"
+    assert version == "0002"
 
 
 def test_existing_database_survives_restart_and_upgrade(store, tmp_path):
@@ -342,9 +342,9 @@ def test_a_later_migration_that_rebuilds_a_table_keeps_every_row(store, tmp_path
     db.save_mask_revision(frame.id, np.ones((64, 64), bool), author="ana")
     scripts = tmp_path / "migrations"
     shutil.copytree(Path(db.__file__).with_name("migrations"), scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_frame_note.py").write_text(
+    (scripts / "versions" / "0003_frame_note.py").write_text(
         "import sqlalchemy as sa\nfrom alembic import op\n"
-        "revision = '0002'\ndown_revision = '0001'\nbranch_labels = None\ndepends_on = None\n"
+        "revision = '0003'\ndown_revision = '0002'\nbranch_labels = None\ndepends_on = None\n"
         "def upgrade():\n"
         "    sqlite = op.get_bind().dialect.name == 'sqlite'\n"
         "    with op.batch_alter_table('frames', recreate='always' if sqlite else 'never') as batch:\n"
@@ -361,7 +361,7 @@ def test_a_later_migration_that_rebuilds_a_table_keeps_every_row(store, tmp_path
         command.upgrade(config, "head")
 
     with get_engine().connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
         assert connection.execute(text("SELECT count(*) FROM mask_revisions")).scalar() == 2
         assert connection.execute(text("SELECT note FROM frames")).scalar() is None
     assert [r.author for r in db.mask_history(frame.id)] == ["ana", "import"]
