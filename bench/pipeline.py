@@ -11,7 +11,7 @@ For simulated datasets of 512x512 and 2048x2048 16-bit PNG frames, and crops of
   (cached frames: random crop, flip, rotation, batching);
 - the training step alone: steps per second of ``train_on_batch`` on one fixed
   batch, the model built and compiled as the trainer does (backbone_weights
-  "none", float32, Adam, the training metrics);
+  "none", the precision the trainer's "auto" picks here, Adam, the training metrics);
 - ``model.fit`` fed by the real pipeline against ``model.fit`` fed by one batch
   repeated from memory: if the two step rates match, the model never waits for data.
 
@@ -66,14 +66,17 @@ def pipeline_rate(pairs, crop: int, batch: int, batches: int) -> tuple[float, fl
 
 
 def build_model():
+    """DeepLabV3+ compiled as segcore.trainer does, under the precision its "auto" picks here."""
     import keras
 
     from segcore.model import build_deeplabv3plus
+    from segcore.precision import resolve_precision
     from segcore.trainer import _compile
 
-    keras.mixed_precision.set_global_policy("float32")
+    keras.mixed_precision.set_global_policy(resolve_precision("auto"))
     model, _ = build_deeplabv3plus(backbone_weights="none")
     _compile(model, 1e-4)
+    keras.mixed_precision.set_global_policy("float32")
     return model
 
 
@@ -147,6 +150,9 @@ def main() -> int:
             data_rates[(size, crop)] = pipeline_rate(pairs[size], crop, args.batch, args.batches)
             print(f"pipeline {size} frames, crop {crop}: first pass {data_rates[(size, crop)][0]:.2f} batches/s, "
                   f"cached {data_rates[(size, crop)][1]:.2f} batches/s", flush=True)
+    from segcore.precision import resolve_precision
+
+    precision = resolve_precision("auto")
     model = build_model()
     steps = {}
     for crop in args.crops:
@@ -168,9 +174,9 @@ def main() -> int:
         "",
         "Simulated 16-bit PNG frames (segcore.synth, seed %d): %s. `segcore.data.train_dataset` with batch %d, "
         "augmentation on, frames cached in memory after the first pass. Training step: DeepLabV3+ built and compiled "
-        "as `segcore.trainer` does (backbone weights none, float32), `train_on_batch` on one fixed batch, %d steps "
+        "as `segcore.trainer` does (backbone weights none, %s: the trainer's 'auto' here), `train_on_batch` on one fixed batch, %d steps "
         "timed after 2 untimed ones."
-        % (SEED, ", ".join(f"{len(p)} of {s}x{s}" for s, p in pairs.items()), args.batch, args.steps),
+        % (SEED, ", ".join(f"{len(p)} of {s}x{s}" for s, p in pairs.items()), args.batch, precision, args.steps),
         "",
     ]
     rows, verdicts = [], []

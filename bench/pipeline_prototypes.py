@@ -1,4 +1,8 @@
-"""Prototypes of two input-pipeline changes, measured against segcore.data as it is (same outputs).
+"""Prototypes of two input-pipeline changes, measured against segcore.data as it was (same outputs).
+
+Both are in segcore since 2026-11-25 (``segcore.data._random_crop_and_augment``,
+``segcore.preprocess.tf_histogram_percentiles``); this script is kept as the
+record of how they were measured, and now compares segcore with itself.
 
     python bench/pipeline_prototypes.py
     python bench/pipeline_prototypes.py --frames 6 2 --batches 10 --no-record   # a quick look

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -246,8 +245,6 @@ def predict_mask(model, frame, threshold: float = 0.5, **tile_kw) -> np.ndarray:
     return predict_probabilities(model, frame, **tile_kw) > threshold
 
 
-
-
 # --------------------------------------------------------------------------- #
 # The model to predict with
 # --------------------------------------------------------------------------- #
@@ -310,9 +307,7 @@ def inference_model(model, precision: str = "auto"):
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rebuilt, _ = build_deeplabv3plus(backbone_weights="none", dropout=0.0, **architecture)
+        rebuilt, _ = build_deeplabv3plus(backbone_weights="none", dropout=0.0, **architecture)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     for layer in rebuilt.layers:
