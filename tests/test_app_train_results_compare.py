@@ -199,6 +199,7 @@ def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     at = _page(TRAIN).run()
     _fill_train_form(at, **{"Run name": "from the form", "Crop size": 64, "Batch size": 2, "Epochs": 1, "Batches per epoch": 2})
     _backbone(at).set_value("none")
+    next(c for c in at.checkbox if c.label.startswith("Lighter model")).check()
     next(b for b in at.button if b.label == "Start training").click().run()
     _no_exception(at)
     runs = db.list_runs()
@@ -206,6 +207,7 @@ def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     run = runs[0]
     assert run.status in ("queued", "running")
     assert run.config["crop_size"] == 64 and run.config["backbone_weights"] == "none"
+    assert run.config["separable"] is True
     assert "Running now" in _texts(at, "subheader")
 
     # A second visit (another tab) shows the same run and starts nothing.
