@@ -187,7 +187,8 @@ def variant_specs(model, sizes):
 
     prepared = inference_model(model)
     return [
-        (f"segcore's defaults now: inference_model ({model_precision(prepared)}, logits before upsampling), "
+        (f"segcore's defaults now: inference_model ({model_precision(prepared)}, logits before upsampling, "
+         "batch norms folded), "
          f"largest tile {DEFAULT_TILE}", lambda: StepCache(prepared), DEFAULT_TILE, DEFAULT_OVERLAP, None, sizes,
          "tiles per batch by pixel budget"),
         ("float32, XLA (jit_compile=True)", lambda: StepCache(model, jit=True), 512, 64, 4, small, xla_note),
@@ -251,7 +252,9 @@ def thread_worker(args) -> int:
     return 0
 
 
-MEMORY_LAYOUTS = (("float32", 512, 4), ("float32", 1088, 1), ("float32", 16384, 1), ("mixed_bfloat16", 16384, 1))
+# "segcore": segcore.inference.inference_model with its default tiles (whole frame up to 2048, batch by pixels).
+MEMORY_LAYOUTS = (("float32", 512, 4), ("float32", 1088, 1), ("float32", 16384, 1), ("mixed_bfloat16", 16384, 1),
+                  ("segcore", 2048, 1))
 
 
 def memory_worker(args) -> int:
@@ -259,10 +262,11 @@ def memory_worker(args) -> int:
     from segcore.model import load_model
     from variants import StepCache, rebuild, tiled_probabilities
 
+    from segcore.inference import inference_model
+
     policy, tile, batch, size = args.worker_memory
     model = load_model(args.model, compile=False)
-    if policy != "float32":
-        model = rebuild(model, policy)
+    model = inference_model(model) if policy == "segcore" else rebuild(model, policy)
     frame = simulate(int(size), 1)[0].frame.astype(np.float32)
     loaded = peak_rss_gib()
     tiled_probabilities(frame, StepCache(model), int(tile), 64, int(batch))
@@ -352,7 +356,10 @@ def main() -> int:
             paths[size].append(path)
     from segcore.inference import inference_model, model_precision
 
-    model = load_model(args.model, compile=False)
+    from variants import rebuild
+
+    # Variants are measured against the model in float32 as it was trained (its layout, no folding).
+    model = rebuild(load_model(args.model, compile=False), "float32")
     prepared = inference_model(model)
     print(f"segcore's inference model: {model_precision(prepared)}", flush=True)
 
@@ -372,7 +379,7 @@ def main() -> int:
         for size in args.sizes:
             print(f"variant default {size} ...", flush=True)
             baseline[size] = run_variant(StepCache(model), sims[size], 512, 64, 4, args.repeats)
-        variant_rows["float32, tile 512, overlap 64, batch 4 (segcore's defaults before 2026-11-25)"] = (
+        variant_rows["float32, tile 512, overlap 64, batch 4 (segcore's defaults before 2026-11-25, with the model's layout)"] = (
             {size: (baseline[size][0], 0.0, 0, agreement(baseline[size][1], baseline[size][1], sims[size])[2])
              for size in args.sizes},
             "")
@@ -427,7 +434,7 @@ def record(args, model, sims, stages, split, split_total, variant_rows, threads,
         + ", ".join(f"{len(v)} of {s}x{s}" for s, v in sims.items())
         + f"; each time the median of {args.repeats} runs after a warm-up, mean over the frames.",
         "",
-        f"### Where the time goes (segcore defaults: {model_precision(model)}, logits before the last upsampling, "
+        f"### Where the time goes (segcore defaults: {model_precision(model)}, logits before the last upsampling, batch norms folded, "
         f"largest tile {DEFAULT_TILE}, overlap {DEFAULT_OVERLAP}, tiles per batch up to {BATCH_PIXELS} pixels)",
         "",
     ]

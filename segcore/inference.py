@@ -12,9 +12,9 @@ stitched result equals whole-frame inference.
 Frames up to :data:`DEFAULT_TILE` pixels a side run as one tile; larger ones
 are cut into as few equal tiles as fit, so the network sees few pixels twice.
 :func:`inference_model` gives the fastest form of a trained model for this
-machine (its logits computed before the last upsampling, and bfloat16 or
-float16 arithmetic where the hardware has it); see ``bench/RESULTS.md`` for
-what each costs and changes.
+machine (its logits computed before the last upsampling, batch norms folded
+into the convolutions, and bfloat16 or float16 arithmetic where the hardware
+has it); see ``bench/RESULTS.md`` for what each costs and changes.
 """
 
 from __future__ import annotations
@@ -277,8 +277,9 @@ def inference_model(model, precision: str = "auto"):
 
     The model is rebuilt with its 1x1 logits convolution before the last
     upsampling (the layout of models built since; the same function, with 128x
-    less data to upsample) and under the precision policy, and its weights are
-    copied, layer by layer. Other networks are returned unchanged.
+    less data to upsample) and under the precision policy, its weights are
+    copied layer by layer, and its batch norms are folded into the
+    convolutions (:func:`fold_batch_norms`). Other networks are returned unchanged.
 
     Parameters
     ----------
@@ -302,7 +303,7 @@ def inference_model(model, precision: str = "auto"):
     if architecture is None:
         return model
     logits_first = any(layer.name == "logits_upsample" for layer in model.layers)
-    if logits_first and model_precision(model) == policy:
+    if logits_first and not _folds(model) and model_precision(model) == policy:
         return model
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
@@ -313,7 +314,67 @@ def inference_model(model, precision: str = "auto"):
     for layer in rebuilt.layers:
         if layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
-    return rebuilt
+    return fold_batch_norms(rebuilt)
+
+
+def _folds(model) -> dict:
+    """Convolution name -> the batch norm that normalises its output (``<block>_conv`` -> ``<block>_bn``).
+
+    Both segcore's blocks and Keras' ResNet50 name each convolution's batch
+    norm after it, and the convolution feeds nothing else.
+    """
+    from keras import layers
+
+    norms = {layer.name: layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)}
+    folds = {}
+    for layer in model.layers:
+        if isinstance(layer, (layers.Conv2D, layers.SeparableConv2D)):
+            norm = norms.get(layer.name.rsplit("_", 1)[0] + "_bn")
+            if norm is not None:
+                folds[layer.name] = norm
+    return folds
+
+
+def fold_batch_norms(model):
+    """A copy of ``model`` for inference with each batch norm merged into the convolution before it.
+
+    y = gamma (conv(x) + b - mean) / sqrt(var + eps) + beta is a convolution with
+    kernel k s and bias (b - mean) s + beta, s = gamma / sqrt(var + eps). Under
+    mixed precision this also saves the float32 round trip Keras makes in every
+    batch norm. Inference only: the moving statistics become constants.
+    """
+    import keras
+
+    folds = _folds(model)
+    folded_norms = {norm.name for norm in folds.values()}
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name in folds:
+            config["use_bias"] = True
+        return layer.__class__.from_config(config)
+
+    def call(layer, *args, **kwargs):
+        # A folded batch norm passes its input on (it stays in the model, unused).
+        return args[0] if layer.name in folded_norms else layer(*args, **kwargs)
+
+    folded = keras.models.clone_model(model, clone_function=clone, call_function=call)
+    for layer in folded.layers:
+        source = model.get_layer(layer.name)
+        if layer.name in folds:
+            norm = folds[layer.name]
+            weights = source.get_weights()
+            kernels = weights[:-1] if source.use_bias else weights
+            bias = weights[-1] if source.use_bias else 0.0
+            scale = np.asarray(norm.gamma) if norm.scale else 1.0
+            scale = scale / np.sqrt(np.asarray(norm.moving_variance) + norm.epsilon)
+            shift = (np.asarray(norm.beta) if norm.center else 0.0) - np.asarray(norm.moving_mean) * scale
+            # The last kernel (the pointwise one of a separable convolution) makes the output channels.
+            kernels[-1] = kernels[-1] * scale
+            layer.set_weights([*kernels, (bias * scale + shift).astype(np.float32)])
+        elif layer.weights and layer.name not in folded_norms:
+            layer.set_weights(source.get_weights())
+    return folded
 
 
 def load_inference_model(path: str | os.PathLike, precision: str = "auto"):
