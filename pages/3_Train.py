@@ -213,8 +213,9 @@ with st.expander("Start a new run", expanded=not active):
                 "Lighter model (separable convolutions)",
                 value=bool(DEFAULTS["separable"]),
                 help="Atrous depthwise-separable convolutions in the pyramid pooling and the decoder, as in the "
-                "DeepLabV3+ paper: training steps about 1.8x faster and inference about 1.2x faster on a CPU; in "
-                "one 40-minute CPU benchmark it scored as well per step and better per minute (bench/RESULTS.md).",
+                "DeepLabV3+ paper: about 1.8x more training steps per minute and inference about 1.2x faster on a "
+                "CPU; in one 40-minute CPU benchmark it scored as well per step and better per minute "
+                "(bench/RESULTS.md).",
             )
             threshold = c2.slider("Threshold for the final evaluation", 0.01, 0.99, 0.5, 0.01, help="Pixels with a cosmic probability above it count as cosmic. You can re-score at another threshold later on the Results page.")
             submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
