@@ -285,6 +285,7 @@ def train(
     """
     import keras
 
+    from .inference import model_precision
     from .model import build_deeplabv3plus, load_model
 
     listeners = list(listeners)
@@ -316,6 +317,8 @@ def train(
                 state = json.loads((checkpoints / "state.json").read_text())
                 weights_used = state["backbone_weights"]
                 model = load_model(last, compile=True)
+                # The checkpoint keeps the arithmetic it was trained in, whatever "auto" says here.
+                precision = model_precision(model)
             else:
                 if config.resume:
                     warnings.warn(f"{last}: no checkpoint to resume from; starting afresh", RuntimeWarning)
