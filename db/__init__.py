@@ -73,12 +73,14 @@ Runs (``db.runs``): training in its own process, never inside a web request
     heartbeat is older than ``stale_after`` seconds as failed (with the reason); call it when
     showing runs. Returns the ids it marked.
 ``get_run(run_id) -> RunInfo`` (status, progress 0..1, epochs_run/epochs_total, current_epoch/step,
-    heartbeat, pid, checkpoints, backbone_weights really used, error); ``wait_for_run(run_id, timeout)``
+    heartbeat, pid, checkpoints, backbone_weights and precision (Keras dtype policy) really used, error);
+    ``wait_for_run(run_id, timeout)``
 ``run_log(run_id, tail=200) -> str``  the worker's log
 ``delete_run(run_id)``  (refused while active)
 ``evaluate_run(run_id, split="test", threshold=None, checkpoint="best", masks="current", progress=None)
-    -> EvaluationInfo``  evaluates in the calling process and stores the result; ``masks="run"`` uses
-    the revisions the run trained on, ``"current"`` the frames' masks now.
+    -> EvaluationInfo``  evaluates in the calling process (segcore's inference defaults) and stores the
+    result with the precision the network computed in; ``masks="run"`` uses the revisions the run
+    trained on, ``"current"`` the frames' masks now.
 
 Results (``db.results``): what the app shows
 ---------------------------------------------
@@ -90,7 +92,8 @@ Results (``db.results``): what the app shows
 ``per_image_results(evaluation_id) -> DataFrame`` (image, frame_id, iou, dice, pixel_accuracy, precision,
     recall, f1, specificity, count_score, true_count, pred_count, object_recall, object_precision,
     prediction_path)
-``compare_runs(run_ids, split="test") -> DataFrame`` (one row per run: latest evaluation's mean metrics)
+``compare_runs(run_ids, split="test") -> DataFrame`` (one row per run: latest evaluation's mean metrics,
+    training_precision, evaluation_precision)
 ``compare_per_image(evaluation_ids, metric="iou") -> DataFrame`` (images x evaluations)
 ``prediction_mask(result_id) -> bool (H, W)``
 
