@@ -23,14 +23,12 @@ from segcore.preprocess import normalize_frame, to_network_input  # noqa: E402
 
 
 def architecture(model) -> dict:
-    """build_deeplabv3plus arguments that rebuild ``model``'s architecture."""
+    """build_deeplabv3plus arguments that rebuild ``model``'s architecture, dropout included."""
+    from segcore.inference import deeplab_architecture
+
     names = {layer.name: layer for layer in model.layers}
-    separable = "decoder_block1_sepconv" in names
-    block = names["decoder_block1_sepconv" if separable else "decoder_block1_conv"]
-    kernel = int(block.kernel_size[0])
     dropout = float(names["decoder_dropout"].rate) if "decoder_dropout" in names else 0.0
-    classes = int(names["logits_conv"].filters)
-    return {"separable": separable, "decoder_kernel": kernel, "dropout": dropout, "num_classes": classes}
+    return {**deeplab_architecture(model), "dropout": dropout}
 
 
 def rebuild(model=None, policy: str = "float32", **overrides):
@@ -158,11 +156,11 @@ class StepCache:
 
 def default_layout(shape) -> dict:
     """segcore's default tile, overlap and tiles per batch for a frame of this shape."""
-    from segcore.inference import BATCH_PIXELS, DEFAULT_OVERLAP, DEFAULT_TILE
+    from segcore.inference import DEFAULT_OVERLAP, DEFAULT_TILE, default_batch_size
 
     window = tile_layout(padded_shape(shape), DEFAULT_TILE, DEFAULT_OVERLAP)[0].window
-    pixels = (window[0].stop - window[0].start) * (window[1].stop - window[1].start)
-    return {"tile": DEFAULT_TILE, "overlap": DEFAULT_OVERLAP, "batch_size": max(1, BATCH_PIXELS // pixels)}
+    tile_shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
+    return {"tile": DEFAULT_TILE, "overlap": DEFAULT_OVERLAP, "batch_size": default_batch_size(tile_shape)}
 
 
 def tiled_probabilities(frame, steps: StepCache, tile=512, overlap=64, batch_size=4, timings=None) -> np.ndarray:

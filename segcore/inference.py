@@ -159,6 +159,11 @@ def _predict_step(model, tile_shape: tuple[int, int]):
     return step
 
 
+def default_batch_size(tile_shape: tuple[int, int]) -> int:
+    """Tiles per network call when none is given: as many as fit in :data:`BATCH_PIXELS` pixels, at least one."""
+    return max(1, BATCH_PIXELS // (int(tile_shape[0]) * int(tile_shape[1])))
+
+
 def _check_frame(frame) -> np.ndarray:
     frame = np.asarray(frame)
     if frame.ndim != 2:
@@ -212,7 +217,7 @@ def predict_probabilities(
     tile_shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
     step = _predict_step(model, tile_shape)
     if batch_size is None:
-        batch_size = max(1, BATCH_PIXELS // (tile_shape[0] * tile_shape[1]))
+        batch_size = default_batch_size(tile_shape)
     out = np.empty((padded_h, padded_w), np.float32)
     for first in range(0, len(tiles), batch_size):
         batch = tiles[first : first + batch_size]
@@ -250,7 +255,7 @@ def predict_mask(model, frame, threshold: float = 0.5, **tile_kw) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 
 
-def _deeplab_architecture(model) -> dict | None:
+def deeplab_architecture(model) -> dict | None:
     """build_deeplabv3plus arguments of a segcore DeepLabV3+ model, or None for another network."""
     names = {layer.name: layer for layer in model.layers}
     block = names.get("decoder_block1_sepconv") or names.get("decoder_block1_conv")
@@ -299,7 +304,7 @@ def inference_model(model, precision: str = "auto"):
     from .model import build_deeplabv3plus
 
     policy = resolve_precision(precision)
-    architecture = _deeplab_architecture(model)
+    architecture = deeplab_architecture(model)
     if architecture is None:
         return model
     logits_first = any(layer.name == "logits_upsample" for layer in model.layers)
