@@ -1,16 +1,22 @@
 import numpy as np
 import pytest
+from scipy.ndimage import gaussian_filter
 from skimage.measure import label, regionprops
 
 from segcore.io import read_mask, read_raw
 from segcore.synth import (
     BACKGROUND_KINDS,
     COSMIC_KINDS,
+    COUNT_NOISE_FLOOR,
+    FAMILIES,
     MASK_SIGMAS,
+    MAX_COSMICS,
     SATURATION,
+    draw_detector,
     generate_dataset,
     simulate_frame,
 )
+from segcore.synth.cosmics import bloom, render_hit
 
 
 def sim(seed, size=96, **kwargs):
@@ -26,14 +32,35 @@ def first(predicate, seeds=range(200), **kwargs):
     raise AssertionError("no frame matched")
 
 
+def expected_noise(info):
+    """Local noise recomputed from the recorded detector and expected signal (direct or counting detectors)."""
+    det, signal = info["detector"], info["signal"].astype(np.float64)
+    if det["family"] == "photon_counting":
+        return np.maximum(np.sqrt(signal), COUNT_NOISE_FLOOR)
+    return np.sqrt((det["read_noise_e"] / det["electrons_per_adu"]) ** 2 + 1 / 12 + det["adu_per_photon"] * signal)
+
+
+def second_difference_energy(image):
+    """Energy of the discrete Laplacian over the energy of the image (about its mean): high when sharp."""
+    a = image.astype(np.float64) - image.mean()
+    lap = a[2:, 1:-1] + a[:-2, 1:-1] + a[1:-1, 2:] + a[1:-1, :-2] - 4 * a[1:-1, 1:-1]
+    return (lap**2).sum() / max((a**2).sum(), 1e-12)
+
+
+def detector(family, seed=0, **override):
+    det = draw_detector(np.random.default_rng(seed), family)
+    det.update(override)
+    return det
+
+
 # --- simulate_frame --------------------------------------------------------------------
 
 
 def test_same_generator_state_gives_identical_frame():
-    a, b = sim(5), sim(5)
+    a, b = sim(5, n_cosmics=5), sim(5, n_cosmics=5)
     np.testing.assert_array_equal(a.frame, b.frame)
     np.testing.assert_array_equal(a.mask, b.mask)
-    assert a.info["cosmics"] == b.info["cosmics"]
+    assert a.info["cosmics"] == b.info["cosmics"] and a.info["detector"] == b.info["detector"]
 
 
 def test_different_seeds_give_different_frames():
@@ -55,37 +82,52 @@ def test_requested_background_kind_is_used(kind):
     assert sim(1, kind=kind).info["background"] == kind
 
 
-def test_noise_sigma_is_read_noise_plus_photon_noise():
-    s = sim(3)
-    info = s.info
-    expected = np.sqrt(info["read_noise"] ** 2 + info["gain"] * info["signal"].astype(np.float64))
-    np.testing.assert_allclose(info["noise_sigma"], expected, rtol=1e-3)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_requested_detector_family_is_used_and_recorded(family):
+    det = sim(1, family=family).info["detector"]
+    assert det["family"] == family
+    assert {"pitch_um", "thickness_um", "exposure_s", "read_noise_e", "adu_per_photon"} <= set(det)
 
 
-def test_frame_noise_matches_noise_sigma():
+@pytest.mark.parametrize("family", ["integrating", "photon_counting"])
+def test_noise_sigma_is_read_noise_plus_photon_noise(family):
     for seed in range(3):
-        s = sim(seed, size=128, kind="halo", n_cosmics=0)
+        info = sim(seed, family=family).info
+        np.testing.assert_allclose(info["noise_sigma"], expected_noise(info), rtol=1e-3)
+
+
+@pytest.mark.parametrize("family", ["integrating", "scintillator"])
+def test_frame_noise_matches_noise_sigma(family):
+    checked = 0
+    for seed in range(8):
+        s = sim(seed, size=128, kind="halo", n_cosmics=0, family=family)
         info = s.info
+        det = info["detector"]
         residual = (s.frame - info["bias"] - info["signal"]) / info["noise_sigma"]
-        live = ~info["gap_mask"] & (s.frame < SATURATION)
+        headroom = det["saturation_adu"] - info["bias"] - info["signal"] - 6 * info["noise_sigma"]
+        # where the noise is near Gaussian: many photons per pixel, or read noise dominating sparse photons
+        photons = info["signal"] / det["adu_per_photon"]
+        gaussian = (photons > 5) | (det["adu_per_photon"] ** 2 * photons < 0.05 * info["read_noise"] ** 2)
+        live = ~info["gap_mask"] & (headroom > 0) & gaussian
         for row, col in info["hot_pixels"]:
             live[row, col] = False
-        assert 0.95 < residual[live].std() < 1.08
-        assert abs(residual[live].mean()) < 0.05
+        if live.sum() < 2000:
+            continue
+        assert 0.93 < residual[live].std() < 1.08
+        independent = live.sum() / max(1.0, 4 * np.pi * det["psf_sigma_px"] ** 2)  # blurred noise is correlated
+        assert abs(residual[live].mean()) < 0.02 + 4 / np.sqrt(independent)
+        checked += 1
+    assert checked >= 2
 
 
-def test_every_masked_pixel_carries_cosmic_charge_above_threshold():
-    for seed in range(15):
-        s = sim(seed)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_mask_is_exactly_deposited_charge_above_mask_sigmas_noise(family):
+    for seed in range(8):
+        s = sim(seed, n_cosmics=8, family=family)
         charge, sigma = s.info["cosmic_charge"], s.info["noise_sigma"]
-        assert np.all(charge[s.mask] > MASK_SIGMAS * sigma[s.mask])
-
-
-def test_strong_cosmic_charge_is_always_masked():
-    for seed in range(15):
-        s = sim(seed)
-        strong = s.info["cosmic_charge"] > 10 * s.info["noise_sigma"]
-        assert np.all(s.mask[strong])
+        np.testing.assert_array_equal(s.mask, charge > MASK_SIGMAS * sigma)
+        if family != "scintillator":
+            np.testing.assert_array_equal(s.mask, charge > MASK_SIGMAS * expected_noise(s.info).astype(np.float32))
 
 
 def test_zero_cosmics_gives_empty_mask_for_every_background():
@@ -95,31 +137,34 @@ def test_zero_cosmics_gives_empty_mask_for_every_background():
 
 
 def test_bragg_spots_are_bright_but_not_masked():
-    s = first(lambda s: len(s.info["bragg_spots"]) > 0, kind="bragg", n_cosmics=0)
-    rows, cols = np.round(np.array(s.info["bragg_spots"])).astype(int).clip(0, 95).T
-    above = (s.frame[rows, cols] - s.info["bias"]) / s.info["noise_sigma"][rows, cols]
-    assert above.max() > 10  # at least one spot a cosmic-like bright peak
+    def bright(s):
+        if not s.info["bragg_spots"]:
+            return False
+        rows, cols = np.round(np.array(s.info["bragg_spots"])).astype(int).clip(0, 95).T
+        return ((s.frame[rows, cols] - s.info["bias"]) / s.info["noise_sigma"][rows, cols]).max() > 10
+
+    s = first(bright, kind="bragg", n_cosmics=0)
     assert not s.mask.any()
 
 
 def test_hot_pixels_are_bright_but_not_masked():
-    s = first(lambda s: len(s.info["hot_pixels"]) > 0, n_cosmics=0)
+    s = first(lambda s: len(s.info["hot_pixels"]) > 0, n_cosmics=0, family="integrating")
     rows, cols = np.array(s.info["hot_pixels"]).T
-    assert np.all(s.frame[rows, cols] > s.info["bias"] + 5 * s.info["noise_sigma"][rows, cols])
+    assert np.all(s.frame[rows, cols] > s.info["bias"] + s.info["signal"][rows, cols] + 100)
     assert not s.mask.any()
 
 
 def test_module_gaps_are_zero_and_never_masked():
-    s = first(lambda s: len(s.info["gaps"]) > 0 and s.info["n_cosmics"] > 0)
+    s = first(lambda s: len(s.info["gaps"]) > 0 and s.mask.any(), n_cosmics=30)
     gap = s.info["gap_mask"]
     assert gap.any()
     assert np.all(s.frame[gap] == 0)
-    assert not s.mask[gap].any()
+    assert not s.mask[gap].any() and not s.info["cosmic_charge"][gap].any()
 
 
 def test_single_cosmic_mask_matches_its_recorded_area_and_bbox():
     checked = 0
-    for seed in range(30):
+    for seed in range(60):
         s = sim(seed, n_cosmics=1)
         cosmic = s.info["cosmics"][0]
         if cosmic["bbox"] is None:
@@ -132,28 +177,159 @@ def test_single_cosmic_mask_matches_its_recorded_area_and_bbox():
     assert checked > 20
 
 
-def test_saturated_cosmics_reach_full_scale():
+def test_saturated_values_are_clipped_at_the_detectors_saturation():
     flagged = 0
-    for seed in range(60):
-        s = sim(seed, size=64)
+    for seed in range(40):
+        s = sim(seed, size=64, n_cosmics=30, family="integrating")
+        det = s.info["detector"]
+        assert det["saturation_adu"] <= SATURATION
+        assert s.frame.max() <= det["saturation_adu"]
+        clean = det["bias_adu"] + s.info["signal"] + s.info["cosmic_charge"] - 8 * s.info["noise_sigma"]
+        over = (clean > det["saturation_adu"]) & ~s.info["gap_mask"]
+        assert np.all(s.frame[over] == det["saturation_adu"])
         for cosmic in s.info["cosmics"]:
             if cosmic["saturated"]:
                 r0, c0, r1, c1 = cosmic["bbox"]
-                assert s.frame[r0:r1, c0:c1].max() == SATURATION
+                assert s.frame[r0:r1, c0:c1].max() == det["saturation_adu"]
                 flagged += 1
     assert flagged > 0
 
 
-def test_frames_vary_in_background_cosmic_kind_and_count():
-    frames = [sim(seed, size=64) for seed in range(40)]
-    backgrounds = {s.info["background"] for s in frames}
-    kinds = {c["type"] for s in frames for c in s.info["cosmics"]}
+def test_blooming_spills_excess_charge_along_the_column_and_keeps_it():
+    column = np.zeros(41)
+    column[20] = 10.0
+    spilled = bloom(column, np.full(41, 2.0))
+    assert spilled.max() == pytest.approx(2.0)
+    assert spilled.sum() == pytest.approx(10.0)
+    np.testing.assert_allclose(spilled[18:23], 2.0)
+    assert not spilled[:18].any() and not spilled[23:].any()
+
+
+def test_saturated_hits_on_ccds_bloom_into_vertical_streaks():
+    streaks = 0
+    for seed in range(60):
+        s = sim(seed, size=128, n_cosmics=20, family="integrating")
+        if not s.info["detector"]["blooming"]:
+            continue
+        for c in s.info["cosmics"]:
+            if c["type"] == "blob" and c["saturated"]:
+                r0, c0, r1, c1 = c["bbox"]
+                streaks += (r1 - r0) > 2 * (c1 - c0)
+    assert streaks > 0
+
+
+def test_frames_vary_in_background_detector_cosmic_kind_and_count():
+    frames = [sim([7, seed], size=128) for seed in range(80)]
+    assert len({s.info["background"] for s in frames}) >= 3
+    assert {s.info["detector"]["family"] for s in frames} == set(FAMILIES)
     counts = [s.info["n_cosmics"] for s in frames]
-    components = [label(s.mask, connectivity=2).max() for s in frames]
-    assert len(backgrounds) >= 3
-    assert kinds == set(COSMIC_KINDS)
-    assert 0 in counts and max(counts) >= 5
-    assert len(set(components)) >= 4
+    assert 0 in counts and max(counts) >= 30
+    forced = [sim(seed, size=64, n_cosmics=40) for seed in range(10)]
+    assert {c["type"] for s in forced for c in s.info["cosmics"]} == set(COSMIC_KINDS)
+    assert len({label(s.mask, connectivity=2).max() for s in forced}) >= 4
+
+
+def test_hit_count_scales_with_exposure_times_area():
+    observed = expected = 0.0
+    ratios = []
+    for seed in range(150):
+        info = sim([11, seed], size=64).info
+        mean = sum(info["hit_rates"].values()) * info["frame_area_cm2"] * info["exposure_s"]
+        if mean < 0.2 * MAX_COSMICS:
+            observed += info["n_cosmics"]
+            expected += mean
+            ratios.append(mean)
+    assert abs(observed - expected) < 4 * np.sqrt(expected) + 1
+    assert max(ratios) / min(ratios) > 1e4  # hit density spans orders of magnitude
+
+
+def test_track_length_grows_with_sensor_thickness_at_the_same_angles():
+    shape = (400, 400)
+    ratios = []
+    for seed in range(20):
+        thin = detector("integrating", thickness_um=10.0, pitch_um=10.0)
+        thick = detector("integrating", thickness_um=40.0, pitch_um=10.0)
+        (_, _, a), da = render_hit(np.random.default_rng(seed), "track", (200.0, 200.0), thin, shape)
+        (_, _, b), db = render_hit(np.random.default_rng(seed), "track", (200.0, 200.0), thick, shape)
+        assert db["angle"] == da["angle"]
+        if da["length"] < 60:
+            assert db["length"] == pytest.approx(4 * da["length"], rel=1e-3, abs=0.05)
+            ratios.append(b.sum() / a.sum())
+    assert np.median(ratios) > 2.5  # the longer path deposits more charge
+
+
+def _hit_pixels(det, kind, n=150):
+    """Pixels holding over 1% of each hit's charge, for ``n`` hits of ``kind``."""
+    sizes = []
+    for seed in range(n):
+        (_, _, patch), _ = render_hit(np.random.default_rng(seed), kind, (100.0, 100.0), det, (200, 200))
+        sizes.append(int((patch > 0.01 * patch.max()).sum()))
+    return np.array(sizes)
+
+
+def test_thin_small_pitch_sensors_make_small_muon_spots_and_thick_large_pitch_ones_long_thin_tracks():
+    thin = detector("integrating", seed=1, thickness_um=10.0, pitch_um=6.5, diffusion_near_um=0.3, diffusion_far_um=1.5)
+    hybrid = detector("photon_counting", seed=1, thickness_um=1000.0, pitch_um=75.0)
+    thin_sizes, hybrid_sizes = _hit_pixels(thin, "track"), _hit_pixels(hybrid, "track")
+    assert np.median(thin_sizes) <= 4 and np.percentile(thin_sizes, 90) < 25
+    assert np.median(hybrid_sizes) > 2 * np.median(thin_sizes)
+    # on 75 um pixels the few-um charge cloud stays within one pixel across the track
+    (_, _, patch), desc = render_hit(np.random.default_rng(3), "spot", (50.3, 50.3), hybrid, (100, 100))
+    assert (patch > 0.01 * patch.max()).sum() <= 2
+
+
+def test_electron_worms_are_long_on_small_pixels_and_a_blob_on_hybrid_pixels():
+    small = detector("integrating", seed=2, pitch_um=6.0, thickness_um=20.0)
+    hybrid = detector("photon_counting", seed=2, pitch_um=172.0)
+    assert np.median(_hit_pixels(small, "worm", 60)) > 3 * np.median(_hit_pixels(hybrid, "worm", 60))
+    assert np.median(_hit_pixels(hybrid, "worm", 60)) <= 2
+
+
+def test_photon_counting_frames_are_integer_counts_without_bias_and_cosmics_add_small_counts():
+    for seed in range(6):
+        s = sim(seed, n_cosmics=10, kind="dark", family="photon_counting")
+        info = s.info
+        assert info["bias"] == 0 and info["read_noise"] == 0
+        charge = info["cosmic_charge"]
+        assert np.all(charge == np.rint(charge)) and set(np.unique(charge)) <= {0.0, 1.0, 2.0, 3.0}
+        live = ~info["gap_mask"]
+        for row, col in info["hot_pixels"]:
+            live[row, col] = False
+        x_rays = s.frame[live].astype(np.float64) - charge[live]
+        # Poisson counts of the expected signal: no bias, no read noise
+        expected = info["signal"][live].astype(np.float64)
+        assert abs(x_rays.mean() - expected.mean()) < 5 * np.sqrt(expected.mean() / x_rays.size) + 1e-3
+        hit = (charge > 0) & (info["signal"] < 0.1)
+        assert hit.any()
+        assert np.all(s.frame[hit] >= charge[hit]) and np.all(s.mask[hit])  # one count on an empty pixel is visible
+
+
+def test_one_count_on_a_bright_photon_counting_background_is_not_masked():
+    s = first(lambda s: (s.info["signal"] > 100).any() and (s.info["cosmic_charge"][s.info["signal"] > 100] > 0).any(),
+              n_cosmics=60, family="photon_counting", kind="halo")
+    bright = (s.info["signal"] > 100) & (s.info["cosmic_charge"] > 0)
+    assert not s.mask[bright].any()
+
+
+def test_scintillator_frames_have_blurred_xray_signal_but_sharp_cosmics():
+    for seed in range(6):
+        s = sim(seed, size=128, kind="bragg", n_cosmics=10, family="scintillator")
+        assert s.info["detector"]["psf_sigma_px"] >= 1.0
+        assert second_difference_energy(s.info["signal"]) < 0.3
+        assert second_difference_energy(s.info["cosmic_charge"]) > max(1.0, 10 * second_difference_energy(s.info["signal"]))
+
+
+def test_bright_deposits_do_not_grow_wide_halos():
+    for seed in range(40):
+        s = sim(seed, size=128, n_cosmics=5, family="photon_counting")
+        for c in s.info["cosmics"]:
+            if c["bbox"] and c["type"] == "spot":
+                r0, c0, r1, c1 = c["bbox"]
+                assert (r1 - r0) <= 3 and (c1 - c0) <= 3
+    cmos = detector("integrating", seed=4, sensor="cmos", blooming=False, pitch_um=6.5)
+    (_, _, patch), _ = render_hit(np.random.default_rng(0), "blob", (60.0, 60.0), cmos, (120, 120))
+    # ~1.5 million electrons within a 40 um range: nothing above 10 e- beyond ~12 pixels of the core
+    assert (patch > 10.0).sum() < np.pi * 12**2
 
 
 def test_invalid_simulation_arguments_raise():
@@ -166,6 +342,8 @@ def test_invalid_simulation_arguments_raise():
         simulate_frame(rng, 64, kind="lunar")
     with pytest.raises(ValueError, match="n_cosmics"):
         simulate_frame(rng, 64, n_cosmics=-1)
+    with pytest.raises(ValueError, match="family"):
+        simulate_frame(rng, 64, family="film")
     with pytest.raises(TypeError, match="Generator"):
         simulate_frame(0, 64)
 

@@ -1,0 +1,238 @@
+"""One simulated frame: detector, X-ray signal, cosmic hits, readout and the exact mask.
+
+The expected X-ray signal (:mod:`.backgrounds`) and the cosmics' deposited
+electrons (:mod:`.cosmics`) are read out by a detector drawn per frame
+(:mod:`.detectors`):
+
+- integrating and scintillator cameras: Poisson photons times the ADU per photon
+  (blurred by the PSF on scintillator cameras), cosmic electrons over the
+  electrons per ADU (blooming along columns on CCDs when a pixel's well fills),
+  column offsets, hot pixels, Gaussian read noise, bias, rounding, and clipping at
+  the ADC's or the full well's level (``info["detector"]["saturation_adu"]``);
+- photon-counting detectors: integer Poisson counts, no bias and no read noise; a
+  cosmic adds 1 (for large deposits sometimes 2-3) counts to each pixel where its
+  deposit exceeds the energy threshold.
+
+A pixel is in the mask when the cosmic's charge there (``info["cosmic_charge"]``)
+exceeds ``MASK_SIGMAS`` x the local noise ``info["noise_sigma"]``: sqrt(read
+noise^2 + rounding + photon noise of the expected signal) on integrating
+sensors, and on photon-counting ones sqrt(expected counts) with a floor of
+``COUNT_NOISE_FLOOR`` so one cosmic count on an empty pixel is masked but not one
+count on a background of hundreds. Bragg spots, rings and hot pixels are never
+in the mask; module gaps hold zeros and no mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from .backgrounds import (
+    BACKGROUND_KINDS, BACKGROUND_PROBABILITIES, expected_signal, module_gaps, photon_variance, psf_blur, psf_pad,
+)
+from .cosmics import COSMIC_KINDS, anchor_point, bloom, render_hit
+from .detectors import FAMILIES, SATURATION, draw_detector, frame_area_cm2, hit_rates
+from .render import add_patch, loguniform
+
+MASK_SIGMAS = 3.0
+MIN_SIZE = 32
+MAX_COSMICS = 300
+COUNT_NOISE_FLOOR = 0.3  # counts: 1 count > MASK_SIGMAS x 0.3 on an empty pixel
+
+
+@dataclass
+class SimulatedFrame:
+    """One simulated frame.
+
+    Attributes
+    ----------
+    frame : uint16 (H, W) detector values (ADU, or counts on photon-counting detectors).
+    mask : bool (H, W), True where a cosmic's charge stands above the noise.
+    info : what was simulated: ``background`` kind, ``detector`` (every drawn
+        detector parameter, see :func:`draw_detector`), ``bias``, ``read_noise``
+        (ADU), ``gain`` (ADU per X-ray photon), ``exposure_s``, ``hit_rates``,
+        ``beam_centre``, ``rings``, ``bragg_spots``, ``hot_pixels``, ``gaps``,
+        ``cosmics`` (one dict per hit: ``type``, ``centre``, ``electrons``,
+        ``peak_adu``, ``pixels``, ``bbox``, ``saturated`` and kind-specific
+        geometry), ``n_cosmics``, and the noise-free images ``cosmic_charge``,
+        ``noise_sigma``, ``signal`` (float32, frame units) and ``gap_mask`` (bool).
+    """
+
+    frame: np.ndarray
+    mask: np.ndarray
+    info: dict = field(default_factory=dict)
+
+
+def check_size(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < MIN_SIZE:
+        raise ValueError(f"{name} must be at least {MIN_SIZE} pixels, got {value}")
+
+
+def is_count(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 0
+
+
+def _hit_kinds(rng, rates, area, exposure, n_cosmics):
+    """Kinds of this frame's hits: Poisson(rate x area x exposure), capped, unless ``n_cosmics`` forces the count."""
+    total = sum(rates.values())
+    if n_cosmics is None:
+        n_cosmics = min(int(rng.poisson(total * area * exposure)), MAX_COSMICS)
+    p = np.array([rates[k] for k in COSMIC_KINDS]) / total
+    return [str(k) for k in rng.choice(COSMIC_KINDS, size=int(n_cosmics), p=p)]
+
+
+def _to_frame_units(rng, rendered, det, signal, gap):
+    """A hit's electrons in frame units: ADU (with blooming on CCDs) or threshold counts."""
+    row0, col0, patch = rendered
+    if det["family"] == "photon_counting":
+        hits = patch > det["threshold_e"]
+        extra = (patch > 30 * det["threshold_e"]) & (rng.random(patch.shape) < 0.3)
+        counts = hits.astype(np.float64) + extra * rng.integers(1, 3, patch.shape)
+        patch = counts
+    else:
+        if det["blooming"] and patch.size:
+            cols = slice(col0, col0 + patch.shape[1])
+            capacity = det["full_well_e"] - signal[:, cols] * det["electrons_per_adu"]
+            strip = np.zeros((signal.shape[0], patch.shape[1]))
+            strip[row0 : row0 + patch.shape[0]] = patch
+            over = np.flatnonzero((strip > capacity).any(axis=0))
+            if over.size:
+                for j in over:
+                    strip[:, j] = bloom(strip[:, j], capacity[:, j])
+                rows = np.flatnonzero(strip.any(axis=1))
+                row0, patch = int(rows[0]), strip[rows[0] : rows[-1] + 1]
+        patch = patch / det["electrons_per_adu"]
+    patch = patch * ~gap[row0 : row0 + patch.shape[0], col0 : col0 + patch.shape[1]]  # no pixels in gaps
+    return row0, col0, patch
+
+
+def _describe_hit(rendered, desc, sigma, frame, saturation):
+    """Add the hit's own above-threshold area, bounding box, peak and saturation to ``desc``."""
+    row0, col0, patch = rendered
+    window = (slice(row0, row0 + patch.shape[0]), slice(col0, col0 + patch.shape[1]))
+    own = patch.astype(np.float32) > MASK_SIGMAS * sigma[window]
+    rows, cols = np.nonzero(own)
+    desc["peak_adu"] = round(float(patch.max()), 2) if patch.size else 0.0
+    desc["pixels"] = int(own.sum())
+    desc["bbox"] = None
+    if rows.size:
+        desc["bbox"] = (int(rows.min()) + row0, int(cols.min()) + col0,
+                        int(rows.max()) + row0 + 1, int(cols.max()) + col0 + 1)
+    desc["saturated"] = bool(np.any(frame[window][own] >= saturation))
+    return desc
+
+
+def _read_out(rng, det, photons, charge, gap, shape):
+    """Noisy frame (float, before clipping) and the hot pixels."""
+    family = det["family"]
+    if family == "scintillator":  # each photon's light spread by the PSF, light from beyond the edges included
+        field = np.pad(photons, psf_pad(det["psf_sigma_px"]), mode="edge")
+        counts = psf_blur(rng.poisson(field).astype(np.float64), det["psf_sigma_px"], padded=True)
+    else:
+        counts = rng.poisson(photons).astype(np.float64)
+    frame = det["adu_per_photon"] * counts + charge + det["bias_adu"]
+    if family != "photon_counting" and rng.random() < 0.4:  # column-wise offset pattern of the readout
+        frame += rng.normal(0.0, 0.15 * det["read_noise_adu"], shape[1])
+    hot = []
+    if rng.random() < 0.6:
+        n_hot = int(rng.integers(1, 16))
+        hy, hx = rng.integers(0, shape[0], n_hot), rng.integers(0, shape[1], n_hot)
+        hy, hx = hy[~gap[hy, hx]], hx[~gap[hy, hx]]
+        if family == "photon_counting":
+            frame[hy, hx] += np.rint(loguniform(rng, 20.0, 5000.0, hy.size))
+        else:
+            frame[hy, hx] += loguniform(rng, 300.0, 70000.0, hy.size)
+        hot = [(int(a), int(b)) for a, b in zip(hy, hx)]
+    if family != "photon_counting":
+        frame += rng.normal(0.0, det["read_noise_adu"], shape)
+    frame[gap] = 0.0
+    return frame, hot
+
+
+def simulate_frame(
+    rng: np.random.Generator,
+    height: int,
+    width: int | None = None,
+    kind: str | None = None,
+    *,
+    n_cosmics: int | None = None,
+    family: str | None = None,
+) -> SimulatedFrame:
+    """Simulate one detector frame with cosmic hits and its ground-truth mask.
+
+    Parameters
+    ----------
+    rng : source of randomness; the same generator state gives the same frame.
+    height, width : frame size in pixels (at least 32); ``width`` defaults to ``height``.
+    kind : background, one of ``BACKGROUND_KINDS``; drawn at random when None.
+    n_cosmics : number of cosmic hits; when None, Poisson(hit rate x frame area x
+        exposure), at most ``MAX_COSMICS``.
+    family : detector family, one of ``FAMILIES``; drawn at random when None.
+
+    Returns
+    -------
+    SimulatedFrame with ``frame`` (uint16), ``mask`` (bool) and ``info``.
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    width = height if width is None else width
+    check_size("height", height)
+    check_size("width", width)
+    if kind is not None and kind not in BACKGROUND_KINDS:
+        raise ValueError(f"unknown background kind {kind!r}; expected one of {BACKGROUND_KINDS}")
+    if n_cosmics is not None and not is_count(n_cosmics):
+        raise ValueError(f"n_cosmics must be a non-negative integer, got {n_cosmics!r}")
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"unknown detector family {family!r}; expected one of {FAMILIES}")
+    shape = (int(height), int(width))
+    kind = kind if kind is not None else str(rng.choice(BACKGROUND_KINDS, p=BACKGROUND_PROBABILITIES))
+
+    det = draw_detector(rng, family)
+    counting = det["family"] == "photon_counting"
+    det["read_noise_adu"] = 0.0 if counting else det["read_noise_e"] / det["electrons_per_adu"]
+    info: dict = {"background": kind, "detector": det, "bias": det["bias_adu"], "read_noise": det["read_noise_adu"],
+                  "gain": det["adu_per_photon"], "rings": [], "bragg_spots": []}
+    signal, photons, centre = expected_signal(rng, shape, kind, det, info)
+    variance = photon_variance(photons, det)
+    if counting:
+        sigma = np.maximum(np.sqrt(variance), COUNT_NOISE_FLOOR)
+    else:
+        sigma = np.sqrt(det["read_noise_adu"] ** 2 + 1.0 / 12.0 + variance)  # 1/12: rounding to integer ADU
+    sigma = sigma.astype(np.float32)
+    gap, spans = module_gaps(rng, shape)
+
+    rates = hit_rates(rng, det)
+    area = frame_area_cm2(det, shape)
+    charge = np.zeros(shape)
+    hits, placed = [], []
+    for hit_kind in _hit_kinds(rng, rates, area, det["exposure_s"], n_cosmics):
+        anchor = anchor_point(rng, shape, placed, info["rings"], centre)
+        rendered, desc = render_hit(rng, hit_kind, anchor, det, shape)
+        rendered = _to_frame_units(rng, rendered, det, signal, gap)
+        add_patch(charge, rendered)
+        placed.append(anchor)
+        hits.append((rendered, desc))
+    charge32 = charge.astype(np.float32)
+    mask = charge32 > MASK_SIGMAS * sigma
+
+    frame, hot = _read_out(rng, det, photons, charge, gap, shape)
+    frame = np.clip(np.rint(frame), 0, det["saturation_adu"]).astype(np.uint16)
+
+    info.update(
+        exposure_s=det["exposure_s"],
+        sensor_vertical=det["sensor_vertical"],
+        thickness_over_pitch=round(det["thickness_um"] / det["pitch_um"], 3),
+        frame_area_cm2=area,
+        hit_rates=rates,
+        hot_pixels=hot,
+        gaps=spans,
+        cosmics=[_describe_hit(r, d, sigma, frame, det["saturation_adu"]) for r, d in hits],
+        n_cosmics=len(hits),
+        cosmic_charge=charge32,
+        noise_sigma=sigma,
+        signal=signal.astype(np.float32),
+        gap_mask=gap,
+    )
+    return SimulatedFrame(frame=frame, mask=mask, info=info)
