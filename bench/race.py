@@ -39,7 +39,11 @@ pooled pixel precision/recall/F1, mean count score and object recall/precision
 - LA Cosmic: ``astroscrappy.detect_cosmics`` on the frame minus its 0.5th percentile, gain 1,
   read noise from the median absolute deviation of the frame's high-pass residual,
   satlevel at 65535 ADU; sigclip x objlim x sigfrac chosen by pooled F1 on Validation.
-- Cosmic-CoNN: see ``COSMIC_CONN``.
+- Cosmic-CoNN: ``Cosmic_CoNN.initialize``/``update_model`` (its model class; see ``COSMIC_CONN``)
+  with its defaults (UNet, group norm, hidden 32, Adam lr 0.001, constant rate) on the same
+  standardised stamps as deepCR, batch 16, loss ``--cosmic-conn-loss`` (BCE: its median-weighted
+  BCE needs a clean/median frame per stamp, which our datasets do not have), HST_dataset's rotations
+  and flips; scored with ``cosmic_conn.init_model(snapshot.pth).detect_cr`` on the standardised frame.
 """
 
 from __future__ import annotations
@@ -70,12 +74,13 @@ DEFAULT_OUT = common.ROOT / "bench" / "out" / "race"
 LACOSMIC_GRID = dict(sigclip=(3.0, 4.0, 4.5, 5.0, 6.0, 8.0), objlim=(1.0, 2.0, 5.0), sigfrac=(0.1, 0.3, 0.5))
 
 COSMIC_CONN = (
-    "Cosmic-CoNN 0.6.1 can be trained from Python, but only through its research pipeline: "
-    "cosmic_conn.train.main parses sys.argv (dl_framework.options.TrainingOptions) and reads data with "
-    "dl_framework.dataloader.CreateDataLoader (LCO multi-frame FITS under 'masked_fits' folders, or HST "
-    "256x256 .npz patches with raw/clean/crmask/badmask/exp/gain/sky), while "
-    "dl_framework.cosmic_conn.Cosmic_CoNN.initialize(opt) + update_model(batch, epoch) accept a batch in "
-    "HST layout from any DataLoader"
+    "Cosmic-CoNN 0.6.1 has no training function for arrays: cosmic_conn.train.main parses sys.argv "
+    "(dl_framework.options.TrainingOptions) and reads data only through dl_framework.dataloader.CreateDataLoader "
+    "(LCO multi-frame FITS under 'masked_fits' folders, or HST .npz patches with raw/clean/crmask/badmask/exp/gain/sky); "
+    "but its model class dl_framework.cosmic_conn.Cosmic_CoNN trains from Python with initialize(opt) and "
+    "update_model(batch, epoch) on a batch in HST_dataset's layout, which is what this race does (train.py's "
+    "epoch loop: update_model per batch, update_learning_rate per epoch; its per-epoch validation only picks "
+    "checkpoints, so it is skipped)"
 )
 
 
@@ -445,6 +450,12 @@ def train_deepcr(args, run: Path, train_frames, validation_frames) -> dict:
                 info["phase1_from_epoch"] = trainer.epoch_mask
                 print(f"[deepcr] phase 1 (frozen batch-norm statistics, lr {trainer.lr / 2.5:g})", flush=True)
     info["train_seconds"] = clock.elapsed()
+    if not info["snapshots"] or info["snapshots"][-1]["path"] != str(snaps / snapshot_name(clock.budget, ".pth")):
+        # the budget ran out during deepCR's validation at an epoch's end
+        path = snaps / snapshot_name(clock.budget, ".pth")
+        torch.save(trainer.network.state_dict(), path)
+        info["snapshots"].append({"path": str(path), "train_seconds": info["train_seconds"], "steps": info["steps"],
+                                  "epoch": trainer.epoch_mask})
     info["stop"] = "budget"
     return info
 
@@ -462,6 +473,108 @@ def score_deepcr(args, run: Path, frames, timing) -> list[dict]:
             return np.asarray(probs) > args.deepcr_threshold
 
         print(f"[deepcr] scoring {path.name} ...", flush=True)
+        result = score(predict, frames, timing)
+        result.update(snapshot=path.name, minutes=snapshot_minutes(path), threshold=args.deepcr_threshold)
+        rows.append(result)
+        print(f"  F1 {result['pixel_f1']:.4f}", flush=True)
+    return rows
+
+
+# --------------------------------------------------------------------------- #
+# Cosmic-CoNN
+# --------------------------------------------------------------------------- #
+
+
+class _HSTLayout:
+    """Our stamps as Cosmic-CoNN's HST_dataset gives them: (raw, crmask, badmask, clean, filenames), mini-batch 1."""
+
+    def __init__(self, images, masks):
+        self.images, self.masks = images, masks
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        rotation, flip = np.random.randint(0, 4), np.random.randint(0, 3)  # HST_dataset's augmentation
+        image, mask = np.rot90(self.images[i], rotation), np.rot90(self.masks[i], rotation)
+        if flip < 2:
+            image, mask = (np.flipud(image), np.flipud(mask)) if flip == 0 else (np.fliplr(image), np.fliplr(mask))
+        image = np.ascontiguousarray(image)[None].astype(np.float32)
+        mask = np.ascontiguousarray(mask)[None].astype(np.float32)
+        # the 'clean' frame is only read by the median-weighted loss, which is not used here
+        return image, mask, np.zeros_like(mask), image.copy(), [f"hst_{i}"]
+
+
+def train_cosmic_conn(args, run: Path, train_frames) -> dict:
+    import logging
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from cosmic_conn.dl_framework.cosmic_conn import Cosmic_CoNN
+    from cosmic_conn.dl_framework.options import ModelOptions
+
+    logging.getLogger().setLevel(logging.WARNING)
+    seed = 0 if args.seed is None else args.seed
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    snaps = run / "snapshots"
+    if snaps.exists():
+        shutil.rmtree(snaps)
+    snaps.mkdir(parents=True)
+    images, masks = stamps(train_frames, args.deepcr_stamp)
+    clock = Clock(args.minutes, args.snapshot_minutes)
+    opt = ModelOptions()
+    for key, value in dict(mode="train", model="hst", loss=args.cosmic_conn_loss, batch=args.deepcr_batch,
+                           expr_dir=str(run / "work"), continue_train="", load_model="").items():
+        setattr(opt, key, value)
+    model = Cosmic_CoNN()
+    model.initialize(opt)
+    loader = DataLoader(_HSTLayout(images, masks), batch_size=opt.batch, shuffle=True, drop_last=True, num_workers=0)
+    info = {"stamps": int(len(images)), "stamp": args.deepcr_stamp, "batch": opt.batch, "lr": opt.lr,
+            "loss": opt.loss, "norm": opt.norm, "steps": 0, "epochs": 0, "snapshots": [],
+            "setup_seconds": clock.elapsed()}
+    epoch = 0
+    while not clock.over():
+        epoch += 1  # their loop counts epochs from 1 for training
+        for data in loader:
+            model.update_model(data, epoch)
+            info["steps"] += 1
+            if clock.snapshot_due():
+                elapsed = clock.elapsed()
+                label = clock.take_snapshot()
+                with clock.pause():
+                    path = snaps / snapshot_name(label, ".pth")
+                    torch.save(model.network.state_dict(), path)
+                info["snapshots"].append({"path": str(path), "train_seconds": elapsed, "steps": info["steps"],
+                                          "epoch": epoch})
+                print(f"[cosmic-conn] snapshot {path.name} after {info['steps']} steps", flush=True)
+            if clock.over():
+                break
+        else:
+            model.update_learning_rate(epoch)
+            info["epochs"] = epoch
+            print(f"[cosmic-conn] epoch {epoch} at {clock.elapsed() / 60:.2f} min", flush=True)
+    info["train_seconds"] = clock.elapsed()
+    info["stop"] = "budget"
+    return info
+
+
+def score_cosmic_conn(args, run: Path, frames, timing) -> list[dict]:
+    import logging
+
+    from cosmic_conn import init_model
+
+    rows = []
+    for path in sorted((run / "snapshots").glob("snap_*.pth")):
+        net = init_model(str(path))
+        logging.getLogger().setLevel(logging.WARNING)
+
+        def predict(frame):
+            # standardised as the training stamps were; detect_cr subtracts each stamp's median itself
+            return np.asarray(net.detect_cr(standardise(frame), ret_numpy=True)) > args.deepcr_threshold
+
+        print(f"[cosmic-conn] scoring {path.name} ...", flush=True)
         result = score(predict, frames, timing)
         result.update(snapshot=path.name, minutes=snapshot_minutes(path), threshold=args.deepcr_threshold)
         rows.append(result)
@@ -593,7 +706,9 @@ def main() -> int:
     parser.add_argument("--deepcr-batch", type=int, default=16)
     parser.add_argument("--deepcr-lr", type=float, default=0.005)
     parser.add_argument("--deepcr-phase0", type=float, default=0.4, help="share of the budget in phase 0")
-    parser.add_argument("--deepcr-threshold", type=float, default=0.5)
+    parser.add_argument("--deepcr-threshold", type=float, default=0.5, help="deepCR's and Cosmic-CoNN's threshold")
+    parser.add_argument("--cosmic-conn-loss", default="bce", choices=["bce", "dice", "mse"],
+                        help="Cosmic-CoNN's loss (its median-weighted BCE needs clean frames we do not have)")
     # LA Cosmic
     parser.add_argument("--sigclips", type=float, nargs="+", default=list(LACOSMIC_GRID["sigclip"]))
     parser.add_argument("--objlims", type=float, nargs="+", default=list(LACOSMIC_GRID["objlim"]))
@@ -615,11 +730,6 @@ def main() -> int:
         result = {"contestant": name, "data": str(args.data), "machine": machine(args.threads),
                   "command": common.command_line("race.py"), "minutes": args.minutes,
                   "snapshot_minutes": args.snapshot_minutes}
-        if name == "cosmic-conn":
-            result.update(verdict="not trained", note=COSMIC_CONN + "; not wired into this race yet.", rows=[])
-            write_json(result_path, result)
-            print(f"[cosmic-conn] {result['note']}")
-            continue
         if name == "lacosmic":
             result.update(run_lacosmic(args, load_split(args.data, "Validation"), test, timing))
             result["note"] = "astroscrappy.detect_cosmics, gain 1, parameters by pooled F1 on Validation"
@@ -629,11 +739,14 @@ def main() -> int:
             result["training"] = previous.get("training", {})
         elif name == "ours":
             result["training"] = train_ours(args, run)
-        else:
+        elif name == "deepcr":
             result["training"] = train_deepcr(args, run, load_split(args.data, "Train"),
                                               load_split(args.data, "Validation"))
+        else:
+            result["training"] = train_cosmic_conn(args, run, load_split(args.data, "Train"))
+            result["how"] = COSMIC_CONN
         write_json(result_path, result)
-        scorer = score_ours if name == "ours" else score_deepcr
+        scorer = {"ours": score_ours, "deepcr": score_deepcr, "cosmic-conn": score_cosmic_conn}[name]
         result["rows"] = scorer(args, run, test, timing)
         t = result["training"]
         result["note"] = (f"{t.get('steps')} training steps in {fmt(t.get('train_seconds', float('nan')) / 60, 1)} min"
