@@ -26,7 +26,11 @@ pooled pixel precision/recall/F1, mean count score and object recall/precision
   of the trainer's callback) every snapshot interval and cancels the run at the budget;
   ``time_limit_minutes`` is left unset so that the trainer's "next epoch would overrun"
   rule does not stop it early. Snapshots are scored with ``load_inference_model`` and
-  ``predict_probabilities`` at the threshold the model's card records, else 0.5.
+  ``predict_probabilities`` at the threshold the model's card records; a snapshot taken
+  mid-run records none (the trainer chooses it after training, which a cancelled run skips),
+  so it gets what the trainer would choose: the best pooled-F1 threshold on Validation
+  (``segcore.metrics.ThresholdSearch``). deepCR and Cosmic-CoNN snapshots get the same
+  search. F1 at 0.5 is reported beside it.
 - deepCR: ``deepCR.training.train`` (0.3.1), its UNet2Sigmoid(hidden 32), BCE loss, Adam
   lr 0.005, batch 16, ReduceLROnPlateau as its constructor sets it up, phase 0 (batch
   statistics) for the first 40 % of the budget then phase 1 (frozen BN statistics, lr/2.5)
@@ -163,7 +167,7 @@ def score(predict, frames, timing: np.ndarray, repeats: int = 3) -> dict:
     tally = Tally()
     for _, frame, mask in frames:
         tally.add(mask, np.asarray(predict(frame), bool))
-    result = tally.result()
+    result = tally.result() if frames else {}
     predict(timing)  # warm-up (graph tracing, allocations)
     seconds = []
     for _ in range(repeats):
@@ -171,6 +175,35 @@ def score(predict, frames, timing: np.ndarray, repeats: int = 3) -> dict:
         predict(timing)
         seconds.append(time.perf_counter() - started)
     result["seconds_per_512"] = float(np.median(seconds))
+    return result
+
+
+def choose_threshold(probabilities, frames) -> tuple[float, float | None]:
+    """The threshold with the best pooled pixel F1 on ``frames`` (segcore.metrics.ThresholdSearch, as the trainer does)."""
+    search = metrics.ThresholdSearch()
+    for _, frame, mask in frames:
+        search.add(mask, probabilities(frame))
+    threshold, f1 = search.best()
+    return float(threshold), float(f1)
+
+
+def score_probabilities(probabilities, test, validation, timing, threshold: float | None = None) -> dict:
+    """Scores of a probability map on Test at ``threshold`` (None: chosen on Validation) and at 0.5."""
+    source = "given"
+    validation_f1 = None
+    if threshold is None:
+        threshold, validation_f1 = choose_threshold(probabilities, validation)
+        source = "best pooled F1 on Validation"
+    tally, tally_half = Tally(), Tally()
+    for _, frame, mask in test:
+        probs = probabilities(frame)
+        tally.add(mask, probs > threshold)
+        tally_half.add(mask, probs > 0.5)
+    result = tally.result()
+    half = tally_half.result()
+    result.update(threshold=threshold, threshold_source=source, validation_f1=validation_f1,
+                  pixel_f1_at_05=half["pixel_f1"], count_score_at_05=half["count_score"])
+    result["seconds_per_512"] = score(lambda f: probabilities(f) > threshold, [], timing)["seconds_per_512"]
     return result
 
 
@@ -326,7 +359,7 @@ def train_ours(args, run: Path) -> dict:
     return info
 
 
-def score_ours(args, run: Path, frames, timing) -> list[dict]:
+def score_ours(args, run: Path, test, validation, timing) -> list[dict]:
     from segcore.inference import load_inference_model, model_precision, predict_probabilities
 
     try:
@@ -337,14 +370,16 @@ def score_ours(args, run: Path, frames, timing) -> list[dict]:
     for path in sorted((run / "snapshots").glob("snap_*.keras")):
         model = load_inference_model(path)
         recorded = model_card(model).get("threshold") if model_card else None
-        threshold = 0.5 if recorded is None else float(recorded)
-        print(f"[ours] scoring {path.name} (threshold {threshold}) ...", flush=True)
-        result = score(lambda f: predict_probabilities(model, f) > threshold, frames, timing)
-        result.update(snapshot=path.name, minutes=snapshot_minutes(path), threshold=threshold,
-                      threshold_source="model card" if recorded is not None else "default 0.5",
-                      inference_precision=model_precision(model))
+        if recorded is None and args.fixed_threshold is not None:
+            recorded = args.fixed_threshold
+        print(f"[ours] scoring {path.name} ...", flush=True)
+        result = score_probabilities(lambda f: predict_probabilities(model, f), test, validation, timing, recorded)
+        if recorded is not None and model_card and model_card(model).get("threshold") is not None:
+            result["threshold_source"] = "model card"
+        result.update(snapshot=path.name, minutes=snapshot_minutes(path), inference_precision=model_precision(model))
         rows.append(result)
-        print(f"  F1 {result['pixel_f1']:.4f}", flush=True)
+        print(f"  F1 {result['pixel_f1']:.4f} at threshold {result['threshold']} ({result['threshold_source']}); "
+              f"F1 {result['pixel_f1_at_05']:.4f} at 0.5", flush=True)
     return rows
 
 
@@ -460,7 +495,7 @@ def train_deepcr(args, run: Path, train_frames, validation_frames) -> dict:
     return info
 
 
-def score_deepcr(args, run: Path, frames, timing) -> list[dict]:
+def score_deepcr(args, run: Path, test, validation, timing) -> list[dict]:
     from deepCR import deepCR
 
     rows = []
@@ -468,15 +503,15 @@ def score_deepcr(args, run: Path, frames, timing) -> list[dict]:
         net = deepCR(mask=str(path), hidden=32, device="CPU")
         net.norm = True  # standardise each frame as the training stamps were
 
-        def predict(frame):
-            probs = net.clean(frame, binary=False, inpaint=False, segment=True, patch=args.deepcr_stamp)
-            return np.asarray(probs) > args.deepcr_threshold
+        def probabilities(frame):
+            return np.asarray(net.clean(frame, binary=False, inpaint=False, segment=True, patch=args.deepcr_stamp))
 
         print(f"[deepcr] scoring {path.name} ...", flush=True)
-        result = score(predict, frames, timing)
-        result.update(snapshot=path.name, minutes=snapshot_minutes(path), threshold=args.deepcr_threshold)
+        result = score_probabilities(probabilities, test, validation, timing, args.fixed_threshold)
+        result.update(snapshot=path.name, minutes=snapshot_minutes(path))
         rows.append(result)
-        print(f"  F1 {result['pixel_f1']:.4f}", flush=True)
+        print(f"  F1 {result['pixel_f1']:.4f} at threshold {result['threshold']}; "
+              f"F1 {result['pixel_f1_at_05']:.4f} at 0.5", flush=True)
     return rows
 
 
@@ -560,7 +595,7 @@ def train_cosmic_conn(args, run: Path, train_frames) -> dict:
     return info
 
 
-def score_cosmic_conn(args, run: Path, frames, timing) -> list[dict]:
+def score_cosmic_conn(args, run: Path, test, validation, timing) -> list[dict]:
     import logging
 
     from cosmic_conn import init_model
@@ -570,15 +605,16 @@ def score_cosmic_conn(args, run: Path, frames, timing) -> list[dict]:
         net = init_model(str(path))
         logging.getLogger().setLevel(logging.WARNING)
 
-        def predict(frame):
+        def probabilities(frame):
             # standardised as the training stamps were; detect_cr subtracts each stamp's median itself
-            return np.asarray(net.detect_cr(standardise(frame), ret_numpy=True)) > args.deepcr_threshold
+            return np.asarray(net.detect_cr(standardise(frame), ret_numpy=True))
 
         print(f"[cosmic-conn] scoring {path.name} ...", flush=True)
-        result = score(predict, frames, timing)
-        result.update(snapshot=path.name, minutes=snapshot_minutes(path), threshold=args.deepcr_threshold)
+        result = score_probabilities(probabilities, test, validation, timing, args.fixed_threshold)
+        result.update(snapshot=path.name, minutes=snapshot_minutes(path))
         rows.append(result)
-        print(f"  F1 {result['pixel_f1']:.4f}", flush=True)
+        print(f"  F1 {result['pixel_f1']:.4f} at threshold {result['threshold']}; "
+              f"F1 {result['pixel_f1_at_05']:.4f} at 0.5", flush=True)
     return rows
 
 
@@ -649,10 +685,11 @@ def markdown(out: Path) -> list[str]:
                      f"data `{r.get('data')}`; {r.get('note', '')}")
     lines.append("")
     curves = {n: {round(row["minutes"], 2): row["pixel_f1"] for row in results[n].get("rows", [])}
-              for n in ("ours", "deepcr") if n in results}
+              for n in ("ours", "deepcr", "cosmic-conn") if n in results and results[n].get("rows")}
     minutes = sorted({m for c in curves.values() for m in c})
     if minutes:
-        lines.append("Pooled pixel F1 on Test against training minutes:")
+        lines.append("Pooled pixel F1 on Test against training minutes (threshold of each snapshot chosen on "
+                     "Validation unless its model records one):")
         lines.append("")
         lines += table(["minutes"] + list(curves), [[f"{m:g}"] + [fmt(curves[n].get(m)) for n in curves]
                                                      for m in minutes])
@@ -660,17 +697,19 @@ def markdown(out: Path) -> list[str]:
     rows = []
     for name, r in results.items():
         if not r.get("rows"):
-            rows.append([name, r.get("verdict", "not run")] + [""] * 7)
+            rows.append([name, r.get("verdict", "not run")] + [""] * 9)
             continue
         last = max(r["rows"], key=lambda row: row["minutes"])
         rows.append([name, f"{last['minutes']:g}" if name in ("ours", "deepcr", "cosmic-conn") else "tuned",
                      fmt(last["pixel_precision"]), fmt(last["pixel_recall"]), fmt(last["pixel_f1"]),
                      fmt(last["count_score"]), f"{fmt(last['object_recall'], 3)} / {fmt(last['object_precision'], 3)}",
-                     f"{last['cosmics_predicted']} / {last['cosmics_true']}", fmt(last["seconds_per_512"], 3)])
+                     f"{last['cosmics_predicted']} / {last['cosmics_true']}", fmt(last["seconds_per_512"], 3),
+                     fmt(last.get("threshold"), 2), fmt(last.get("pixel_f1_at_05"))])
     lines.append("Final row per contestant (Test split):")
     lines.append("")
     lines += table(["contestant", "train min", "pixel precision", "pixel recall", "pixel F1", "count score",
-                    "object recall / precision", "cosmics predicted / true", "s per 512x512"], rows)
+                    "object recall / precision", "cosmics predicted / true", "s per 512x512", "threshold",
+                    "pixel F1 at 0.5"], rows)
     lines.append("")
     return lines
 
@@ -706,7 +745,9 @@ def main() -> int:
     parser.add_argument("--deepcr-batch", type=int, default=16)
     parser.add_argument("--deepcr-lr", type=float, default=0.005)
     parser.add_argument("--deepcr-phase0", type=float, default=0.4, help="share of the budget in phase 0")
-    parser.add_argument("--deepcr-threshold", type=float, default=0.5, help="deepCR's and Cosmic-CoNN's threshold")
+    parser.add_argument("--fixed-threshold", type=float,
+                        help="threshold for every network snapshot (default: ours uses its card's threshold if it "
+                             "records one; otherwise each snapshot gets the best pooled-F1 threshold on Validation)")
     parser.add_argument("--cosmic-conn-loss", default="bce", choices=["bce", "dice", "mse"],
                         help="Cosmic-CoNN's loss (its median-weighted BCE needs clean frames we do not have)")
     # LA Cosmic
@@ -721,6 +762,7 @@ def main() -> int:
         return 0
     which = args.only or list(CONTESTANTS)
     test = load_split(args.data, "Test")[: args.max_test]
+    validation = load_split(args.data, "Validation")
     timing = timing_frame(test)
     for name in which:
         set_threads(args.threads, name)
@@ -731,7 +773,7 @@ def main() -> int:
                   "command": common.command_line("race.py"), "minutes": args.minutes,
                   "snapshot_minutes": args.snapshot_minutes}
         if name == "lacosmic":
-            result.update(run_lacosmic(args, load_split(args.data, "Validation"), test, timing))
+            result.update(run_lacosmic(args, validation, test, timing))
             result["note"] = "astroscrappy.detect_cosmics, gain 1, parameters by pooled F1 on Validation"
             write_json(result_path, result)
             continue
@@ -740,14 +782,17 @@ def main() -> int:
         elif name == "ours":
             result["training"] = train_ours(args, run)
         elif name == "deepcr":
-            result["training"] = train_deepcr(args, run, load_split(args.data, "Train"),
-                                              load_split(args.data, "Validation"))
+            result["training"] = train_deepcr(args, run, load_split(args.data, "Train"), validation)
         else:
             result["training"] = train_cosmic_conn(args, run, load_split(args.data, "Train"))
             result["how"] = COSMIC_CONN
         write_json(result_path, result)
         scorer = {"ours": score_ours, "deepcr": score_deepcr, "cosmic-conn": score_cosmic_conn}[name]
-        result["rows"] = scorer(args, run, test, timing)
+        result["rows"] = scorer(args, run, test, validation, timing)
+        for row in result["rows"]:  # the training time the snapshot was actually taken at
+            taken = [x for x in result["training"].get("snapshots", []) if Path(x["path"]).name == row["snapshot"]]
+            if taken:
+                row.update(train_seconds=taken[0]["train_seconds"], steps=taken[0]["steps"])
         t = result["training"]
         result["note"] = (f"{t.get('steps')} training steps in {fmt(t.get('train_seconds', float('nan')) / 60, 1)} min"
                           + (f", {t.get('epochs_run')} epochs done, precision {t.get('precision')}" if name == "ours"
