@@ -758,7 +758,9 @@ def main() -> int:
 
     out = args.score_only or args.out
     if args.table:
-        print("\n".join(markdown(out)))
+        report = "\n".join(markdown(out))
+        (out / "race.md").write_text(report + "\n")
+        print(report)
         return 0
     which = args.only or list(CONTESTANTS)
     test = load_split(args.data, "Test")[: args.max_test]
@@ -774,7 +776,9 @@ def main() -> int:
                   "snapshot_minutes": args.snapshot_minutes}
         if name == "lacosmic":
             result.update(run_lacosmic(args, validation, test, timing))
-            result["note"] = "astroscrappy.detect_cosmics, gain 1, parameters by pooled F1 on Validation"
+            best = result["rows"][0]["params"]
+            result["note"] = (f"astroscrappy.detect_cosmics, gain 1, {result['grid_size']} parameter sets tried, "
+                              f"best pooled F1 on Validation: " + ", ".join(f"{k} {v:g}" for k, v in best.items()))
             write_json(result_path, result)
             continue
         if args.score_only:
@@ -798,7 +802,9 @@ def main() -> int:
                           + (f", {t.get('epochs_run')} epochs done, precision {t.get('precision')}" if name == "ours"
                              else f", {t.get('epochs')} epochs of {t.get('stamps')} stamps"))
         write_json(result_path, result)
-    print("\n".join(markdown(out)))
+    report = "\n".join(markdown(out))
+    (out / "race.md").write_text(report + "\n")
+    print(report)
     return 0
 
 
