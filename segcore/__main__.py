@@ -86,6 +86,9 @@ def _train_config(args):
         time_limit_minutes=args.time_limit,
         loss=args.loss,
         cosmic_crop_fraction=args.cosmic_crop_fraction,
+        input_recipe=args.input_recipe,
+        decay_frames=args.decay_frames,
+        choose_threshold=not args.no_threshold_search,
     )
 
 
@@ -136,10 +139,11 @@ def cmd_predict(args) -> int:
 
     from . import io
     from .evaluator import prediction_overlay
-    from .inference import load_inference_model, predict_mask
+    from .inference import load_inference_model, model_threshold, predict_mask
     from .metrics import count_cosmics
 
     model = load_inference_model(args.model, args.precision)
+    threshold = model_threshold(model) if args.threshold is None else args.threshold
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, failures = [], 0
@@ -150,7 +154,7 @@ def cmd_predict(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failures += 1
             continue
-        mask = predict_mask(model, frame, threshold=args.threshold, tile=args.tile, overlap=args.overlap)
+        mask = predict_mask(model, frame, threshold=threshold, tile=args.tile, overlap=args.overlap)
         stem = Path(path).stem
         io.write_mask(out / f"{stem}.png", mask)
         if args.overlays:
@@ -168,7 +172,10 @@ def cmd_predict(args) -> int:
 
 
 def _add_tiling(parser) -> None:
-    parser.add_argument("--threshold", type=float, default=0.5, help="cosmic probability threshold (default 0.5)")
+    parser.add_argument(
+        "--threshold", type=float,
+        help="cosmic probability threshold (default: the model's own, chosen on validation frames, else 0.5)",
+    )
     parser.add_argument(
         "--tile", type=int, default=DEFAULT_TILE,
         help=f"largest inference tile side, multiple of 16 (default {DEFAULT_TILE}: frames up to that size run whole)",
@@ -185,6 +192,12 @@ def _add_tiling(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .preprocess import INPUT_RECIPES
+    from .trainer import LOSSES, TrainConfig
+
+    def default(name):
+        return TrainConfig.__dataclass_fields__[name].default
+
     parser = argparse.ArgumentParser(prog="python -m segcore", description="Find and count cosmic-ray hits in X-ray detector frames.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -202,13 +215,23 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train DeepLabV3+ on a dataset folder")
     train.add_argument("--data", required=True, help="dataset folder (Train/, TrainAnnotation/, Validation/, ...)")
     train.add_argument("--out", required=True, help="where to save the best model (.keras)")
-    train.add_argument("--crop-size", type=int, default=256)
-    train.add_argument("--batch-size", type=int, default=6)
-    train.add_argument("--epochs", type=int, default=100)
-    train.add_argument("--learning-rate", type=float, default=1e-4)
-    train.add_argument("--flat-epochs", type=int, default=2, help="epochs at the initial learning rate")
-    train.add_argument("--decay-rate", type=float, default=0.1, help="learning rate x exp(-rate) per later epoch")
-    train.add_argument("--patience", type=int, default=30, help="early stopping patience on val_loss")
+    train.add_argument("--crop-size", type=int, default=default("crop_size"))
+    train.add_argument("--batch-size", type=int, default=default("batch_size"))
+    train.add_argument("--epochs", type=int, default=default("epochs"))
+    train.add_argument("--learning-rate", type=float, default=default("learning_rate"))
+    train.add_argument(
+        "--flat-epochs", type=int, default=default("flat_epochs"),
+        help="original epochs (of --decay-frames frames) at the initial learning rate",
+    )
+    train.add_argument(
+        "--decay-rate", type=float, default=default("decay_rate"),
+        help="learning rate x exp(-rate) per later original epoch",
+    )
+    train.add_argument(
+        "--decay-frames", type=int, default=default("decay_frames"),
+        help="frames per original epoch, the decay step (default %(default)s, the original script's epoch)",
+    )
+    train.add_argument("--patience", type=int, default=default("patience"), help="early stopping patience on val_loss")
     train.add_argument("--backbone-weights", default="imagenet", help="imagenet, none, or a weights file")
     train.add_argument("--freeze-backbone", action="store_true")
     train.add_argument("--decoder-kernel", type=int, default=3)
@@ -220,10 +243,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument(
         "--mixed-precision", default="auto", choices=PRECISION_POLICIES,
-        help="auto (default): bfloat16 on CPUs with bfloat16 instructions, float16 on GPUs, float32 elsewhere",
+        help="auto (default): bfloat16 on CPUs with AMX, float16 on GPUs, float32 elsewhere "
+        "(COSMICS_PRECISION overrides auto)",
     )
-    train.add_argument("--loss", default="cross_entropy", choices=["cross_entropy", "dice_cross_entropy"])
-    train.add_argument("--cosmic-crop-fraction", type=float, default=0.0, help="share of crops placed around a cosmic")
+    train.add_argument(
+        "--loss", default=default("loss"), choices=LOSSES, help="default %(default)s; cross_entropy is the original"
+    )
+    train.add_argument(
+        "--cosmic-crop-fraction", type=float, default=default("cosmic_crop_fraction"),
+        help="share of crops placed around a cosmic (default %(default)s)",
+    )
+    train.add_argument(
+        "--input-recipe", default=default("input_recipe"), choices=INPUT_RECIPES,
+        help="how frames become the network's channels (default %(default)s; stretch is the original)",
+    )
+    train.add_argument(
+        "--no-threshold-search", action="store_true",
+        help="do not choose the decision threshold on the validation frames after training",
+    )
     train.add_argument("--time-limit", type=float, help="minutes; stop after the last epoch that fits")
     train.add_argument("--cancel-file", help="training stops after the batch in which this file appears")
     train.set_defaults(run=cmd_train)

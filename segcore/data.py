@@ -20,7 +20,7 @@ import numpy as np
 
 from . import io
 from .errors import InputFileError
-from .preprocess import tf_normalize_frame
+from .preprocess import DEFAULT_RECIPE, check_recipe, tf_network_input
 
 SPLITS = ("Train", "Validation", "Test")
 REAL_SPLIT = "Real"
@@ -158,31 +158,29 @@ def _decode(path, is_png, reader, png_dtype):
     return tf.cond(is_png, png, other)
 
 
-def _load_pair(image_path, mask_path):
-    """(path, path) -> normalised frame (H, W) float32 and mask (H, W) uint8 0/1."""
+def _load_pair(image_path, mask_path, recipe):
+    """(path, path) -> network input (H, W, 3) float32 under ``recipe`` and mask (H, W) uint8 0/1."""
     import tensorflow as tf
 
     image_png = tf.strings.regex_full_match(tf.strings.lower(image_path), r".*\.png")
     mask_png = tf.strings.regex_full_match(tf.strings.lower(mask_path), r".*\.png")
     frame = _decode(image_path, image_png, _read_any_frame, tf.uint16)
     mask = _decode(mask_path, mask_png, _read_any_mask, tf.uint16)
-    return tf_normalize_frame(frame), tf.cast(mask > 0, tf.uint8)
+    return tf_network_input(frame, recipe), tf.cast(mask > 0, tf.uint8)
 
 
 def _pad_to(frame, mask, size):
-    """Pad frame (with -1, the normalised black) and mask (with 0) to at least size x size."""
+    """Pad the (H, W, C) input (with -1, the normalised black) and mask (with 0) to at least size x size."""
     import tensorflow as tf
 
     height, width = tf.shape(frame)[0], tf.shape(frame)[1]
     pad_h, pad_w = tf.maximum(size - height, 0), tf.maximum(size - width, 0)
     paddings = [[0, pad_h], [0, pad_w]]
-    return tf.pad(frame, paddings, constant_values=-1.0), tf.pad(mask, paddings, constant_values=0)
+    return tf.pad(frame, paddings + [[0, 0]], constant_values=-1.0), tf.pad(mask, paddings, constant_values=0)
 
 
 def _to_model_input(frame, mask):
-    import tensorflow as tf
-
-    return tf.repeat(frame[..., None], 3, axis=-1), mask[..., None]
+    return frame, mask[..., None]
 
 
 def _crop_origin(seeds, mask, crop_size: int, cosmic_crop_fraction: float):
@@ -220,30 +218,31 @@ def _random_crop_and_augment(seed, frame, mask, crop_size: int, augment: bool, c
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=6)
     origin = _crop_origin(seeds[:4], mask, crop_size, cosmic_crop_fraction)
     # Cut frame and mask first: stacking them whole would copy the full frame per crop.
-    frame = tf.slice(frame, origin, [crop_size, crop_size])
+    frame = tf.slice(frame, tf.concat([origin, [0]], 0), [crop_size, crop_size, -1])
     mask = tf.slice(mask, origin, [crop_size, crop_size])
-    stacked = tf.stack([frame, tf.cast(mask, tf.float32)], axis=-1)
+    stacked = tf.concat([frame, tf.cast(mask, tf.float32)[..., None]], axis=-1)
     if augment:
         stacked = tf.image.stateless_random_flip_left_right(stacked, seed=seeds[4])
         turns = tf.random.stateless_uniform([], seeds[5], minval=0, maxval=4, dtype=tf.int32)
         stacked = tf.image.rot90(stacked, k=turns)
-    return _to_model_input(stacked[..., 0], tf.cast(stacked[..., 1], tf.uint8))
+    return _to_model_input(stacked[..., :-1], tf.cast(stacked[..., -1], tf.uint8))
 
 
 def _estimated_bytes(pairs) -> int:
-    # normalised float32 frame + uint8 mask per pixel
-    return sum(5 * math.prod(io.image_shape(image)) for image, _ in pairs)
+    # 3-channel float32 input + uint8 mask per pixel
+    return sum(13 * math.prod(io.image_shape(image)) for image, _ in pairs)
 
 
-def _frames(pairs, cache):
+def _frames(pairs, cache, recipe):
     import tensorflow as tf
 
     if not pairs:
         raise ValueError("no frame/mask pairs to read")
+    check_recipe(recipe)
     images = [str(image) for image, _ in pairs]
     masks = [str(mask) for _, mask in pairs]
     dataset = tf.data.Dataset.from_tensor_slices((images, masks))
-    dataset = dataset.map(_load_pair, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(lambda i, m: _load_pair(i, m, recipe), num_parallel_calls=tf.data.AUTOTUNE)
     if cache == "auto":
         cache = _estimated_bytes(pairs) <= CACHE_BUDGET_BYTES
     return dataset.cache() if cache else dataset
@@ -256,7 +255,8 @@ def train_dataset(
     seed: int = 0,
     augment: bool = True,
     cache="auto",
-    cosmic_crop_fraction: float = 0.0,
+    cosmic_crop_fraction: float = 0.5,
+    recipe: str = DEFAULT_RECIPE,
 ):
     """Endless batches of random native-resolution crops for training.
 
@@ -272,17 +272,18 @@ def train_dataset(
     cache : keep normalised frames in memory; "auto" does so when they fit.
     cosmic_crop_fraction : probability that a crop is placed around a randomly
         chosen cosmic pixel of its frame instead of uniformly.
+    recipe : input recipe (:data:`segcore.preprocess.INPUT_RECIPES`).
 
     Returns
     -------
-    tf.data.Dataset of ((B, crop, crop, 3) float32 in [-1, 1], (B, crop, crop, 1) uint8).
+    tf.data.Dataset of ((B, crop, crop, 3) float32 network input, (B, crop, crop, 1) uint8).
     """
     import tensorflow as tf
 
     _check_crop(crop_size, batch_size)
     if not 0.0 <= cosmic_crop_fraction <= 1.0:
         raise ValueError(f"cosmic crop fraction must be in [0, 1], got {cosmic_crop_fraction}")
-    frames = _frames(pairs, cache)
+    frames = _frames(pairs, cache, recipe)
     frames = frames.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     dataset = tf.data.Dataset.zip((seeds, frames)).map(
@@ -316,7 +317,7 @@ def _grid_tiles(frame, mask, crop_size: int):
     return tf.data.Dataset.from_tensor_slices(grid).map(tile)
 
 
-def validation_dataset(pairs, crop_size: int = 256, batch_size: int = 6, cache="auto"):
+def validation_dataset(pairs, crop_size: int = 256, batch_size: int = 6, cache="auto", recipe: str = DEFAULT_RECIPE):
     """Every pixel of every frame once, as a grid of native-resolution tiles.
 
     Deterministic, finite, the same every epoch, so validation loss is comparable
@@ -325,7 +326,7 @@ def validation_dataset(pairs, crop_size: int = 256, batch_size: int = 6, cache="
     import tensorflow as tf
 
     _check_crop(crop_size, batch_size)
-    dataset = _frames(pairs, cache).flat_map(lambda f, m: _grid_tiles(f, m, crop_size))
+    dataset = _frames(pairs, cache, recipe).flat_map(lambda f, m: _grid_tiles(f, m, crop_size))
     tiles = sum(tiles_per_frame(io.image_shape(image), crop_size) for image, _ in pairs)
     # flat_map hides the length; stating it lets Keras know when validation ends.
     batches = math.ceil(tiles / batch_size)

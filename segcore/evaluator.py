@@ -25,6 +25,7 @@ from .inference import (
     _check_tiling,
     inference_model,
     model_precision,
+    model_threshold,
     predict_probabilities,
 )
 from .preprocess import display_image
@@ -170,7 +171,7 @@ def _score_image(image: Path, true: np.ndarray, probs: np.ndarray, threshold: fl
 def evaluate_pairs(
     model,
     pairs: Iterable[tuple[str | os.PathLike, str | os.PathLike]],
-    threshold: float = 0.5,
+    threshold: float | None = None,
     progress: ProgressCallback | None = None,
     predictions_dir: str | os.PathLike | None = None,
     tile: int = DEFAULT_TILE,
@@ -185,7 +186,8 @@ def evaluate_pairs(
     ----------
     model : keras.Model giving 2-class logits (see :func:`predict_probabilities`).
     pairs : (image path, mask path) pairs; each mask must match its frame's size.
-    threshold : a pixel is cosmic where its probability is strictly above this.
+    threshold : a pixel is cosmic where its probability is strictly above this;
+        by default the model's own (chosen on validation frames), else 0.5.
     progress : ``progress(done, total)``, called after each image.
     predictions_dir : if given, each predicted mask is written there as
         ``<image stem>.png`` and its path recorded in a ``prediction`` column.
@@ -205,7 +207,7 @@ def evaluate_pairs(
     InputFileError
         If a frame or mask cannot be read, or a mask's size differs from its frame's.
     """
-    threshold = _check_threshold(threshold)
+    threshold = _check_threshold(model_threshold(model) if threshold is None else threshold)
     _check_tiling(tile, overlap)
     pairs = _check_pairs(pairs)
     if predictions_dir is not None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .precision import resolve_precision
-from .preprocess import normalize_frame, to_network_input
+from .preprocess import network_input
 
 #: Tile sizes, overlaps and padded frames are multiples of this (the network's output stride).
 TILE_MULTIPLE = 16
@@ -188,7 +188,8 @@ def predict_probabilities(
     Parameters
     ----------
     model : keras.Model mapping (B, H, W, 3) float32 to (B, H, W, 2) logits
-        (class 1 = cosmic).
+        (class 1 = cosmic). Frames are prepared by the input recipe its card
+        records (the original stretch for models without a card).
     frame : 2-D array of detector values.
     tile : largest tile side in pixels, a multiple of 16 (see :func:`tile_layout`).
     overlap : overlap of neighbouring tiles, a multiple of 16 smaller than tile.
@@ -208,9 +209,10 @@ def predict_probabilities(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     height, width = frame.shape
     padded_h, padded_w = padded_shape(frame.shape)
-    # Normalise before padding so the percentiles are those of the frame alone.
-    normalized = normalize_frame(frame)
-    normalized = np.pad(normalized, ((0, padded_h - height), (0, padded_w - width)), mode="reflect")
+    # The input recipe sees the frame alone, before padding, as in training.
+    recipe = frame_recipe(model)
+    channels = network_input(frame, recipe)
+    channels = np.pad(channels, ((0, padded_h - height), (0, padded_w - width), (0, 0)), mode="reflect")
 
     tiles = tile_layout((padded_h, padded_w), tile, overlap)
     window = tiles[0].window
@@ -221,8 +223,7 @@ def predict_probabilities(
     out = np.empty((padded_h, padded_w), np.float32)
     for first in range(0, len(tiles), batch_size):
         batch = tiles[first : first + batch_size]
-        # Channels are repeated per batch, not for the whole frame, to save memory.
-        x = to_network_input(np.stack([normalized[t.window] for t in batch]))
+        x = np.stack([channels[t.window] for t in batch])
         probs = step(x).numpy()
         if probs.shape != x.shape[:3]:
             raise ValueError(
@@ -268,6 +269,21 @@ def deeplab_architecture(model) -> dict | None:
     }
 
 
+def frame_recipe(model) -> str:
+    """The input recipe a model was trained with (see :func:`segcore.model.model_card`)."""
+    from .model import model_card
+
+    return model_card(model)["input_recipe"]
+
+
+def model_threshold(model, default: float = 0.5) -> float:
+    """The decision threshold chosen for a model on validation frames, else ``default``."""
+    from .model import model_card
+
+    threshold = model_card(model)["threshold"]
+    return default if threshold is None else float(threshold)
+
+
 def model_precision(model) -> str:
     """The Keras dtype policy ``model`` computes in (that of its logits convolution when it has one)."""
     try:
@@ -301,7 +317,7 @@ def inference_model(model, precision: str = "auto"):
     """
     import keras
 
-    from .model import build_deeplabv3plus
+    from .model import build_deeplabv3plus, model_card
 
     policy = resolve_precision(precision)
     architecture = deeplab_architecture(model)
@@ -313,7 +329,7 @@ def inference_model(model, precision: str = "auto"):
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        rebuilt, _ = build_deeplabv3plus(backbone_weights="none", dropout=0.0, **architecture)
+        rebuilt, _ = build_deeplabv3plus(backbone_weights="none", dropout=0.0, **architecture, **model_card(model))
     finally:
         keras.mixed_precision.set_global_policy(previous)
     for layer in rebuilt.layers:

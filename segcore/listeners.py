@@ -23,6 +23,8 @@ class TrainingStart:
     config: dict[str, Any] = field(default_factory=dict)
     #: the Keras dtype policy training computes in ("auto" resolved)
     precision: str = "float32"
+    #: why that policy: "<policy>: <reason>" (see segcore.precision.explain_precision)
+    precision_reason: str = ""
 
 
 @dataclass
@@ -44,6 +46,8 @@ class TrainingEnd:
     precision: str = "float32"
     history: dict[str, list[float]] = field(default_factory=dict)
     error: str | None = None
+    #: decision threshold chosen on the validation frames (None when none was chosen)
+    threshold: float | None = None
     #: why training ended: "epochs", "early stopping", "time limit", "cancelled" or "error"
     stop_reason: str | None = None
 

@@ -154,6 +154,64 @@ def pooled_scores(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, f
     return scores_from_counts(*(int(c) for c in total))
 
 
+#: Thresholds :func:`best_f1_threshold` chooses from: 0.01, 0.02, ..., 0.99.
+THRESHOLD_GRID = np.round(np.arange(1, 100) / 100.0, 2)
+
+
+class ThresholdSearch:
+    """Pooled pixel F1 at every threshold of a grid, accumulated image by image.
+
+    A pixel is predicted cosmic at threshold t when its probability is strictly
+    above t, as everywhere in segcore. Only per-threshold counts are kept, so a
+    split of large frames needs no more memory than one frame.
+    """
+
+    def __init__(self, thresholds=THRESHOLD_GRID):
+        self.thresholds = np.asarray(thresholds, np.float64)
+        if self.thresholds.ndim != 1 or self.thresholds.size == 0 or np.any(np.diff(self.thresholds) <= 0):
+            raise ValueError("thresholds must be a non-empty increasing 1-D sequence")
+        # positives[k] / negatives[k]: pixels above exactly k of the thresholds
+        self.positives = np.zeros(self.thresholds.size + 1, np.int64)
+        self.negatives = np.zeros(self.thresholds.size + 1, np.int64)
+
+    def add(self, true, probabilities) -> None:
+        true, probabilities = np.asarray(true) != 0, np.asarray(probabilities, np.float64)
+        if true.shape != probabilities.shape:
+            raise ValueError(f"mask shape {true.shape} differs from probabilities shape {probabilities.shape}")
+        above = np.searchsorted(self.thresholds, probabilities, side="left")
+        size = self.thresholds.size + 1
+        self.positives += np.bincount(above[true], minlength=size)
+        self.negatives += np.bincount(above[~true], minlength=size)
+
+    def f1(self) -> np.ndarray:
+        """Pooled pixel F1 at each threshold (the project's empty-case rule applies)."""
+        # predicted at threshold j: pixels above more than j thresholds
+        tp = np.cumsum(self.positives[::-1])[::-1][1:]
+        fp = np.cumsum(self.negatives[::-1])[::-1][1:]
+        fn = self.positives.sum() - tp
+        return np.array([_ratio(2 * t, 2 * t + f + n, f == 0 and n == 0) for t, f, n in zip(tp, fp, fn)])
+
+    def best(self) -> tuple[float, float]:
+        """(threshold, F1) with the highest F1; the threshold nearest 0.5 among ties."""
+        f1 = self.f1()
+        candidates = np.flatnonzero(f1 == f1.max())
+        best = candidates[np.argmin(np.abs(self.thresholds[candidates] - 0.5))]
+        return float(self.thresholds[best]), float(f1[best])
+
+
+def best_f1_threshold(pairs: Iterable[tuple[np.ndarray, np.ndarray]], thresholds=THRESHOLD_GRID) -> tuple[float, float]:
+    """The threshold of a grid that maximises pooled pixel F1 over (true mask, probabilities) pairs.
+
+    Returns
+    -------
+    (threshold, f1)
+    """
+    search = ThresholdSearch(thresholds)
+    for true, probabilities in pairs:
+        search.add(true, probabilities)
+    return search.best()
+
+
 # --------------------------------------------------------------------------- #
 # Cosmic counting
 # --------------------------------------------------------------------------- #

@@ -1,8 +1,9 @@
 """DeepLabV3+ on a ResNet50 backbone: builder, backbone weights, save and load.
 
-The network takes the normalised frame (values in [-1, 1], repeated over 3
-channels, see :mod:`segcore.preprocess`) and returns 2-class logits at the input
-resolution. It is fully convolutional: any height and width that are multiples
+The network takes the frame as its input recipe makes it (3 channels of values
+around [-1, 1], see :mod:`segcore.preprocess`) and returns 2-class logits at the
+input resolution. A pass-through "model card" layer after the input records the
+recipe and the decision threshold, so both travel with the model file. It is fully convolutional: any height and width that are multiples
 of 16 work, so training on crops and inference on tiles use the same model.
 
 ImageNet weights were trained on "caffe" inputs (0..255, BGR mean subtracted).
@@ -74,6 +75,60 @@ class ResizeLike(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "interpolation": self.interpolation}
+
+
+#: Name of the layer that carries a model's input recipe and decision threshold.
+CARD_LAYER = "model_card"
+
+
+@keras.saving.register_keras_serializable(package="segcore")
+class ModelCard(layers.Layer):
+    """A pass-through layer whose configuration travels with the model file.
+
+    It records what a model needs to be used as it was trained: the input
+    recipe (see :mod:`segcore.preprocess`) and the probability threshold chosen
+    on validation frames (None until one is chosen). Models saved before cards
+    existed have none; :func:`model_card` reads them as the original recipe.
+    """
+
+    def __init__(self, input_recipe: str = "stretch", threshold: float | None = None, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # a pass-through must not cast the frame
+        super().__init__(**kwargs)
+        from .preprocess import check_recipe
+
+        self.input_recipe = check_recipe(input_recipe)
+        self.threshold = None if threshold is None else float(threshold)
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "input_recipe": self.input_recipe, "threshold": self.threshold}
+
+
+def model_card(model) -> dict:
+    """``{"input_recipe": ..., "threshold": ...}`` of a model; the original recipe and no threshold without a card."""
+    from .preprocess import LEGACY_RECIPE
+
+    for layer in model.layers:
+        if isinstance(layer, ModelCard):
+            return {"input_recipe": layer.input_recipe, "threshold": layer.threshold}
+    return {"input_recipe": LEGACY_RECIPE, "threshold": None}
+
+
+def set_model_threshold(model, threshold: float) -> None:
+    """Record the decision threshold in the model's card (saved with the model from then on)."""
+    threshold = float(threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    for layer in model.layers:
+        if isinstance(layer, ModelCard):
+            layer.threshold = threshold
+            return
+    raise ValueError(f"model {model.name!r} has no {CARD_LAYER} layer to record a threshold in")
 
 
 def conv_block(x, name, filters=256, kernel_size=3, dilation_rate=1, separable=False):
@@ -159,6 +214,8 @@ def build_deeplabv3plus(
     dropout: float = 0.2,
     decoder_kernel: int = 3,
     separable: bool = False,
+    input_recipe: str | None = None,
+    threshold: float | None = None,
 ):
     """Build DeepLabV3+ with a ResNet50 backbone.
 
@@ -183,6 +240,11 @@ def build_deeplabv3plus(
     separable : bool
         Atrous depthwise-separable convolutions in the pyramid's 3x3 branches and
         the decoder blocks (a lighter model).
+    input_recipe : str
+        How frames become the 3 input channels (:data:`segcore.preprocess.INPUT_RECIPES`),
+        recorded in the model's card; the default recipe when None.
+    threshold : float or None
+        Decision threshold to record in the card (normally chosen after training).
 
     Returns
     -------
@@ -215,8 +277,11 @@ def build_deeplabv3plus(
 
     backbone_weights_source(backbone_weights)  # a missing file fails before the slow build
 
+    from .preprocess import DEFAULT_RECIPE
+
     frame = keras.Input(shape=input_shape, name="frame")
-    resnet = resnet50_backbone(frame)
+    card = ModelCard(input_recipe or DEFAULT_RECIPE, threshold, name=CARD_LAYER)(frame)
+    resnet = resnet50_backbone(card)
     weights_used = load_backbone_weights(resnet, backbone_weights)
 
     high_level = resnet.get_layer(HIGH_LEVEL_LAYER).output

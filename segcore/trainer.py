@@ -1,8 +1,11 @@
 """Training DeepLabV3+ on a dataset folder, with checkpoints, listeners, cancel and resume.
 
-The schedule is the original one: Adam at 1e-4, flat for 2 epochs, then multiplied
-by exp(-0.1) each epoch; early stopping on val_loss with patience 30, restoring
-the best weights. Every epoch writes ``last.keras`` (with the optimizer state) and
+The schedule is the original one, counted in frames seen rather than in our
+(much shorter) epochs: Adam at the base rate for the first 2 x 31,860 frames,
+then multiplied by exp(-0.1) every further 31,860 frames, the original epoch
+length. Early stopping on val_loss with patience 30 restores the best weights.
+After training, the decision threshold that maximises pooled pixel F1 on the
+validation frames is recorded in the model's card. Every epoch writes ``last.keras`` (with the optimizer state) and
 ``state.json``; every improvement writes ``best.keras``. Both files are written
 atomically, so a crash never leaves a half-written checkpoint.
 """
@@ -24,9 +27,12 @@ from typing import Any, Iterable
 from . import data
 from .errors import SegcoreError
 from .listeners import CancelToken, TrainingEnd, TrainingListener, TrainingStart
-from .precision import PRECISION_POLICIES, resolve_precision
+from .precision import PRECISION_POLICIES, explain_precision
+from .preprocess import DEFAULT_RECIPE, INPUT_RECIPES
 #: "cross_entropy" is the original loss; see segcore.losses for "dice_cross_entropy".
 LOSSES = ("cross_entropy", "dice_cross_entropy")
+#: Frames in one epoch of the original script: its learning-rate decay step.
+ORIGINAL_EPOCH_FRAMES = 31860
 
 
 @dataclass
@@ -41,6 +47,7 @@ class TrainConfig:
     learning_rate: float = 1e-4
     flat_epochs: int = 2
     decay_rate: float = 0.1
+    decay_frames: int = ORIGINAL_EPOCH_FRAMES
     patience: int = 30
     backbone_weights: str = "imagenet"
     freeze_backbone: bool = False
@@ -54,8 +61,10 @@ class TrainConfig:
     resume: bool = False
     mixed_precision: str = "auto"
     time_limit_minutes: float | None = None
-    loss: str = "cross_entropy"
-    cosmic_crop_fraction: float = 0.0
+    loss: str = "dice_cross_entropy"
+    cosmic_crop_fraction: float = 0.5
+    input_recipe: str = DEFAULT_RECIPE
+    choose_threshold: bool = True
 
     def __post_init__(self):
         problems = []
@@ -76,6 +85,10 @@ class TrainConfig:
             problems.append(f"output model path must end in .keras (got {self.out!r})")
         if self.loss not in LOSSES:
             problems.append(f"loss must be one of {', '.join(LOSSES)} (got {self.loss!r})")
+        if self.decay_frames < 1:
+            problems.append(f"decay frames must be at least 1 (got {self.decay_frames})")
+        if self.input_recipe not in INPUT_RECIPES:
+            problems.append(f"input recipe must be one of {', '.join(INPUT_RECIPES)} (got {self.input_recipe!r})")
         if not 0 <= self.cosmic_crop_fraction <= 1:
             problems.append(f"cosmic crop fraction must be in [0, 1] (got {self.cosmic_crop_fraction})")
         if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
@@ -102,11 +115,19 @@ class TrainConfig:
         return cls(**values)
 
 
-def learning_rate_at(epoch: int, base: float, flat_epochs: int = 2, decay_rate: float = 0.1) -> float:
-    """The original schedule in closed form (so resuming gives the same rate).
+def learning_rate_at(
+    frames_seen: int,
+    base: float,
+    flat_epochs: int = 2,
+    decay_rate: float = 0.1,
+    decay_frames: int = ORIGINAL_EPOCH_FRAMES,
+) -> float:
+    """The original schedule in closed form, by frames seen (so resuming gives the same rate).
 
-    Epochs 0 .. flat_epochs-1 use ``base``; each later epoch multiplies by exp(-decay_rate).
+    The original epoch ``e = frames_seen // decay_frames``; epochs 0 .. flat_epochs-1
+    use ``base`` and each later one multiplies it by exp(-decay_rate).
     """
+    epoch = int(frames_seen) // int(decay_frames)
     return base * math.exp(-decay_rate * max(0, epoch - flat_epochs + 1))
 
 
@@ -201,15 +222,23 @@ class _Control:
                 self.epoch_started = self.started
 
             def on_epoch_begin(self, epoch, logs=None):
-                rate = learning_rate_at(epoch, self.config.learning_rate, self.config.flat_epochs, self.config.decay_rate)
-                self.model.optimizer.learning_rate.assign(rate)
+                self.rate = None
                 self.state["epoch_in_progress"] = epoch
                 self.epoch_started = time.monotonic()
                 for listener in self.listeners:
                     listener.on_epoch_begin(epoch)
 
+            def on_train_batch_begin(self, batch, logs=None):
+                config = self.config
+                frames = self.state.get("frames_seen", 0) + batch * config.batch_size
+                rate = learning_rate_at(frames, config.learning_rate, config.flat_epochs, config.decay_rate, config.decay_frames)
+                if rate != self.rate:
+                    self.model.optimizer.learning_rate.assign(rate)
+                    self.rate = rate
+
             def on_train_batch_end(self, batch, logs=None):
                 values = {k: float(v) for k, v in (logs or {}).items()}
+                values["learning_rate"] = self.rate
                 for listener in self.listeners:
                     listener.on_batch_end(self.state["epoch_in_progress"], batch + 1, self.steps, values)
                 if self.cancel is not None and self.cancel.cancelled:
@@ -233,6 +262,7 @@ class _Control:
                 else:
                     state["wait"] += 1
                 state["epochs_done"] = epoch + 1
+                state["frames_seen"] = state.get("frames_seen", 0) + self.steps * self.config.batch_size
                 _save(self.model, paths / "last.keras")
                 _atomic_json(paths / "state.json", state)
                 for listener in self.listeners:
@@ -263,7 +293,27 @@ def _initial_state(weights_used: str) -> dict[str, Any]:
         "wait": 0,
         "history": {},
         "backbone_weights": weights_used,
+        "frames_seen": 0,
+        "threshold": None,
     }
+
+
+def choose_threshold(model, pairs, precision: str = "float32") -> tuple[float, float]:
+    """The threshold (of :data:`segcore.metrics.THRESHOLD_GRID`) with the best pooled pixel F1 on ``pairs``.
+
+    Returns
+    -------
+    (threshold, f1)
+    """
+    from . import io
+    from .inference import inference_model, predict_probabilities
+    from .metrics import ThresholdSearch
+
+    predictor = inference_model(model, precision)
+    search = ThresholdSearch()
+    for image, mask in pairs:
+        search.add(io.read_mask(mask), predict_probabilities(predictor, io.read_frame(image)))
+    return search.best()
 
 
 def train(
@@ -286,12 +336,13 @@ def train(
     import keras
 
     from .inference import model_precision
-    from .model import build_deeplabv3plus, load_model
+    from .model import build_deeplabv3plus, load_model, model_card, set_model_threshold
 
     listeners = list(listeners)
     checkpoints = config.checkpoints
     weights_used = "unknown"
-    precision = resolve_precision(config.mixed_precision)
+    precision_choice = explain_precision(config.mixed_precision)
+    precision = precision_choice.policy
     state: dict[str, Any] = _initial_state(weights_used)
     previous_policy = keras.mixed_precision.global_policy()
     try:
@@ -299,26 +350,21 @@ def train(
         keras.mixed_precision.set_global_policy(precision)
         train_pairs, validation_pairs = _split_pairs(config.data_dir)
         steps = config.steps_per_epoch or _default_steps(train_pairs, config.crop_size, config.batch_size)
-        train_data = data.train_dataset(
-            train_pairs,
-            config.crop_size,
-            config.batch_size,
-            seed=config.seed,
-            cosmic_crop_fraction=config.cosmic_crop_fraction,
-        )
-        validation_data = data.validation_dataset(validation_pairs, config.crop_size, config.batch_size)
-        if config.validation_steps:
-            validation_data = validation_data.take(config.validation_steps)
         checkpoints.mkdir(parents=True, exist_ok=True)
         last = checkpoints / "last.keras"
         strategy = choose_strategy()
+        recipe = config.input_recipe
         with strategy.scope():
             if config.resume and last.exists():
-                state = json.loads((checkpoints / "state.json").read_text())
+                saved = json.loads((checkpoints / "state.json").read_text())
+                state = {**_initial_state(weights_used), **saved}
+                if "frames_seen" not in saved:  # a checkpoint from before the schedule counted frames
+                    state["frames_seen"] = state["epochs_done"] * steps * config.batch_size
                 weights_used = state["backbone_weights"]
                 model = load_model(last, compile=True)
-                # The checkpoint keeps the arithmetic it was trained in, whatever "auto" says here.
+                # The checkpoint keeps the arithmetic and input recipe it was trained with, whatever the config says.
                 precision = model_precision(model)
+                recipe = model_card(model)["input_recipe"]
             else:
                 if config.resume:
                     warnings.warn(f"{last}: no checkpoint to resume from; starting afresh", RuntimeWarning)
@@ -328,9 +374,21 @@ def train(
                     dropout=config.dropout,
                     decoder_kernel=config.decoder_kernel,
                     separable=config.separable,
+                    input_recipe=recipe,
                 )
                 state = _initial_state(weights_used)
                 _compile(model, config.learning_rate, config.loss)
+        train_data = data.train_dataset(
+            train_pairs,
+            config.crop_size,
+            config.batch_size,
+            seed=config.seed,
+            cosmic_crop_fraction=config.cosmic_crop_fraction,
+            recipe=recipe,
+        )
+        validation_data = data.validation_dataset(validation_pairs, config.crop_size, config.batch_size, recipe=recipe)
+        if config.validation_steps:
+            validation_data = validation_data.take(config.validation_steps)
         start = TrainingStart(
             epochs=config.epochs,
             steps_per_epoch=steps,
@@ -338,6 +396,7 @@ def train(
             backbone_weights=weights_used,
             config=config.to_dict(),
             precision=precision,
+            precision_reason=precision_choice.reason if not config.resume else f"{precision}: kept from the checkpoint",
         )
         for listener in listeners:
             listener.on_train_begin(start)
@@ -356,6 +415,10 @@ def train(
         best = checkpoints / "best.keras"
         if best.exists():
             model.load_weights(best)
+        if state["epochs_done"] > 0 and config.choose_threshold and not control.cancelled:
+            state["threshold"], state["validation_f1"] = choose_threshold(model, validation_pairs, precision)
+            set_model_threshold(model, state["threshold"])
+            _atomic_json(checkpoints / "state.json", state)
         if state["epochs_done"] > 0:
             _save(model, Path(config.out))
         end = TrainingEnd(
@@ -369,6 +432,7 @@ def train(
             backbone_weights=weights_used,
             precision=precision,
             history=state["history"],
+            threshold=state.get("threshold"),
             stop_reason=(
                 "cancelled"
                 if control.cancelled

@@ -3,7 +3,8 @@
 import keras
 import numpy as np
 
-from segcore.preprocess import normalize_frame, to_network_input
+from segcore.inference import frame_recipe
+from segcore.preprocess import network_input
 
 
 
@@ -44,11 +45,11 @@ def softmax_cosmic(logits):
 
 
 def whole_frame_probabilities(model, frame):
-    """The model run once on the whole frame, reflect-padded to multiples of 16."""
+    """The model run once on the whole frame (prepared by its input recipe), reflect-padded to multiples of 16."""
     h, w = frame.shape
-    normalized = normalize_frame(frame)
-    padded = np.pad(normalized, ((0, -h % 16), (0, -w % 16)), mode="reflect")
-    logits = model(to_network_input(padded)[None], training=False).numpy()[0]
+    channels = network_input(frame, frame_recipe(model))
+    padded = np.pad(channels, ((0, -h % 16), (0, -w % 16), (0, 0)), mode="reflect")
+    logits = model(padded[None], training=False).numpy()[0]
     return softmax_cosmic(logits)[:h, :w]
 
 

@@ -15,6 +15,7 @@ from segcore.synth import generate_dataset
 from segcore.trainer import TrainConfig, learning_rate_at, train
 
 STEPS = 4
+DECAY_FRAMES = 8  # one "original epoch" every 4 batches of 2, so the short runs see the decay
 
 
 class Recorder(TrainingListener):
@@ -59,6 +60,7 @@ def _config(dataset, out, **overrides):
         epochs=3,
         steps_per_epoch=STEPS,
         learning_rate=1e-4,
+        decay_frames=DECAY_FRAMES,
         backbone_weights="none",
         seed=1,
     )
@@ -74,10 +76,24 @@ def trained(dataset, tmp_path_factory):
     return out, end, recorder
 
 
-def test_schedule_is_flat_for_two_epochs_then_decays():
-    rates = [learning_rate_at(e, 1e-4) for e in range(5)]
-    expected = [1e-4, 1e-4, 1e-4 * math.exp(-0.1), 1e-4 * math.exp(-0.2), 1e-4 * math.exp(-0.3)]
-    np.testing.assert_allclose(rates, expected)
+def test_schedule_follows_frames_seen_flat_for_two_original_epochs_then_decays():
+    epoch = 31860  # frames in one epoch of the original script
+    frames = [0, epoch - 1, epoch, 2 * epoch - 1, 2 * epoch, 3 * epoch - 1, 3 * epoch, 4 * epoch + 17]
+    expected = [1e-4] * 4 + [1e-4 * math.exp(-0.1)] * 2 + [1e-4 * math.exp(-0.2), 1e-4 * math.exp(-0.3)]
+    np.testing.assert_allclose([learning_rate_at(f, 1e-4) for f in frames], expected)
+
+
+def test_schedule_decay_step_is_configurable():
+    assert learning_rate_at(23, 1.0, flat_epochs=1, decay_rate=0.5, decay_frames=10) == pytest.approx(math.exp(-1.0))
+
+
+def batch_rates(recorder):
+    return [b[4]["learning_rate"] for b in recorder.of("batch")]
+
+
+def scheduled_rates(first_batch, count):
+    """Closed-form rates of the test runs' batches: frames seen = batches x 2, decaying every 8 frames."""
+    return [learning_rate_at(2 * b, 1e-4, decay_frames=DECAY_FRAMES) for b in range(first_batch, first_batch + count)]
 
 
 def test_training_loss_falls(trained):
@@ -87,9 +103,32 @@ def test_training_loss_falls(trained):
     assert losses[-1] < losses[0]
 
 
-def test_epoch_learning_rates_follow_the_schedule(trained):
-    _, end, _ = trained
-    np.testing.assert_allclose(end.history["learning_rate"], [learning_rate_at(e, 1e-4) for e in range(3)], rtol=1e-6)
+def test_every_batch_gets_the_scheduled_rate_for_the_frames_seen_before_it(trained):
+    _, end, recorder = trained
+    rates = batch_rates(recorder)
+    np.testing.assert_allclose(rates, scheduled_rates(0, 3 * STEPS), rtol=1e-6)
+    assert rates[0] > rates[-1]  # the decay happened within the run
+    np.testing.assert_allclose(end.history["learning_rate"], rates[STEPS - 1 :: STEPS], rtol=1e-6)
+
+
+def test_threshold_is_chosen_on_validation_and_recorded_in_the_model(trained, dataset):
+    from segcore import io
+    from segcore.data import pair_split
+    from segcore.inference import load_inference_model, model_threshold, predict_probabilities
+    from segcore.metrics import THRESHOLD_GRID, scores_from_counts, confusion_counts
+
+    out, end, _ = trained
+    assert end.threshold in THRESHOLD_GRID
+    model = load_inference_model(out, "float32")
+    assert model_threshold(model) == end.threshold
+    pairs = [(io.read_mask(m), predict_probabilities(model, io.read_frame(i))) for i, m in pair_split(dataset, "Validation").pairs]
+
+    def pooled_f1(t):
+        counts = np.sum([confusion_counts(true, probs > t) for true, probs in pairs], axis=0)
+        return scores_from_counts(*counts)["f1"]
+
+    brute_force = [pooled_f1(t) for t in THRESHOLD_GRID]
+    assert pooled_f1(end.threshold) == pytest.approx(max(brute_force))
 
 
 def test_listener_sees_every_batch_and_epoch_in_order(trained):
@@ -136,6 +175,8 @@ def test_resume_continues_from_the_last_epoch(trained, dataset):
     assert [e[1] for e in recorder.of("epoch_end")] == [3]
     assert resumed.epochs_run == 4 and len(resumed.history["loss"]) == 4
     assert resumed.history["loss"][:3] == end.history["loss"]
+    # the schedule goes on from the frames already seen
+    np.testing.assert_allclose(batch_rates(recorder), scheduled_rates(3 * STEPS, STEPS), rtol=1e-6)
 
 
 def test_cancel_stops_after_the_current_batch_and_keeps_the_best_checkpoint(dataset, tmp_path):

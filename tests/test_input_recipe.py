@@ -1,0 +1,125 @@
+"""The input recipes: the extra channels against NumPy/SciPy references and known noise."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy.ndimage import median_filter
+
+from segcore.inference import frame_recipe, inference_model, model_threshold
+from segcore.model import build_deeplabv3plus, load_model, model_card, save_model, set_model_threshold
+from segcore.preprocess import (
+    DEFAULT_RECIPE,
+    LEGACY_RECIPE,
+    excess_significance,
+    median_background,
+    network_input,
+    noise_profile,
+    normalize_frame,
+    tf_network_input,
+    to_network_input,
+)
+
+
+def poisson_ramp(shape=(96, 128), seed=0, low=20.0, high=2000.0):
+    """Poisson counts whose expected value rises from left to right; returns (frame, expected)."""
+    rng = np.random.default_rng(seed)
+    expected = np.broadcast_to(np.linspace(low, high, shape[1]), shape)
+    return rng.poisson(expected).astype(np.float32), expected
+
+
+def test_background_is_scipy_median_filter_with_repeated_border():
+    frame = np.random.default_rng(1).gamma(2.0, 100.0, (40, 52)).astype(np.float32)
+    np.testing.assert_array_equal(median_background(frame), median_filter(frame, size=5, mode="nearest"))
+
+
+def test_noise_profile_follows_the_poisson_noise_of_the_background():
+    frame, _ = poisson_ramp()
+    background = median_background(frame)
+    levels, sigmas = noise_profile(background, frame - background)
+    # Poisson noise: sigma = sqrt(level); the residual against a 5x5 median is a little wider.
+    np.testing.assert_allclose(sigmas, np.sqrt(levels), rtol=0.2)
+    assert np.all(np.diff(levels) >= 0) and np.all(np.diff(sigmas) >= 0)
+
+
+def test_noise_profile_bins_by_hand():
+    # 32 pixels, 2 bins of 16: levels 0..15 and 16..31, residuals +-(level % 4)
+    background = np.arange(32, dtype=np.float64).reshape(4, 8)
+    residual = np.where(np.arange(32) % 2, 1, -1).reshape(4, 8) * (np.arange(32) % 4).reshape(4, 8)
+    levels, sigmas = noise_profile(background, residual, bins=2)
+    # middle (index 8) of each sorted group of 16
+    np.testing.assert_array_equal(levels, [8.0, 24.0])
+    np.testing.assert_allclose(sigmas, [1.4826 * 2.0, 1.4826 * 2.0])
+
+
+def test_excess_of_a_single_hit_is_its_height_in_noise_units():
+    rng = np.random.default_rng(2)
+    frame = rng.normal(1000.0, 10.0, (64, 64)).astype(np.float32)
+    frame[30, 40] += 500.0
+    excess = excess_significance(frame)
+    assert excess[30, 40] == pytest.approx(50.0, rel=0.15)
+    others = np.delete(excess.ravel(), 30 * 64 + 40)
+    assert np.abs(np.median(others)) < 0.1 and 0.8 < np.std(others) < 1.3
+
+
+def test_integer_frames_have_a_noise_floor_of_half_a_count():
+    frame = np.zeros((40, 40), np.float32)
+    frame[10, 10] = 1.0  # one count on an empty photon-counting frame
+    assert excess_significance(frame)[10, 10] == pytest.approx(2.0)
+
+
+def test_default_recipe_channels():
+    frame, _ = poisson_ramp(seed=4)
+    frame[20, 30] = 60000.0
+    x = network_input(frame)
+    assert x.shape == frame.shape + (3,) and x.dtype == np.float32
+    np.testing.assert_allclose(x[..., 0], normalize_frame(frame), atol=1e-6)
+    floor = np.percentile(frame, 2)
+    np.testing.assert_allclose(x[..., 1], np.log1p(np.maximum(frame - floor, 0)) / np.log(65536) * 2 - 1, atol=1e-6)
+    np.testing.assert_allclose(x[..., 2], np.arcsinh(excess_significance(frame) / 2.0) / 3.0, atol=1e-6)
+    # the bright pixel keeps its height where the stretch clips it flat
+    assert x[20, 30, 0] == x[..., 0].max() == 1.0
+    assert x[20, 30, 1] > np.sort(x[..., 1].ravel())[-2] and x[20, 30, 2] > 2.0
+
+
+def test_graph_and_eager_recipes_give_the_same_input():
+    frame, _ = poisson_ramp(seed=5)
+    in_graph = tf.function(lambda f: tf_network_input(f, DEFAULT_RECIPE))(tf.constant(frame)).numpy()
+    np.testing.assert_allclose(in_graph, network_input(frame), atol=1e-6)
+
+
+def test_legacy_recipe_is_the_original_stretch_repeated():
+    frame, _ = poisson_ramp(seed=6)
+    np.testing.assert_array_equal(network_input(frame, LEGACY_RECIPE), to_network_input(normalize_frame(frame)))
+
+
+def test_unknown_recipe_is_refused():
+    with pytest.raises(ValueError, match="unknown input recipe"):
+        network_input(np.zeros((8, 8)), "fancy")
+
+
+# --- the model card ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_deeplab():
+    keras.utils.set_random_seed(0)
+    model, _ = build_deeplabv3plus(backbone_weights="none", input_recipe=DEFAULT_RECIPE)
+    return model
+
+
+def test_card_travels_with_the_saved_model_and_the_inference_model(small_deeplab, tmp_path):
+    set_model_threshold(small_deeplab, 0.37)
+    save_model(small_deeplab, tmp_path / "m.keras")
+    loaded = load_model(tmp_path / "m.keras", compile=False)
+    assert model_card(loaded) == {"input_recipe": DEFAULT_RECIPE, "threshold": 0.37}
+    prepared = inference_model(loaded, "float32")
+    assert frame_recipe(prepared) == DEFAULT_RECIPE and model_threshold(prepared) == 0.37
+
+
+def test_models_without_a_card_use_the_original_recipe_and_threshold_half():
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    assert frame_recipe(model) == LEGACY_RECIPE and model_threshold(model) == 0.5
+    with pytest.raises(ValueError, match="no model_card"):
+        set_model_threshold(model, 0.3)
