@@ -168,27 +168,42 @@ def module_gaps(rng, shape):
 
 
 def expected_signal(rng, shape, kind, det, info):
-    """Expected X-ray signal in the detector's units (ADU without bias, or counts) and photons per pixel.
+    """Expected signal in the detector's units (ADU without bias, or counts) and its quanta per pixel.
 
-    Returns ``(signal, photons, centre)``: ``signal`` is the noise-free value a pixel
-    reads on average; ``photons`` the unblurred expected photons per pixel (the
-    Poisson means), equal to ``signal / adu_per_photon`` except on scintillator
-    cameras, where ``signal`` is ``photons`` blurred by the PSF.
+    The quanta are X-ray photons, except on dark frames of integrating and
+    scintillator cameras, where they are dark-current electrons made in the sensor
+    itself (not blurred by a PSF). Sets ``det["quantum"]``, ``det["adu_per_quantum"]``,
+    ``det["signal_psf_px"]`` and the flux drawn.
+
+    Returns ``(signal, quanta, centre)``: ``signal`` is the noise-free value a pixel
+    reads on average; ``quanta`` the expected quanta per pixel (the Poisson means),
+    so ``signal`` is ``quanta x adu_per_quantum``, blurred by ``signal_psf_px``.
     """
     reference, centre = _signal(rng, shape, kind, info)
     flux_scale = float(loguniform(rng, 1.0, 20.0))  # reference ADU per photon: exposure x beam
+    det.update(quantum="photon", adu_per_quantum=det["adu_per_photon"], signal_psf_px=det["psf_sigma_px"])
     if det["family"] == "photon_counting":
         flux_scale *= float(loguniform(rng, 1.0, 30.0))
         if kind == "dark":
             flux_scale *= float(loguniform(rng, 10.0, 1000.0))  # no dark current: counts only from stray X-rays
-        photons = reference / flux_scale
+        quanta = reference / flux_scale
+    elif kind == "dark":
+        per_adu = det["electrons_per_adu"]
+        det.update(quantum="electron", adu_per_quantum=1.0 / per_adu, signal_psf_px=0.0)
+        quanta = reference * per_adu
     else:
-        photons = reference / max(flux_scale, det["adu_per_photon"])
-    det["photons_per_reference_adu"] = float(photons.max() / reference.max()) if reference.max() > 0 else 0.0
-    signal = photons * det["adu_per_photon"]
-    if det["psf_sigma_px"] > 0:
-        signal = psf_blur(signal, det["psf_sigma_px"])
-    return signal, photons, centre
+        # exposure set so that the bulk of the pattern stays below saturation (bright peaks may saturate)
+        quanta = reference / flux_scale
+        bulk = float(np.quantile(quanta, 0.995)) * det["adu_per_photon"]
+        limit = float(rng.uniform(0.1, 1.2)) * (det["saturation_adu"] - det["bias_adu"])
+        if bulk > limit:
+            flux_scale *= bulk / limit
+            quanta = reference / flux_scale
+    det["reference_adu_per_quantum"] = float(flux_scale) if det["quantum"] == "photon" else 1.0
+    signal = quanta * det["adu_per_quantum"]
+    if det["signal_psf_px"] > 0:
+        signal = psf_blur(signal, det["signal_psf_px"])
+    return signal, quanta, centre
 
 
 def psf_pad(sigma_px: float) -> int:
@@ -208,14 +223,14 @@ def psf_blur(image, sigma_px, padded=False):
 
 
 def photon_variance(photons, det):
-    """Variance (detector units squared) of the photon noise of ``photons`` read by ``det``.
+    """Variance (detector units squared) of the shot noise of ``photons`` (quanta) read by ``det``.
 
-    A photon lands in one pixel on direct and counting detectors; on a scintillator
-    camera its light is spread by a Gaussian PSF of width s, so the variance is the
-    photons blurred by s / sqrt(2), times gain^2 / (4 pi s^2).
+    A quantum lands in one pixel on direct and counting detectors; on a scintillator
+    camera an X-ray photon's light is spread by a Gaussian PSF of width s, so the
+    variance is the photons blurred by s / sqrt(2), times gain^2 / (4 pi s^2).
     """
-    gain = det["adu_per_photon"]
-    s = det["psf_sigma_px"]
+    gain = det["adu_per_quantum"]
+    s = det["signal_psf_px"]
     if s > 0:
         pad = psf_pad(s)
         blurred = gaussian_filter(np.pad(photons, pad, mode="edge"), s / np.sqrt(2.0), mode="constant")

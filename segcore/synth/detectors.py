@@ -81,7 +81,8 @@ def draw_detector(rng: np.random.Generator, family: str | None = None) -> dict:
                    threshold_e=float(rng.uniform(0.4, 0.6) * kev * 1000.0 / EV_PER_ELECTRON), psf_sigma_px=0.0)
     else:
         read_noise = float(rng.uniform(2.0, 15.0))
-        per_adu = float(loguniform(rng, 0.5, 10.0))
+        # the ADC samples the read noise: makers keep it at >= ~1 ADU, so at most read-noise electrons per ADU
+        per_adu = float(loguniform(rng, 0.5, min(10.0, read_noise)))
         bias = float(rng.uniform(20.0, 400.0))
         full_well = float(per_adu * SATURATION * rng.uniform(0.6, 1.4))
         if family == "integrating":

@@ -50,7 +50,8 @@ class SimulatedFrame:
     mask : bool (H, W), True where a cosmic's charge stands above the noise.
     info : what was simulated: ``background`` kind, ``detector`` (every drawn
         detector parameter, see :func:`draw_detector`), ``bias``, ``read_noise``
-        (ADU), ``gain`` (ADU per X-ray photon), ``exposure_s``, ``hit_rates``,
+        (ADU), ``gain`` (ADU per quantum of the signal: an X-ray photon, or a
+        dark-current electron on dark frames of integrating cameras), ``exposure_s``, ``hit_rates``,
         ``beam_centre``, ``rings``, ``bragg_spots``, ``hot_pixels``, ``gaps``,
         ``cosmics`` (one dict per hit: ``type``, ``centre``, ``electrons``,
         ``peak_adu``, ``pixels``, ``bbox``, ``saturated`` and kind-specific
@@ -127,12 +128,12 @@ def _describe_hit(rendered, desc, sigma, frame, saturation):
 def _read_out(rng, det, photons, charge, gap, shape):
     """Noisy frame (float, before clipping) and the hot pixels."""
     family = det["family"]
-    if family == "scintillator":  # each photon's light spread by the PSF, light from beyond the edges included
-        field = np.pad(photons, psf_pad(det["psf_sigma_px"]), mode="edge")
-        counts = psf_blur(rng.poisson(field).astype(np.float64), det["psf_sigma_px"], padded=True)
+    if det["signal_psf_px"] > 0:  # each photon's light spread by the PSF, light from beyond the edges included
+        field = np.pad(photons, psf_pad(det["signal_psf_px"]), mode="edge")
+        counts = psf_blur(rng.poisson(field).astype(np.float64), det["signal_psf_px"], padded=True)
     else:
         counts = rng.poisson(photons).astype(np.float64)
-    frame = det["adu_per_photon"] * counts + charge + det["bias_adu"]
+    frame = det["adu_per_quantum"] * counts + charge + det["bias_adu"]
     if family != "photon_counting" and rng.random() < 0.4:  # column-wise offset pattern of the readout
         frame += rng.normal(0.0, 0.15 * det["read_noise_adu"], shape[1])
     hot = []
@@ -193,8 +194,9 @@ def simulate_frame(
     counting = det["family"] == "photon_counting"
     det["read_noise_adu"] = 0.0 if counting else det["read_noise_e"] / det["electrons_per_adu"]
     info: dict = {"background": kind, "detector": det, "bias": det["bias_adu"], "read_noise": det["read_noise_adu"],
-                  "gain": det["adu_per_photon"], "rings": [], "bragg_spots": []}
+                  "rings": [], "bragg_spots": []}
     signal, photons, centre = expected_signal(rng, shape, kind, det, info)
+    info["gain"] = det["adu_per_quantum"]
     variance = photon_variance(photons, det)
     if counting:
         sigma = np.maximum(np.sqrt(variance), COUNT_NOISE_FLOOR)
