@@ -360,3 +360,44 @@ def test_object_scores_empty_conventions(true, pred, expected):
 def test_object_scores_shape_mismatch_raises_naming_both_shapes():
     with pytest.raises(ValueError, match=r"\(4, 4\) and \(4, 5\)"):
         object_scores(np.zeros((4, 4)), np.zeros((4, 5)))
+
+
+# --- threshold search ------------------------------------------------------------------
+
+
+def test_threshold_search_f1_equals_scikit_learn_at_every_threshold():
+    from sklearn.metrics import f1_score
+
+    from segcore.metrics import THRESHOLD_GRID, ThresholdSearch
+
+    rng = np.random.default_rng(7)
+    pairs = []
+    for shape in [(20, 30), (16, 16)]:
+        true = rng.random(shape) < 0.1
+        probs = np.clip(0.6 * true + rng.random(shape) * 0.6, 0, 1).astype(np.float32)
+        probs[0, :4] = [0.5, 0.25, 0.01, 0.99]  # values exactly on the grid: strictly above counts
+        pairs.append((true, probs))
+    search = ThresholdSearch()
+    for true, probs in pairs:
+        search.add(true, probs)
+    truth = np.concatenate([t.ravel() for t, _ in pairs])
+    scores = np.concatenate([p.ravel() for _, p in pairs])
+    expected = [f1_score(truth, scores > t, zero_division=0.0) for t in THRESHOLD_GRID]
+    np.testing.assert_allclose(search.f1(), expected, atol=1e-12)
+
+
+def test_best_threshold_is_the_brute_force_argmax_nearest_half_on_ties():
+    from segcore.metrics import best_f1_threshold
+
+    true = np.array([[1, 1, 0, 0]])
+    probs = np.array([[0.9, 0.8, 0.3, 0.1]])
+    # every threshold in [0.30, 0.79] separates perfectly; 0.5 is nearest the middle
+    assert best_f1_threshold([(true, probs)]) == (0.5, 1.0)
+    probs = np.array([[0.9, 0.2, 0.3, 0.1]])
+    # no threshold separates these: compare with a brute-force search (best F1, then nearest 0.5)
+    threshold, f1 = best_f1_threshold([(true, probs)])
+    brute = max(
+        (2 * np.sum(true & (probs > t)) / (np.sum(true) + np.sum(probs > t)), -abs(t - 0.5), t)
+        for t in np.arange(1, 100) / 100
+    )
+    assert f1 == pytest.approx(brute[0]) and threshold == pytest.approx(brute[2])
