@@ -352,6 +352,13 @@ def train_ours(args, run: Path) -> dict:
     end = train(config, listeners=[Snapshots()], cancel=cancel)
     info["train_seconds"] = clock.elapsed()
     info["stop"] = "budget" if cancel.cancelled else f"trainer stopped first ({end.stop_reason}, {end.status})"
+    final = end.model_path or end.last_checkpoint
+    if not cancel.cancelled and final and Path(final).exists():
+        # stopped before the budget (early stopping, epoch cap): its output model is the last snapshot
+        path = snaps / snapshot_name(min(info["train_seconds"], clock.budget), ".keras")
+        shutil.copyfile(final, path)
+        info["snapshots"].append({"path": str(path), "train_seconds": info["train_seconds"], "steps": info["steps"],
+                                  "copied_from": final})
     info["epochs_run"] = end.epochs_run
     info["end_precision"] = end.precision
     if end.error:
@@ -700,7 +707,8 @@ def markdown(out: Path) -> list[str]:
             rows.append([name, r.get("verdict", "not run")] + [""] * 9)
             continue
         last = max(r["rows"], key=lambda row: row["minutes"])
-        rows.append([name, f"{last['minutes']:g}" if name in ("ours", "deepcr", "cosmic-conn") else "tuned",
+        taken = f" ({last['train_seconds'] / 60:.1f} actual)" if "train_seconds" in last else ""
+        rows.append([name, f"{last['minutes']:g}{taken}" if name in ("ours", "deepcr", "cosmic-conn") else "tuned",
                      fmt(last["pixel_precision"]), fmt(last["pixel_recall"]), fmt(last["pixel_f1"]),
                      fmt(last["count_score"]), f"{fmt(last['object_recall'], 3)} / {fmt(last['object_precision'], 3)}",
                      f"{last['cosmics_predicted']} / {last['cosmics_true']}", fmt(last["seconds_per_512"], 3),
