@@ -59,13 +59,19 @@ Masks (``db.masks``): every mask a frame ever had; never overwritten in place
 Runs (``db.runs``): training in its own process, never inside a web request
 ---------------------------------------------------------------------------
 ``RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled")``
-``start_run(config, dataset_id, name=None, threshold=0.5) -> int``
+``THRESHOLD_SOURCES = ("validation", "fixed")``; ``FALLBACK_THRESHOLD = 0.5``
+``start_run(config, dataset_id, name=None, threshold=None) -> int``
     ``config``: a ``segcore.trainer.TrainConfig`` or a dict of its fields (``data_dir``/``out``/
     ``checkpoint_dir``/``resume`` are set by the store; bad options raise StoreError at once).
     Records the current mask revision of every train/validation/test frame, then launches
     ``python -m db.worker RUN_ID`` detached (log: ``<COSMICS_HOME>/runs/<id>/worker.log``); it
     trains on those revisions, writes epoch metrics as it goes, and evaluates the best model on
-    the test split at ``threshold`` when training ends.
+    the test split when training ends. ``threshold=None`` (default): the threshold that
+    maximises pooled pixel F1 on the validation frames, chosen by the trainer when training
+    ends (``TrainingEnd.threshold``, also in the model file's card) and stored on the run
+    (``threshold_source="validation"``; until then, or when training ended before choosing,
+    ``threshold`` is None and evaluations fall back to 0.5); a number is kept as given
+    (``threshold_source="fixed"``; runs made before 0003 are "fixed").
 ``cancel_run(run_id) -> RunInfo``  stops at the end of the current batch, keeps the best checkpoint.
 ``resume_run(run_id) -> int``  continues a failed or cancelled run from its last checkpoint, on
     the same mask revisions it started with.
@@ -73,18 +79,21 @@ Runs (``db.runs``): training in its own process, never inside a web request
     heartbeat is older than ``stale_after`` seconds as failed (with the reason); call it when
     showing runs. Returns the ids it marked.
 ``get_run(run_id) -> RunInfo`` (status, progress 0..1, epochs_run/epochs_total, current_epoch/step,
-    heartbeat, pid, checkpoints, backbone_weights and precision (Keras dtype policy) really used, error);
+    heartbeat, pid, checkpoints, backbone_weights and precision (Keras dtype policy) really used and
+    precision_reason (why), threshold (None until chosen), threshold_source, evaluation_threshold
+    (threshold, else 0.5), threshold_fallback (no threshold was chosen), error);
     ``wait_for_run(run_id, timeout)``
 ``run_log(run_id, tail=200) -> str``  the worker's log
 ``delete_run(run_id)``  (refused while active)
 ``evaluate_run(run_id, split="test", threshold=None, checkpoint="best", masks="current", progress=None)
-    -> EvaluationInfo``  evaluates in the calling process (segcore's inference defaults) and stores the
+    -> EvaluationInfo``  (``threshold=None``: the run's ``evaluation_threshold``) evaluates in the calling process (segcore's inference defaults) and stores the
     result with the precision the network computed in; ``masks="run"`` uses the revisions the run
     trained on, ``"current"`` the frames' masks now.
 
 Results (``db.results``): what the app shows
 ---------------------------------------------
-``list_runs(dataset_id=None) -> list[RunInfo]``; ``runs_table(dataset_id=None) -> DataFrame``
+``list_runs(dataset_id=None) -> list[RunInfo]``; ``runs_table(dataset_id=None) -> DataFrame`` (with the run's
+    threshold and threshold_source)
 ``epoch_metrics(run_id) -> DataFrame`` (one row per epoch: epoch, loss, val_loss, accuracy,
     precision, recall, specificity, iou, learning_rate, and any val_* the trainer reports)
 ``run_revisions(run_id) -> DataFrame`` (frame, split, the mask revision the run trained on)
@@ -93,7 +102,7 @@ Results (``db.results``): what the app shows
     recall, f1, specificity, count_score, true_count, pred_count, object_recall, object_precision,
     prediction_path)
 ``compare_runs(run_ids, split="test") -> DataFrame`` (one row per run: latest evaluation's mean metrics,
-    training_precision, evaluation_precision)
+    training_precision, evaluation_precision, threshold (the evaluation's), run_threshold, threshold_source)
 ``compare_per_image(evaluation_ids, metric="iou") -> DataFrame`` (images x evaluations)
 ``prediction_mask(result_id) -> bool (H, W)``
 
@@ -137,7 +146,9 @@ from .masks import (
     save_mask_revision,
 )
 from .runs import (
+    FALLBACK_THRESHOLD,
     RUN_STATUSES,
+    THRESHOLD_SOURCES,
     STALE_AFTER,
     RunInfo,
     cancel_run,
@@ -164,7 +175,7 @@ from .results import (
 )
 
 __all__ = [
-    "MASK_SOURCES", "RUN_STATUSES", "SPLITS", "SPLIT_FOLDERS", "STALE_AFTER",
+    "FALLBACK_THRESHOLD", "MASK_SOURCES", "RUN_STATUSES", "SPLITS", "THRESHOLD_SOURCES", "SPLIT_FOLDERS", "STALE_AFTER",
     "DatasetInfo", "EvaluationInfo", "FrameRecord", "ImportReport", "MaskRevision", "RunInfo", "ValidationReport",
     "NotFound", "RefusedFile", "StoreError",
     "database_url", "home", "init_db", "reset", "session_scope",

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from sqlalchemy import func, select
 
 from .errors import NotFound, StoreError
-from .models import RESULT_METRICS, SPLITS, Evaluation, EvaluationResult, Frame, MaskRevisionRow, Run, RunRevision
+from .models import FALLBACK_THRESHOLD, RESULT_METRICS, SPLITS, Evaluation, EvaluationResult, Frame, MaskRevisionRow, Run, RunRevision
 from .paths import from_stored, remove_tree, run_dir, to_stored, to_stored_any, token
 from .session import session_scope
 
@@ -112,7 +112,9 @@ def evaluate_run(
     Parameters
     ----------
     split : "train", "validation" or "test".
-    threshold : probability threshold (default: the run's).
+    threshold : probability threshold (default: the run's: fixed at its start or chosen
+        on validation frames when its training ended; 0.5 for a run whose training
+        ended before choosing one).
     checkpoint : "best", "last", or a path to a ``.keras`` file.
     masks : "current" (the frames' masks now) or "run" (the revisions the run trained with).
     progress : ``progress(done, total)`` after each image.
@@ -126,7 +128,9 @@ def evaluate_run(
         run = session.get(Run, run_id)
         if run is None:
             raise NotFound(f"run {run_id} does not exist")
-        threshold = run.threshold if threshold is None else float(threshold)
+        if threshold is None:
+            threshold = FALLBACK_THRESHOLD if run.threshold is None else run.threshold
+        threshold = float(threshold)
         model_path = _model_path(run, checkpoint)
         pairs = _pairs(session, run, split, masks)
     if not 0.0 < threshold < 1.0:

@@ -31,6 +31,11 @@ SPLITS = ("train", "validation", "test", "real")
 MASK_SOURCES = ("uploaded", "drawn", "predicted")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
+#: Where a run's evaluation threshold comes from: chosen on the validation frames when
+#: training ends (the default), or a number fixed when the run was started.
+THRESHOLD_SOURCES = ("validation", "fixed")
+#: The threshold used when none was chosen (training ended before it could choose one).
+FALLBACK_THRESHOLD = 0.5
 
 
 class UTCDateTime(TypeDecorator):
@@ -130,16 +135,22 @@ class MaskRevisionRow(Base):
 
 class Run(Base):
     __tablename__ = "runs"
-    __table_args__ = (CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
+        CheckConstraint(_one_of("threshold_source", THRESHOLD_SOURCES), name="threshold_source"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
-    threshold: Mapped[float] = mapped_column(Float, default=0.5)
+    # The test evaluation's threshold; None while it is still to be chosen on validation frames.
+    threshold: Mapped[Optional[float]] = mapped_column(Float)
+    threshold_source: Mapped[str] = mapped_column(String(16), default="fixed", server_default="fixed")
     backbone_weights: Mapped[Optional[str]] = mapped_column(Text)
-    # The Keras dtype policy training really computed in ("auto" resolved).
+    # The Keras dtype policy training really computed in ("auto" resolved), and why.
     precision: Mapped[Optional[str]] = mapped_column(String(32))
+    precision_reason: Mapped[Optional[str]] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)

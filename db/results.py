@@ -97,6 +97,8 @@ def runs_table(dataset_id: int | None = None) -> pd.DataFrame:
                 "best_val_loss": r.best_val_loss,
                 "test_iou": _mean(latest.get(r.id), "iou"),
                 "test_count_score": _mean(latest.get(r.id), "count_score"),
+                "threshold": r.threshold,
+                "threshold_source": r.threshold_source,
                 "backbone_weights": r.backbone_weights,
                 "precision": r.precision,
                 "created": r.created,
@@ -105,7 +107,8 @@ def runs_table(dataset_id: int | None = None) -> pd.DataFrame:
             }
         )
     columns = ["run_id", "name", "dataset", "status", "epochs", "best_epoch", "best_val_loss", "test_iou",
-               "test_count_score", "backbone_weights", "precision", "created", "duration_s", "error"]
+               "test_count_score", "threshold", "threshold_source", "backbone_weights", "precision", "created",
+               "duration_s", "error"]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
@@ -215,6 +218,8 @@ def compare_runs(run_ids, split: str = "test") -> pd.DataFrame:
             "backbone_weights": run.backbone_weights,
             "training_precision": run.precision,
             "best_val_loss": run.best_val_loss,
+            "run_threshold": run.threshold,
+            "threshold_source": run.threshold_source,
             "evaluation_id": evaluation.id if evaluation else None,
             "threshold": evaluation.threshold if evaluation else None,
             "evaluation_precision": evaluation.precision if evaluation else None,

@@ -19,13 +19,15 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from .errors import NotFound, StoreError
-from .models import ACTIVE_STATUSES, RUN_STATUSES, Dataset, Frame, MaskRevisionRow, Run, RunRevision, utcnow
+from .models import ACTIVE_STATUSES, FALLBACK_THRESHOLD, RUN_STATUSES, THRESHOLD_SOURCES, Dataset, Frame, MaskRevisionRow, Run, RunRevision, utcnow
 from .paths import from_stored, remove_tree, run_dir, to_stored
 from .processes import LOG_FILE, create_time, is_worker_of, kill_process_group, process_alive, spawn_worker
 from .session import database_url, home, session_scope
 
 __all__ = [
+    "FALLBACK_THRESHOLD",
     "RUN_STATUSES",
+    "THRESHOLD_SOURCES",
     "STALE_AFTER",
     "RunInfo",
     "cancel_run",
@@ -53,9 +55,14 @@ class RunInfo:
     dataset_name: str
     status: str
     config: dict[str, Any]
-    threshold: float
+    #: the test evaluation's threshold; None while (or when) none was chosen on validation
+    threshold: float | None
+    #: "validation" (chosen on the validation frames when training ends) or "fixed"
+    threshold_source: str
     backbone_weights: str | None
     precision: str | None
+    #: why training computed in that arithmetic, e.g. "float32: auto, CPU has no ... AMX"
+    precision_reason: str | None
     created: datetime
     started_at: datetime | None
     ended_at: datetime | None
@@ -81,6 +88,16 @@ class RunInfo:
         return self.status in ACTIVE_STATUSES
 
     @property
+    def evaluation_threshold(self) -> float:
+        """The threshold evaluations use by default: the run's, else 0.5 (none was chosen)."""
+        return FALLBACK_THRESHOLD if self.threshold is None else self.threshold
+
+    @property
+    def threshold_fallback(self) -> bool:
+        """True when the run was to choose its threshold on validation frames but has none."""
+        return self.threshold is None
+
+    @property
     def progress(self) -> float:
         """Fraction of the planned batches done, 0..1 (for a progress bar)."""
         if not self.epochs_total or not self.steps_per_epoch:
@@ -104,8 +121,10 @@ def run_info(row: Run, dataset_name: str) -> RunInfo:
         status=row.status,
         config=dict(row.config),
         threshold=row.threshold,
+        threshold_source=row.threshold_source,
         backbone_weights=row.backbone_weights,
         precision=row.precision,
+        precision_reason=row.precision_reason,
         created=row.created,
         started_at=row.started_at,
         ended_at=row.ended_at,
@@ -149,7 +168,7 @@ def _training_options(config) -> dict[str, Any]:
     return options
 
 
-def start_run(config, dataset_id: int, name: str | None = None, threshold: float = 0.5) -> int:
+def start_run(config, dataset_id: int, name: str | None = None, threshold: float | None = None) -> int:
     """Record a training run on the dataset's current masks and start it in its own process.
 
     Parameters
@@ -159,15 +178,24 @@ def start_run(config, dataset_id: int, name: str | None = None, threshold: float
     dataset_id : the dataset to train on (train and validation splits; test for the
         final evaluation).
     name : shown in the app; default "run <id>".
-    threshold : probability threshold of the evaluation on the test split.
+    threshold : probability threshold of the evaluation on the test split; None
+        (the default): the one that maximises pooled pixel F1 on the validation
+        frames, chosen when training ends (``threshold_source`` "validation"; a run
+        that ends before choosing one falls back to 0.5). A number is kept as given
+        (``threshold_source`` "fixed").
 
     Returns
     -------
     The run id. The run is "queued" until its process starts.
     """
     options = _training_options(config)
-    if not 0.0 < float(threshold) < 1.0:
-        raise StoreError(f"threshold must be between 0 and 1, got {threshold}")
+    if threshold is not None:
+        try:
+            threshold = float(threshold)
+        except (TypeError, ValueError):
+            raise StoreError(f"threshold must be a number between 0 and 1 or None, got {threshold!r}") from None
+        if not 0.0 < threshold < 1.0:
+            raise StoreError(f"threshold must be between 0 and 1, got {threshold}")
     with session_scope() as session:
         dataset = session.get(Dataset, dataset_id)
         if dataset is None:
@@ -185,7 +213,8 @@ def start_run(config, dataset_id: int, name: str | None = None, threshold: float
             name=(name or "").strip() or "run",
             dataset_id=dataset_id,
             config=options,
-            threshold=float(threshold),
+            threshold=threshold,
+            threshold_source="validation" if threshold is None else "fixed",
             status="queued",
             epochs_total=int(options.get("epochs", 100)),
         )

@@ -3,7 +3,9 @@
 Started by :func:`db.runs.start_run`. It exports the run's recorded mask
 revisions into ``<run>/data`` in the original layout, trains through
 ``segcore.trainer.train`` with a listener that writes progress to the store,
-evaluates the best model on the test split, and records how it ended. Every
+stores the threshold training chose on the validation frames (for a run whose
+threshold was not fixed), evaluates the best model on the test split at the
+run's threshold, and records how it ended. Every
 write is its own short transaction, so the app can read at any time.
 """
 
@@ -79,6 +81,7 @@ class StoreListener(TrainingListener):
             "training start",
             backbone_weights=start.backbone_weights,
             precision=start.precision,
+            precision_reason=start.precision_reason or None,
             epochs_total=start.epochs,
             steps_per_epoch=start.steps_per_epoch,
             current_epoch=start.initial_epoch,
@@ -212,7 +215,13 @@ def _claim(run_id: int) -> dict | None:
         run.attempts += 1
         run.error = None
         run.ended_at = None
-        return {"config": dict(run.config), "threshold": run.threshold}
+        return {"config": dict(run.config), "threshold": run.threshold, "threshold_source": run.threshold_source}
+
+
+def _record_threshold(run_id: int, threshold: float) -> None:
+    """Store the threshold training chose on the validation frames (must not be lost to a busy database)."""
+    with session_scope() as session:
+        session.execute(update(Run).where(Run.id == run_id).values(threshold=float(threshold)))
 
 
 def run_training(run_id: int, resume: bool = False) -> int:
@@ -248,8 +257,12 @@ def run_training(run_id: int, resume: bool = False) -> int:
                 _finish(run_id, "cancelled", only_if_pid=pid)
                 print(f"run {run_id}: cancelled after {end.epochs_run} epochs", flush=True)
                 return 0
+            if claim["threshold_source"] == "validation" and end.threshold is not None:
+                _record_threshold(run_id, end.threshold)
+                print(f"run {run_id}: threshold {end.threshold:g} chosen on the validation frames", flush=True)
             if segdata.list_frames(data_dir / "Test"):
-                evaluation = evaluate_run(run_id, "test", threshold=claim["threshold"], checkpoint="best", masks="run")
+                # The run's threshold: the fixed one, the one just chosen, or 0.5 when none was chosen.
+                evaluation = evaluate_run(run_id, "test", checkpoint="best", masks="run")
                 print(f"run {run_id}: evaluation {evaluation.id} on {evaluation.n_images} test frames", flush=True)
         _finish(run_id, "finished", only_if_pid=pid)
         print(f"run {run_id}: finished", flush=True)

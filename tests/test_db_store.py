@@ -295,7 +295,7 @@ def test_migrations_create_exactly_the_model_schema(store):
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert differences == []
-    assert version == "0002"
+    assert version == "0003"
 
 
 def test_existing_database_survives_restart_and_upgrade(store, tmp_path):
@@ -342,9 +342,9 @@ def test_a_later_migration_that_rebuilds_a_table_keeps_every_row(store, tmp_path
     db.save_mask_revision(frame.id, np.ones((64, 64), bool), author="ana")
     scripts = tmp_path / "migrations"
     shutil.copytree(Path(db.__file__).with_name("migrations"), scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0003_frame_note.py").write_text(
+    (scripts / "versions" / "0099_frame_note.py").write_text(
         "import sqlalchemy as sa\nfrom alembic import op\n"
-        "revision = '0003'\ndown_revision = '0002'\nbranch_labels = None\ndepends_on = None\n"
+        "revision = '0099'\ndown_revision = '0003'\nbranch_labels = None\ndepends_on = None\n"
         "def upgrade():\n"
         "    sqlite = op.get_bind().dialect.name == 'sqlite'\n"
         "    with op.batch_alter_table('frames', recreate='always' if sqlite else 'never') as batch:\n"
@@ -361,7 +361,79 @@ def test_a_later_migration_that_rebuilds_a_table_keeps_every_row(store, tmp_path
         command.upgrade(config, "head")
 
     with get_engine().connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0099"
         assert connection.execute(text("SELECT count(*) FROM mask_revisions")).scalar() == 2
         assert connection.execute(text("SELECT note FROM frames")).scalar() is None
     assert [r.author for r in db.mask_history(frame.id)] == ["ana", "import"]
+
+
+def _migrate(engine, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from db.session import migration_connection
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(db.__file__).with_name("migrations")))
+    with migration_connection(engine) as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def test_migration_0003_keeps_a_0002_runs_threshold_as_fixed(tmp_path, monkeypatch):
+    """A database made at 0002 with a run in it: after the upgrade the run keeps its threshold, "fixed"."""
+    from db.session import make_engine
+
+    home = tmp_path / "home"
+    home.mkdir()
+    url = f"sqlite:///{home / 'cosmics.db'}"
+    engine = make_engine(url)
+    _migrate(engine, "0002")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO datasets (id, name, folder, created) VALUES (1, 'old', 'datasets/old', '2026-01-01 00:00:00')"
+        ))
+        connection.execute(text(
+            "INSERT INTO runs (id, name, dataset_id, config, threshold, precision, status, created, run_dir, "
+            "epochs_run, attempts) VALUES (7, 'old run', 1, '{\"epochs\": 3}', 0.35, 'float32', 'finished', "
+            "'2026-01-01 00:00:00', 'runs/7', 3, 1)"
+        ))
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+    engine.dispose()
+    monkeypatch.setenv("COSMICS_HOME", str(home))
+    monkeypatch.delenv("COSMICS_DB_URL", raising=False)
+    db.reset()
+    try:
+        db.init_db()  # the app's start-up upgrades to head
+
+        run = db.get_run(7)
+        assert (run.threshold, run.threshold_source, run.precision_reason) == (0.35, "fixed", None)
+        assert (run.evaluation_threshold, run.threshold_fallback) == (0.35, False)
+        assert (run.name, run.config, run.precision, run.epochs_run) == ("old run", {"epochs": 3}, "float32", 3)
+        with get_engine().connect() as connection:
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+            # The source is checked by the database too.
+            with pytest.raises(Exception, match="(?i)check"):
+                connection.execute(text("UPDATE runs SET threshold_source = 'guessed' WHERE id = 7"))
+    finally:
+        db.reset()
+
+
+def test_start_run_records_where_its_threshold_comes_from(store, tmp_path, monkeypatch):
+    from db import runs as run_manager
+
+    monkeypatch.setattr(run_manager, "_launch", lambda run_id, resume: None)  # no process: only the record
+    make_layout(tmp_path / "src", {"Train": 1, "Validation": 1, "Test": 1})
+    dataset_id = db.import_folder(tmp_path / "src", name="t").dataset_id
+
+    chosen = db.get_run(db.start_run({"epochs": 1}, dataset_id))
+    fixed = db.get_run(db.start_run({"epochs": 1}, dataset_id, threshold=0.3))
+
+    assert (chosen.threshold, chosen.threshold_source, chosen.evaluation_threshold) == (None, "validation", 0.5)
+    assert chosen.threshold_fallback
+    assert (fixed.threshold, fixed.threshold_source, fixed.evaluation_threshold) == (0.3, "fixed", 0.3)
+    table = db.runs_table().set_index("run_id")
+    assert table.loc[fixed.id, "threshold_source"] == "fixed" and table.loc[chosen.id, "threshold_source"] == "validation"
+    for bad in (0.0, 1.0, float("nan"), "half"):
+        with pytest.raises(db.StoreError, match="threshold"):
+            db.start_run({"epochs": 1}, dataset_id, threshold=bad)
