@@ -74,3 +74,26 @@ def test_uploaded_weights_keep_their_suffix_and_refuse_others(tmp_path, monkeypa
     assert path.read_bytes() == b"abc"
     with pytest.raises(ValueError, match="must end in"):
         run_views.save_weights_upload("notes.txt", b"abc")
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        (dict(threshold=0.42, threshold_source="validation", status="finished"), "0.42 (chosen on validation)"),
+        (dict(threshold=0.3, threshold_source="fixed", status="running"), "0.3 (fixed)"),
+        (dict(threshold=None, threshold_source="validation", status="running"),
+         "to be chosen on the validation frames when training ends"),
+        (dict(threshold=None, threshold_source="validation", status="cancelled"),
+         "0.5 (default: training ended before a threshold was chosen on validation)"),
+    ],
+)
+def test_threshold_text_says_where_a_runs_threshold_came_from(fields, expected):
+    assert run_views.threshold_text(_run(**fields)) == expected
+
+
+def test_an_evaluation_at_another_threshold_than_the_runs_was_set_by_hand():
+    run = _run(threshold=0.42, threshold_source="validation", status="finished")
+    assert run_views.evaluation_threshold_text(SimpleNamespace(threshold=0.42), run) == "0.42 (chosen on validation)"
+    assert run_views.evaluation_threshold_text(SimpleNamespace(threshold=0.3), run) == "0.3 (set by hand)"
+    fallback = _run(threshold=None, threshold_source="validation", status="cancelled")
+    assert run_views.evaluation_threshold_text(SimpleNamespace(threshold=0.5), fallback).startswith("0.5 (default")

@@ -73,6 +73,36 @@ def evaluation_label(evaluation) -> str:
     return f"#{evaluation.id}: {evaluation.split} split, threshold {evaluation.threshold:g}{images}{when}"
 
 
+#: How the Train form names the input recipes (segcore.preprocess.INPUT_RECIPES).
+INPUT_RECIPE_LABELS = {
+    "stretch_log_excess": "Stretch + log counts + local excess (recommended)",
+    "stretch": "Stretch only (the original script)",
+}
+
+
+def threshold_text(run) -> str:
+    """A run's evaluation threshold and where it came from: ``0.42 (chosen on validation)``."""
+    threshold = getattr(run, "threshold", None)
+    if getattr(run, "threshold_source", "fixed") == "fixed":
+        return f"{threshold:g} (fixed)" if threshold is not None else "0.5 (fixed)"
+    if threshold is not None:
+        return f"{threshold:g} (chosen on validation)"
+    if getattr(run, "status", None) in ACTIVE_STATUSES:
+        return "to be chosen on the validation frames when training ends"
+    return "0.5 (default: training ended before a threshold was chosen on validation)"
+
+
+def evaluation_threshold_text(evaluation, run=None) -> str:
+    """An evaluation's threshold; with its source when it is the run's own, else "set by hand"."""
+    value = evaluation.threshold
+    if run is not None:
+        own = getattr(run, "threshold", None)
+        own = 0.5 if own is None else own
+        if math.isclose(value, own, abs_tol=1e-9):
+            return threshold_text(run)
+    return f"{value:g} (set by hand)"
+
+
 def format_duration(seconds: float | None) -> str:
     """``1 h 02 min``, ``3 min 05 s``, ``12 s``; a dash when unknown."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
