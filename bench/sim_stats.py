@@ -2,6 +2,7 @@
 
     python bench/sim_stats.py                      # 200 frames of 512x512, seed 0; LA Cosmic on 20 + 40 more
     python bench/sim_stats.py --n 50 --no-lacosmic # a quick look
+    python bench/sim_stats.py --n 0 --lacosmic-n-cosmics 20   # LA Cosmic on hit-rich frames
 
 Frames are ``simulate_frame(default_rng([seed, i]), size)``, i = 0 .. n-1, as
 ``generate_dataset`` draws them. A hit is a connected component (8-connectivity)
@@ -93,16 +94,20 @@ def main(argv=None):
     parser.add_argument("--n-tune", type=int, default=20)
     parser.add_argument("--n-test", type=int, default=40)
     parser.add_argument("--no-lacosmic", action="store_true")
+    parser.add_argument("--lacosmic-n-cosmics", type=int, default=None,
+                        help="force this many hits in LA Cosmic's frames (default: the simulator's own rate)")
     args = parser.parse_args(argv)
 
-    sims = [simulate_frame(np.random.default_rng([args.seed, i]), args.size) for i in range(args.n)]
-    for name, row in frame_stats(sims).items():
-        print(name, row)
+    if args.n:
+        sims = [simulate_frame(np.random.default_rng([args.seed, i]), args.size) for i in range(args.n)]
+        for name, row in frame_stats(sims).items():
+            print(name, row)
     if args.no_lacosmic:
         return 0
-    start = args.n
-    tune = [simulate_frame(np.random.default_rng([args.seed, i]), args.size) for i in range(start, start + args.n_tune)]
-    test = [simulate_frame(np.random.default_rng([args.seed, i]), args.size)
+    start, forced = args.n, args.lacosmic_n_cosmics
+    tune = [simulate_frame(np.random.default_rng([args.seed, i]), args.size, n_cosmics=forced)
+            for i in range(start, start + args.n_tune)]
+    test = [simulate_frame(np.random.default_rng([args.seed, i]), args.size, n_cosmics=forced)
             for i in range(start + args.n_tune, start + args.n_tune + args.n_test)]
     scores = {clip: pooled_f1(tune, [lacosmic_mask(s, clip) for s in tune])[0] for clip in SIGCLIPS}
     best = max(scores, key=scores.get)
