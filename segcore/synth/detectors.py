@@ -24,11 +24,14 @@ import numpy as np
 from .render import loguniform
 
 FAMILIES = ("integrating", "photon_counting", "scintillator")
-FAMILY_PROBABILITIES = (0.4, 0.3, 0.3)
+#: Most X-ray cameras that integrate long enough to collect cosmics are phosphor-coupled.
+FAMILY_PROBABILITIES = (0.3, 0.3, 0.4)
 SATURATION = 65535
 EV_PER_ELECTRON = 3.65  # silicon; CdTe needs ~4.4 eV but we keep one number
 MUON_RATE_PER_CM2_S = 1.0 / 60.0  # horizontal sensor at sea level
 EXPOSURE_RANGE_S = (0.1, 3600.0)
+#: Hits expected in a frame (rate x area x exposure) when the exposure is chosen for the frame.
+EXPECTED_HITS_RANGE = (0.5, 300.0)
 
 
 def diffusion_sigma_um(rng: np.random.Generator, thickness_um: float) -> tuple[float, float]:
@@ -113,6 +116,16 @@ def hit_rates(rng: np.random.Generator, det: dict) -> dict:
         "spot": float(0.5 * radio),
         "blob": float(muon * loguniform(rng, 0.005, 0.05)),
     }
+
+
+def exposure_for_hits(rng: np.random.Generator, rates: dict, area_cm2: float) -> float:
+    """An exposure (s) giving a log-uniform number of expected hits in ``EXPECTED_HITS_RANGE``.
+
+    Cosmics matter in exposures long enough to collect them; drawing the exposure
+    for the frame's area makes hit densities span three orders of magnitude on
+    every detector, from 6 um cameras to 172 um hybrid pixels.
+    """
+    return float(loguniform(rng, *EXPECTED_HITS_RANGE)) / (sum(rates.values()) * area_cm2)
 
 
 def frame_area_cm2(det: dict, shape) -> float:

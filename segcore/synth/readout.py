@@ -31,7 +31,7 @@ from .backgrounds import (
     BACKGROUND_KINDS, BACKGROUND_PROBABILITIES, expected_signal, module_gaps, photon_variance, psf_blur, psf_pad,
 )
 from .cosmics import COSMIC_KINDS, anchor_point, bloom, render_hit
-from .detectors import FAMILIES, SATURATION, draw_detector, frame_area_cm2, hit_rates
+from .detectors import FAMILIES, SATURATION, draw_detector, exposure_for_hits, frame_area_cm2, hit_rates
 from .render import add_patch, loguniform
 
 MASK_SIGMAS = 3.0
@@ -169,7 +169,8 @@ def simulate_frame(
     height, width : frame size in pixels (at least 32); ``width`` defaults to ``height``.
     kind : background, one of ``BACKGROUND_KINDS``; drawn at random when None.
     n_cosmics : number of cosmic hits; when None, Poisson(hit rate x frame area x
-        exposure), at most ``MAX_COSMICS``.
+        exposure), at most ``MAX_COSMICS``, with the exposure drawn so that the
+        expected number is log-uniform in ``EXPECTED_HITS_RANGE``.
     family : detector family, one of ``FAMILIES``; drawn at random when None.
 
     Returns
@@ -207,6 +208,7 @@ def simulate_frame(
 
     rates = hit_rates(rng, det)
     area = frame_area_cm2(det, shape)
+    det["exposure_s"] = exposure_for_hits(rng, rates, area)
     charge = np.zeros(shape)
     hits, placed = [], []
     for hit_kind in _hit_kinds(rng, rates, area, det["exposure_s"], n_cosmics):
