@@ -14,7 +14,8 @@ import db
 from db_fixtures import make_layout, sqlite_store  # noqa: F401
 from segcore.precision import resolve_precision
 
-TINY = dict(crop_size=64, batch_size=2, steps_per_epoch=2, validation_steps=1, backbone_weights="none")
+# decay_frames = one epoch's frames (2 batches of 2), so the schedule decays per epoch here.
+TINY = dict(crop_size=64, batch_size=2, steps_per_epoch=2, validation_steps=1, backbone_weights="none", decay_frames=4)
 TIMEOUT = 300
 
 
@@ -37,10 +38,15 @@ def _wait(run_id: int, condition, what: str, timeout: float = TIMEOUT) -> db.Run
 
 
 def test_a_run_trains_in_its_own_process_and_is_evaluated_on_the_test_split(dataset_id):
+    from segcore.model import load_model, model_card
+    from segcore.precision import explain_precision
+
     train_frame = db.list_frames(dataset_id, "train")[0]
     trained_revision = train_frame.revision_id
 
-    run_id = db.start_run(dict(TINY, epochs=3), dataset_id, name="first", threshold=0.4)
+    run_id = db.start_run(dict(TINY, epochs=3), dataset_id, name="first")  # threshold chosen on validation
+    queued = db.get_run(run_id)
+    assert (queued.threshold, queued.threshold_source) == (None, "validation")
 
     # Epoch rows appear while the process is still running.
     running = _wait(run_id, lambda r: r.status == "running" and r.epochs_run >= 1, "the first epoch row")
@@ -55,6 +61,7 @@ def test_a_run_trains_in_its_own_process_and_is_evaluated_on_the_test_split(data
     assert (run.epochs_run, run.epochs_total, run.attempts) == (3, 3, 1)
     assert run.backbone_weights == "random"
     assert run.precision == resolve_precision("auto")  # what the worker really trained in
+    assert run.precision_reason == explain_precision("auto").reason
     assert run.config == dict(TINY, epochs=3)
     assert run.best_checkpoint.exists() and run.last_checkpoint.exists() and run.model_path.exists()
     assert run.started_at <= run.ended_at and run.error is None
@@ -70,8 +77,14 @@ def test_a_run_trains_in_its_own_process_and_is_evaluated_on_the_test_split(data
     row = revisions[revisions["frame_id"] == train_frame.id].iloc[0]
     assert row["revision_id"] == trained_revision and row["changed_since"]
 
+    # The threshold chosen on the validation frames is the model file's and the test evaluation's.
+    card = model_card(load_model(run.model_path, compile=False))
+    assert run.threshold_source == "validation" and not run.threshold_fallback
+    assert card["threshold"] is not None and run.threshold == pytest.approx(card["threshold"])
+    assert card["input_recipe"] == "stretch_log_excess"
+    assert f"threshold {card['threshold']:g} chosen on the validation frames" in db.run_log(run_id)
     (evaluation,) = db.list_evaluations(run_id)
-    assert (evaluation.split, evaluation.threshold, evaluation.n_images) == ("test", 0.4, 2)
+    assert (evaluation.split, evaluation.threshold, evaluation.n_images) == ("test", run.threshold, 2)
     assert evaluation.precision == resolve_precision("auto")
     results = db.per_image_results(evaluation.id)
     assert results["image"].tolist() == ["frame_003.png", "frame_004.png"]
@@ -96,10 +109,13 @@ def test_cancel_stops_at_the_end_of_a_batch_and_keeps_the_best_checkpoint(datase
     assert 1 <= run.epochs_run < 50
     assert run.best_checkpoint is not None and run.best_checkpoint.exists()
     assert db.list_evaluations(run_id) == []
+    # Cancelled before it could choose a threshold: evaluations fall back to 0.5.
+    assert (run.threshold, run.threshold_source, run.threshold_fallback) == (None, "validation", True)
+    assert db.evaluate_run(run_id, "test").threshold == 0.5
 
 
 def test_a_killed_run_is_marked_failed_and_resumes_from_its_checkpoint(dataset_id):
-    run_id = db.start_run(dict(TINY, epochs=3), dataset_id)
+    run_id = db.start_run(dict(TINY, epochs=3), dataset_id, threshold=0.4)
     running = _wait(run_id, lambda r: r.epochs_run >= 1, "the first finished epoch")
 
     os.killpg(running.pid, signal.SIGKILL)
@@ -122,4 +138,8 @@ def test_a_killed_run_is_marked_failed_and_resumes_from_its_checkpoint(dataset_i
     assert db.epoch_metrics(run_id)["epoch"].tolist() == [0, 1, 2]
     assert done_before >= 1
     assert "resuming" in db.run_log(run_id)
-    assert len(db.list_evaluations(run_id)) == 1
+    assert run.precision_reason == f"{run.precision}: kept from the checkpoint"
+    # A fixed threshold stays, although training chose one on validation for the model file.
+    assert (run.threshold, run.threshold_source) == (0.4, "fixed")
+    (evaluation,) = db.list_evaluations(run_id)
+    assert evaluation.threshold == 0.4
