@@ -9,11 +9,13 @@ import streamlit as st
 
 import db
 from segcore.errors import SegcoreError
+from segcore.preprocess import INPUT_RECIPES
 from segcore.trainer import TrainConfig
 from ui import charts
 from ui.common import init_store
 from ui.run_views import (
     ACTIVE_STATUSES,
+    INPUT_RECIPE_LABELS,
     STATUS_ICONS,
     WEIGHT_SUFFIXES,
     batch_progress,
@@ -23,11 +25,17 @@ from ui.run_views import (
     run_label,
     save_weights_upload,
     seconds_since,
+    threshold_text,
     timing,
 )
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-LOSSES = {"cross_entropy": "Cross-entropy (the original)", "dice_cross_entropy": "Cross-entropy + Dice"}
+LOSSES = {"cross_entropy": "Cross-entropy (the original)", "dice_cross_entropy": "Cross-entropy + Dice (recommended)"}
+# The recommended recipe (TrainConfig's default) first.
+RECIPES = {
+    recipe: INPUT_RECIPE_LABELS.get(recipe, recipe)
+    for recipe in sorted(INPUT_RECIPES, key=lambda r: r != DEFAULTS["input_recipe"])
+}
 
 BACKBONES = {
     "imagenet": "ImageNet (pre-trained; random start if it cannot be loaded)",
@@ -55,8 +63,11 @@ def _status_line(run) -> None:
         weights = f"file {reason.strip()}"
     st.markdown(
         f"{icon} **{run_label(run)}** on dataset *{run.dataset_name}* · backbone weights used: **{weights}** · "
-        f"arithmetic: **{run.precision or 'decided when training starts'}** · evaluation threshold {run.threshold:g}"
+        f"arithmetic: **{run.precision or 'decided when training starts'}** · "
+        f"evaluation threshold **{threshold_text(run)}**"
     )
+    if run.precision_reason:
+        st.caption(f"Arithmetic: {run.precision_reason}")
     if reason and weights == "random":
         st.caption(f"The backbone started from random weights: {reason.strip()}")
 
@@ -154,6 +165,13 @@ with st.expander("Start a new run", expanded=not active):
         st.info("There is no dataset yet. Import one on the Datasets page first.")
         link_to("pages/1_Datasets.py", "Datasets", ":material/folder:")
     else:
+        auto_threshold = st.checkbox(
+            "Choose on validation frames (recommended)",
+            value=True,
+            key="train_auto_threshold",
+            help="When training ends, the probability threshold with the best pixel F1 on the validation frames "
+            "is chosen, stored with the model and the run, and used for the test evaluation.",
+        )
         with st.form("new_run"):
             left, right = st.columns(2)
             by_id = {d.id: d for d in datasets}
@@ -177,11 +195,23 @@ with st.expander("Start a new run", expanded=not active):
             epochs = c3.number_input("Epochs (at most)", min_value=1, max_value=10_000, value=DEFAULTS["epochs"])
             steps = c4.number_input("Batches per epoch", min_value=0, max_value=1_000_000, value=0, help="0: enough crops to cover every training pixel about once per epoch.")
             st.markdown("**Learning rate schedule**")
-            c1, c2, c3, c4 = st.columns(4)
+            decay_every = DEFAULTS["decay_frames"]
+            c1, c2, c3, c4, c5 = st.columns(5)
             learning_rate = c1.number_input("Learning rate", min_value=0.0, max_value=1.0, value=DEFAULTS["learning_rate"], step=1e-5, format="%.1e")
-            flat_epochs = c2.number_input("Flat epochs", min_value=0, max_value=10_000, value=DEFAULTS["flat_epochs"], help="Epochs at the full learning rate before it starts to decay.")
-            decay_rate = c3.number_input("Decay rate", min_value=0.0, max_value=10.0, value=DEFAULTS["decay_rate"], step=0.01, help="After the flat epochs the rate is multiplied by exp(-decay rate) every epoch.")
-            patience = c4.number_input("Early-stopping patience", min_value=1, max_value=10_000, value=DEFAULTS["patience"], help="Stop when the validation loss has not improved for this many epochs.")
+            flat_epochs = c2.number_input("Flat epochs", min_value=0, max_value=10_000, value=DEFAULTS["flat_epochs"], help=f"Counted in frames seen, not in this run's epochs: the rate stays full for this many x "
+                f"'decay every' frames (of {decay_every:,} by default, one epoch of the original script).")
+            decay_rate = c3.number_input("Decay rate", min_value=0.0, max_value=10.0, value=DEFAULTS["decay_rate"], step=0.01, help="After the flat part the rate is multiplied by exp(-decay rate) every 'decay every' frames seen, "
+                "however many batches this run's epochs have.")
+            decay_frames = c4.number_input(
+                "Decay every (frames)",
+                min_value=1,
+                max_value=100_000_000,
+                value=decay_every,
+                step=1000,
+                help=f"The schedule counts training frames (crops) seen; {decay_every:,} is one epoch of the original "
+                "script, so the rate falls as it did there whatever the length of this run's epochs.",
+            )
+            patience = c5.number_input("Early-stopping patience", min_value=1, max_value=10_000, value=DEFAULTS["patience"], help="Stop when the validation loss has not improved for this many epochs.")
             st.markdown("**Loss, sampling and time**")
             c1, c2, c3 = st.columns(3)
             loss = c1.radio(
@@ -203,6 +233,15 @@ with st.expander("Start a new run", expanded=not active):
                 "Time limit (minutes)", min_value=0.0, value=0.0, step=5.0, help="0: no limit. Training stops after the last epoch that fits."
             )
             st.markdown("**Model**")
+            recipe = st.selectbox(
+                "Input recipe",
+                list(RECIPES),
+                index=list(RECIPES).index(DEFAULTS["input_recipe"]),
+                format_func=RECIPES.get,
+                help="How a frame becomes the network's 3 input channels. Recommended: the original stretch, counts "
+                "on a log scale, and the excess over the local background in units of the expected noise (what LA "
+                "Cosmic looks at). The recipe is stored in the model file and used again for every prediction.",
+            )
             c1, c2 = st.columns(2)
             backbone = c1.radio("Backbone weights", list(BACKBONES), format_func=BACKBONES.get)
             weights_upload = c2.file_uploader("Weights file (.h5, .weights.h5 or .keras)", type=list(WEIGHT_SUFFIXES), help="ResNet50 weights without the classification top.")
@@ -217,7 +256,22 @@ with st.expander("Start a new run", expanded=not active):
                 "CPU; in one 40-minute CPU benchmark it scored as well per step and better per minute "
                 "(bench/RESULTS.md).",
             )
-            threshold = c2.slider("Threshold for the final evaluation", 0.01, 0.99, 0.5, 0.01, help="Pixels with a cosmic probability above it count as cosmic. You can re-score at another threshold later on the Results page.")
+            if auto_threshold:
+                threshold = None
+                c2.caption(
+                    "Evaluation threshold: chosen on the validation frames when training ends "
+                    "(untick *Choose on validation frames* above to fix one)."
+                )
+            else:
+                threshold = c2.slider(
+                    "Threshold for the final evaluation",
+                    0.01,
+                    0.99,
+                    0.5,
+                    0.01,
+                    help="Pixels with a cosmic probability above it count as cosmic. You can re-score at another "
+                    "threshold later on the Results page.",
+                )
             submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
 
         if submitted:
@@ -228,6 +282,7 @@ with st.expander("Start a new run", expanded=not active):
                 learning_rate=float(learning_rate),
                 flat_epochs=int(flat_epochs),
                 decay_rate=float(decay_rate),
+                decay_frames=int(decay_frames),
                 patience=int(patience),
                 backbone_weights=backbone,
                 freeze_backbone=bool(freeze),
@@ -235,6 +290,7 @@ with st.expander("Start a new run", expanded=not active):
                 steps_per_epoch=int(steps) or None,
                 loss=loss,
                 cosmic_crop_fraction=float(cosmic_crops),
+                input_recipe=recipe,
                 time_limit_minutes=float(time_limit) or None,
             )
             weights_file = None
@@ -259,7 +315,7 @@ with st.expander("Start a new run", expanded=not active):
                 st.error("Please fix these settings:\n\n" + "\n".join(f"- {p}" for p in problems))
             else:
                 try:
-                    run_id = db.start_run(values, dataset.id, name=name.strip() or None, threshold=float(threshold))
+                    run_id = db.start_run(values, dataset.id, name=name.strip() or None, threshold=None if threshold is None else float(threshold))
                 except (ValueError, SegcoreError) as exc:
                     st.error(f"The run could not start: {exc}")
                 else:

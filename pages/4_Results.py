@@ -10,7 +10,15 @@ import db
 from segcore.errors import SegcoreError
 from ui import charts
 from ui.common import init_store
-from ui.run_views import enlarge, evaluation_label, link_to, run_label, store_key
+from ui.run_views import (
+    enlarge,
+    evaluation_label,
+    evaluation_threshold_text,
+    link_to,
+    run_label,
+    store_key,
+    threshold_text,
+)
 
 EVALUATION_SPLITS = ("test", "validation", "train")
 
@@ -119,11 +127,16 @@ columns[0].metric("Images", len(table))
 columns[1].metric(
     "Threshold",
     f"{evaluation.threshold:g}",
-    help=f"Network arithmetic: {evaluation.precision or 'not recorded'}",
+    help=f"{evaluation_threshold_text(evaluation, run)}. The run's threshold: {threshold_text(run)}. "
+    f"Network arithmetic: {evaluation.precision or 'not recorded'}",
 )
 columns[2].metric("Mean IoU", f"{summary.loc['iou', 'mean']:.3f}" if "iou" in summary.index else "–")
 columns[3].metric("True cosmics", int(table["true_count"].sum()))
 columns[4].metric("Predicted cosmics", int(table["pred_count"].sum()))
+st.caption(
+    f"Threshold of this evaluation: **{evaluation_threshold_text(evaluation, run)}** · "
+    f"the run's threshold: **{threshold_text(run)}**"
+)
 left, right = st.columns([2, 3])
 with left:
     st.dataframe(

@@ -8,7 +8,7 @@ import streamlit as st
 import db
 from ui import charts
 from ui.common import init_store
-from ui.run_views import full_config, latest_evaluation, link_to, run_label
+from ui.run_views import evaluation_threshold_text, full_config, latest_evaluation, link_to, run_label, threshold_text
 
 SPLITS = ("test", "validation", "train")
 HIGHLIGHT = "background-color: rgba(255, 200, 0, 0.35)"
@@ -62,7 +62,10 @@ configs = {names[r.id]: {**full_config(r), "dataset": r.dataset_name} for r in c
 for r in chosen:
     configs[names[r.id]]["backbone weights used"] = r.backbone_weights or "–"
     configs[names[r.id]]["training arithmetic used"] = r.precision or "–"
-    configs[names[r.id]]["evaluation threshold"] = latest[r.id].threshold if latest[r.id] is not None else "–"
+    configs[names[r.id]]["run threshold"] = threshold_text(r)
+    configs[names[r.id]]["evaluation threshold"] = (
+        evaluation_threshold_text(latest[r.id], r) if latest[r.id] is not None else "–"
+    )
 differences = charts.config_differences(configs)
 if differences.empty:
     st.write("The runs were set up the same way.")
@@ -97,6 +100,10 @@ side.columns = [names.get(c, str(c)) for c in side.columns]
 side.index = [charts.label(m) for m in side.index]
 st.dataframe(side.style.format("{:.4f}", na_rep="–").highlight_max(axis=1, props="font-weight: bold; " + HIGHLIGHT))
 st.caption("The best value of every score is highlighted.")
+st.markdown(
+    "Thresholds: "
+    + " · ".join(f"{names[r.id]} **{evaluation_threshold_text(latest[r.id], r)}**" for r in scored)
+)
 
 per_run = {names[r.id]: db.per_image_results(latest[r.id].id) for r in scored}
 st.plotly_chart(charts.grouped_boxplot(per_run), key="compare_boxes")

@@ -67,7 +67,8 @@ def _copy_run(run_id: int, name: str, config_changes: dict, score_shift: float) 
             name=name,
             dataset_id=source.dataset_id,
             config={**source.config, **config_changes},
-            threshold=source.threshold,
+            threshold=0.5,
+            threshold_source="fixed",
             backbone_weights=source.backbone_weights,
             status="finished",
             started_at=source.started_at,
@@ -87,7 +88,7 @@ def _copy_run(run_id: int, name: str, config_changes: dict, score_shift: float) 
             new = Evaluation(
                 run_id=copy.id,
                 split=evaluation.split,
-                threshold=evaluation.threshold,
+                threshold=0.5,
                 checkpoint=evaluation.checkpoint,
                 predictions_dir=evaluation.predictions_dir,
                 summary={k: {"mean": moved(v["mean"]) if k in RESULT_METRICS else v["mean"], "std": v["std"]} for k, v in evaluation.summary.items()},
@@ -208,7 +209,13 @@ def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     assert run.status in ("queued", "running")
     assert run.config["crop_size"] == 64 and run.config["backbone_weights"] == "none"
     assert run.config["separable"] is True
+    # The recommended defaults: the 3-channel recipe, and the threshold chosen on validation frames.
+    assert run.config["input_recipe"] == "stretch_log_excess"
+    assert run.config["loss"] == "dice_cross_entropy" and run.config["cosmic_crop_fraction"] == 0.5
+    assert run.config["decay_frames"] == 31860
+    assert (run.threshold, run.threshold_source) == (None, "validation")
     assert "Running now" in _texts(at, "subheader")
+    assert "to be chosen on the validation frames when training ends" in _texts(at, "markdown")
 
     # A second visit (another tab) shows the same run and starts nothing.
     again = _page(TRAIN).run()
@@ -221,6 +228,33 @@ def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     ended = db.wait_for_run(run.id, timeout=300)
     assert ended.status in ("cancelled", "finished")
     assert len(db.list_runs()) == 1
+
+
+def test_train_form_submits_the_original_recipe_and_a_fixed_threshold(empty_store, monkeypatch):
+    from db import runs as run_manager
+
+    monkeypatch.setattr(run_manager, "_launch", lambda run_id, resume: None)  # the record only, no process
+    at = _page(TRAIN).run()
+    recipe = next(s for s in at.selectbox if s.label == "Input recipe")
+    assert recipe.value == "stretch_log_excess"
+    assert recipe.options == ["Stretch + log counts + local excess (recommended)", "Stretch only (the original script)"]
+    assert not any(s.label == "Threshold for the final evaluation" for s in at.slider)  # chosen on validation
+    loss = next(r for r in at.radio if r.label == "Loss")
+    assert loss.value == "dice_cross_entropy"
+    assert next(s for s in at.slider if s.label.startswith("Crops placed")).value == 0.5
+
+    at.checkbox(key="train_auto_threshold").uncheck().run()
+    _no_exception(at)
+    next(s for s in at.slider if s.label == "Threshold for the final evaluation").set_value(0.3)
+    next(s for s in at.selectbox if s.label == "Input recipe").set_value("stretch")
+    _fill_train_form(at, **{"Run name": "original recipe", "Decay every": 1000})
+    next(b for b in at.button if b.label == "Start training").click().run()
+    _no_exception(at)
+
+    (run,) = db.list_runs()
+    assert run.name == "original recipe"
+    assert (run.config["input_recipe"], run.config["decay_frames"]) == ("stretch", 1000)
+    assert (run.threshold, run.threshold_source) == (0.3, "fixed")
 
 
 def _crashed_run(dataset_id: int) -> None:
@@ -270,6 +304,10 @@ def test_train_page_shows_the_curves_and_timing_of_an_ended_run(populated):
     assert metrics["Epochs done"] == "2 / 2"
     assert metrics["Time per epoch"] != "–"
     assert "backbone weights used: **random**" in _texts(at, "markdown")
+    run = db.get_run(trained)
+    assert run.threshold is not None and run.threshold_source == "validation"
+    assert f"evaluation threshold **{run.threshold:g} (chosen on validation)**" in _texts(at, "markdown")
+    assert f"Arithmetic: {run.precision_reason}" in _texts(at, "caption")
 
 
 # --------------------------------------------------------------------------- #
@@ -298,6 +336,9 @@ def test_results_page_shows_the_summary_boxplots_table_and_overlay_of_a_run(popu
     counts = {m.label: m.value for m in at.metric}
     assert counts["True cosmics"] == str(int(expected.sort_values("iou")["true_count"].iloc[0]))
     assert any(b.label == "Download the per-image table (CSV)" for b in at.get("download_button"))
+    chosen = f"{db.get_run(trained).threshold:g} (chosen on validation)"
+    assert f"Threshold of this evaluation: **{chosen}** · the run's threshold: **{chosen}**" in _texts(at, "caption")
+    assert counts["Threshold"] == f"{evaluation.threshold:g}"
 
 
 def test_results_page_rescores_at_a_new_threshold_as_a_new_evaluation(populated):
@@ -312,6 +353,7 @@ def test_results_page_rescores_at_a_new_threshold_as_a_new_evaluation(populated)
     assert len(new) == 1 and new[0].threshold == pytest.approx(0.3)
     assert at.selectbox(key="results_evaluation").value == new[0].id
     assert {m.label: m.value for m in at.metric}["Threshold"] == "0.3"
+    assert "Threshold of this evaluation: **0.3 (set by hand)**" in _texts(at, "caption")
 
 
 # --------------------------------------------------------------------------- #
@@ -329,6 +371,8 @@ def test_compare_page_shows_differences_scores_curves_and_per_image_changes(popu
     assert differences.loc["Crop size"].tolist() == ["128", "64"]  # newest run first
     assert differences.loc["Learning rate"].tolist() == ["0.001", "0.0001"]  # the default, filled in
     assert "Epochs" not in differences.index  # the same in both
+    chosen = f"{db.get_run(trained).threshold:g} (chosen on validation)"
+    assert differences.loc["Run threshold"].tolist() == ["0.5 (fixed)", chosen]
 
     side = at.dataframe[2].value  # after the full settings table
     assert set(side.columns) == {f"#{trained} tiny baseline", f"#{copy} tiny copy"}
@@ -341,6 +385,13 @@ def test_compare_page_shows_differences_scores_curves_and_per_image_changes(popu
     difference = at.dataframe[3].value
     assert (difference["difference"] > 0).all()  # every score of the copy was raised
     assert "B is better on" in _texts(at, "markdown")
+    # The newest test evaluation's threshold: the run's own, or one set by hand (a re-score before this test).
+    from ui.run_views import evaluation_threshold_text, latest_evaluation
+
+    shown = evaluation_threshold_text(latest_evaluation(trained, "test"), db.get_run(trained))
+    assert shown in (chosen, "0.3 (set by hand)")
+    assert f"#{trained} tiny baseline **{shown}**" in _texts(at, "markdown")
+    assert f"#{copy} tiny copy **0.5 (fixed)**" in _texts(at, "markdown")
 
 
 def test_compare_page_asks_for_two_runs_when_one_is_chosen(populated):
