@@ -344,7 +344,8 @@ def train_ours(args, run: Path) -> dict:
     overrides = {"crop_size": args.crop, "batch_size": args.batch, "learning_rate": args.lr, "loss": args.loss,
                  "cosmic_crop_fraction": args.cosmic_crop_fraction, "mixed_precision": args.precision,
                  "backbone_weights": args.backbone_weights, "steps_per_epoch": args.steps_per_epoch,
-                 "epochs": args.epochs, "seed": args.seed}
+                 "epochs": args.epochs, "seed": args.seed, "separable": args.separable or None,
+                 "validation_steps": args.validation_steps}
     config = TrainConfig(data_dir=str(args.data), out=str(run / "model.keras"), time_limit_minutes=None,
                          **{k: v for k, v in overrides.items() if v is not None})
     clock = clock_box["clock"] = Clock(args.minutes, args.snapshot_minutes)
@@ -745,6 +746,8 @@ def main() -> int:
     parser.add_argument("--backbone-weights", help="TrainConfig default if unset (ImageNet cannot be downloaded "
                         "here: the trainer then falls back as it does)")
     parser.add_argument("--steps-per-epoch", type=int)
+    parser.add_argument("--separable", action="store_true", help="ours: separable convolutions in the pyramid and decoder")
+    parser.add_argument("--validation-steps", type=int, help="ours: validation batches per epoch (default: all tiles)")
     parser.add_argument("--epochs", type=int, default=10000,
                         help="ours: epoch cap, large so that the clock ends the run")
     # deepCR
