@@ -1,0 +1,66 @@
+"""Pooled pixel scores of a model per detector family and background kind on a simulated split.
+
+    python bench/by_family.py MODEL DATA [--split Test] [--seed 0]
+
+DATA must come from ``python -m segcore synth DATA --seed SEED`` (or ``generate_dataset``):
+frame ``frame_<i>.png`` is ``simulate_frame(default_rng([seed, i]), size)``, so each
+frame's detector family and background are re-simulated from its index. The threshold
+is the model's own (chosen on validation), else 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from segcore import io  # noqa: E402
+from segcore.data import pair_split  # noqa: E402
+from segcore.inference import load_inference_model, model_threshold, predict_probabilities  # noqa: E402
+from segcore.metrics import confusion_counts, scores_from_counts  # noqa: E402
+from segcore.synth import simulate_frame  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model")
+    parser.add_argument("data")
+    parser.add_argument("--split", default="Test")
+    parser.add_argument("--seed", type=int, default=0, help="the seed DATA was simulated with")
+    parser.add_argument("--threshold", type=float)
+    args = parser.parse_args()
+
+    model = load_inference_model(args.model)
+    threshold = model_threshold(model) if args.threshold is None else args.threshold
+    counts = defaultdict(lambda: np.zeros(4, np.int64))
+    frames = defaultdict(int)
+    for image, mask in pair_split(args.data, args.split).pairs:
+        frame, true = io.read_frame(image), io.read_mask(mask)
+        index = int(Path(image).stem.split("_")[-1])
+        sim = simulate_frame(np.random.default_rng([args.seed, index]), frame.shape[0], frame.shape[1])
+        if not np.array_equal(sim.frame, frame):
+            raise SystemExit(f"{image}: not frame {index} of seed {args.seed}; pass the seed DATA was made with")
+        pred = predict_probabilities(model, frame) > threshold
+        found = np.array(confusion_counts(true, pred))
+        for group in ("all", f"family {sim.info['detector']['family']}", f"background {sim.info['background']}"):
+            counts[group] += found
+            frames[group] += 1
+    print(f"{args.model} on {args.data} {args.split}, threshold {threshold}")
+    print("| frames | group | cosmic px | pixel F1 | precision | recall |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for group in sorted(counts, key=lambda g: (g != "all", g)):
+        tp, fp, fn, tn = (int(c) for c in counts[group])
+        scores = scores_from_counts(tp, fp, fn, tn)
+        print(f"| {frames[group]} | {group} | {tp + fn} | {scores['f1']:.3f} | {scores['precision']:.3f} | {scores['recall']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
