@@ -156,6 +156,8 @@ def pooled_scores(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, f
 
 #: Thresholds :func:`best_f1_threshold` chooses from: 0.01, 0.02, ..., 0.99.
 THRESHOLD_GRID = np.round(np.arange(1, 100) / 100.0, 2)
+#: F1 within this of the best counts as the best when choosing a threshold.
+F1_TOLERANCE = 0.01
 
 
 class ThresholdSearch:
@@ -191,16 +193,25 @@ class ThresholdSearch:
         fn = self.positives.sum() - tp
         return np.array([_ratio(2 * t, 2 * t + f + n, f == 0 and n == 0) for t, f, n in zip(tp, fp, fn)])
 
-    def best(self) -> tuple[float, float]:
-        """(threshold, F1) with the highest F1; the threshold nearest 0.5 among ties."""
+    def best(self, tolerance: float = F1_TOLERANCE) -> tuple[float, float]:
+        """(threshold, F1): the threshold nearest 0.5 among those within ``tolerance`` of the highest F1.
+
+        F1 is flat near its optimum, and on a small validation split the exact
+        argmax is often an extreme threshold (0.01) that does not carry over to
+        other frames; the tolerance keeps the choice near 0.5 unless that costs F1.
+        """
         f1 = self.f1()
-        candidates = np.flatnonzero(f1 == f1.max())
+        candidates = np.flatnonzero(f1 >= f1.max() - tolerance)
         best = candidates[np.argmin(np.abs(self.thresholds[candidates] - 0.5))]
         return float(self.thresholds[best]), float(f1[best])
 
 
-def best_f1_threshold(pairs: Iterable[tuple[np.ndarray, np.ndarray]], thresholds=THRESHOLD_GRID) -> tuple[float, float]:
-    """The threshold of a grid that maximises pooled pixel F1 over (true mask, probabilities) pairs.
+def best_f1_threshold(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]], thresholds=THRESHOLD_GRID, tolerance: float = F1_TOLERANCE
+) -> tuple[float, float]:
+    """The threshold of a grid with the best pooled pixel F1 over (true mask, probabilities) pairs.
+
+    Among thresholds within ``tolerance`` of the best F1, the one nearest 0.5 (see :meth:`ThresholdSearch.best`).
 
     Returns
     -------
@@ -209,7 +220,7 @@ def best_f1_threshold(pairs: Iterable[tuple[np.ndarray, np.ndarray]], thresholds
     search = ThresholdSearch(thresholds)
     for true, probabilities in pairs:
         search.add(true, probabilities)
-    return search.best()
+    return search.best(tolerance)
 
 
 # --------------------------------------------------------------------------- #

@@ -395,9 +395,23 @@ def test_best_threshold_is_the_brute_force_argmax_nearest_half_on_ties():
     assert best_f1_threshold([(true, probs)]) == (0.5, 1.0)
     probs = np.array([[0.9, 0.2, 0.3, 0.1]])
     # no threshold separates these: compare with a brute-force search (best F1, then nearest 0.5)
-    threshold, f1 = best_f1_threshold([(true, probs)])
+    threshold, f1 = best_f1_threshold([(true, probs)], tolerance=0.0)
     brute = max(
         (2 * np.sum(true & (probs > t)) / (np.sum(true) + np.sum(probs > t)), -abs(t - 0.5), t)
         for t in np.arange(1, 100) / 100
     )
     assert f1 == pytest.approx(brute[0]) and threshold == pytest.approx(brute[2])
+
+
+def test_threshold_within_tolerance_of_the_best_f1_prefers_half():
+    from segcore.metrics import best_f1_threshold
+
+    true = np.ones((1, 101), bool)
+    probs = np.full((1, 101), 0.6)
+    probs[0, 100] = 0.3
+    # t < 0.3 finds all 101 (F1 1.0); t in 0.30..0.59 misses one (F1 200/201, within 0.01): 0.5 is kept
+    assert best_f1_threshold([(true, probs)]) == (0.5, pytest.approx(200 / 201))
+    assert best_f1_threshold([(true, probs)], tolerance=0.0) == (0.29, 1.0)
+    # half the cosmics at 0.02: only t = 0.01 finds them (F1 1.0 against 0.67), far beyond the tolerance
+    probs[0, 50:] = 0.02
+    assert best_f1_threshold([(true, probs)]) == (0.01, 1.0)
