@@ -22,8 +22,8 @@ pooled pixel precision/recall/F1, mean count score and object recall/precision
 (segcore.metrics, 8-connectivity), and seconds per 512x512 frame of prediction.
 
 - ours: ``segcore.trainer.train`` with ``TrainConfig``'s defaults for everything the
-  command line does not set. A listener copies the model being trained (the Keras model
-  of the trainer's callback) every snapshot interval and cancels the run at the budget;
+  command line does not set. A listener copies the model being trained (given to it by
+  the trainer through ``set_model``) every snapshot interval and cancels the run at the budget;
   ``time_limit_minutes`` is left unset so that the trainer's "next epoch would overrun"
   rule does not stop it early. Snapshots are scored with ``load_inference_model`` and
   ``predict_probabilities`` at the threshold the model's card records; a snapshot taken
@@ -283,17 +283,6 @@ def write_json(path: Path, payload: dict) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def _keras_model_of_caller():
-    """The Keras model of the trainer's callback that is calling a listener."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        owner = frame.f_locals.get("self")
-        if owner is not None and hasattr(owner, "listeners") and getattr(owner, "model", None) is not None:
-            return owner.model
-        frame = frame.f_back
-    raise RuntimeError("could not find the model being trained from the listener")
-
-
 def train_ours(args, run: Path) -> dict:
     from segcore.listeners import CancelToken, TrainingListener
     from segcore.model import save_model
@@ -332,7 +321,7 @@ def train_ours(args, run: Path) -> dict:
             label = clock.take_snapshot()
             with clock.pause():
                 started = time.perf_counter()
-                model = _keras_model_of_caller()
+                model = self.model  # set by the trainer before training begins
                 path = snaps / snapshot_name(label, ".keras")
                 save_model(model, path)
                 info["snapshot_write_seconds"] += time.perf_counter() - started

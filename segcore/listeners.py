@@ -55,8 +55,15 @@ class TrainingEnd:
 class TrainingListener:
     """Receives training progress. Override what you need; every method is a no-op.
 
-    Epochs are numbered from 0 in callbacks, as Keras does.
+    Epochs are numbered from 0 in callbacks, as Keras does. ``model`` is the Keras
+    model being trained (set before ``on_train_begin``), for listeners that save
+    or inspect it; it must not be changed.
     """
+
+    model = None
+
+    def set_model(self, model) -> None:
+        self.model = model
 
     def on_train_begin(self, start: TrainingStart) -> None:
         pass

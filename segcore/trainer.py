@@ -399,6 +399,8 @@ def train(
             precision_reason=precision_choice.reason if not config.resume else f"{precision}: kept from the checkpoint",
         )
         for listener in listeners:
+            if hasattr(listener, "set_model"):
+                listener.set_model(model)
             listener.on_train_begin(start)
         control = _Control(config, listeners, cancel, state, steps)
         if state["epochs_done"] < config.epochs and state["wait"] < config.patience:

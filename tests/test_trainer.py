@@ -137,6 +137,7 @@ def test_listener_sees_every_batch_and_epoch_in_order(trained):
     _, end, recorder = trained
     begin = recorder.of("begin")[0][1]
     assert begin.steps_per_epoch == STEPS and begin.initial_epoch == 0 and begin.backbone_weights == "random"
+    assert recorder.model is not None and recorder.model.get_layer("model_card") is not None
     batches = recorder.of("batch")
     assert [(b[1], b[2]) for b in batches] == [(e, s) for e in range(3) for s in range(1, STEPS + 1)]
     epochs = recorder.of("epoch_end")
