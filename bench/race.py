@@ -263,6 +263,21 @@ class Clock:
             self.paused += time.perf_counter() - started
 
 
+def save_torch_snapshot(clock, snaps: Path, network, info: dict, epoch: int, name: str) -> None:
+    """Save a torch contestant's weights when a snapshot is due, the clock paused while writing."""
+    import torch
+
+    if not clock.snapshot_due():
+        return
+    elapsed = clock.elapsed()
+    label = clock.take_snapshot()
+    with clock.pause():
+        path = snaps / snapshot_name(label, ".pth")
+        torch.save(network.state_dict(), path)
+    info["snapshots"].append({"path": str(path), "train_seconds": elapsed, "steps": info["steps"], "epoch": epoch})
+    print(f"[{name}] snapshot {path.name} after {info['steps']} steps", flush=True)
+
+
 def snapshot_name(seconds: float, suffix: str) -> str:
     return f"snap_{seconds / 60:07.2f}min{suffix}"
 
@@ -447,15 +462,7 @@ def train_deepcr(args, run: Path, train_frames, validation_frames) -> dict:
         for dat in trainer.TrainLoader:
             trainer.optimize_network(dat)
             info["steps"] += 1
-            if clock.snapshot_due():
-                elapsed = clock.elapsed()
-                label = clock.take_snapshot()
-                with clock.pause():
-                    path = snaps / snapshot_name(label, ".pth")
-                    torch.save(trainer.network.state_dict(), path)
-                info["snapshots"].append({"path": str(path), "train_seconds": elapsed, "steps": info["steps"],
-                                          "epoch": trainer.epoch_mask})
-                print(f"[deepcr] snapshot {path.name} after {info['steps']} steps", flush=True)
+            save_torch_snapshot(clock, snaps, trainer.network, info, trainer.epoch_mask, "deepcr")
             if clock.over():
                 break
         else:
@@ -571,15 +578,7 @@ def train_cosmic_conn(args, run: Path, train_frames) -> dict:
         for data in loader:
             model.update_model(data, epoch)
             info["steps"] += 1
-            if clock.snapshot_due():
-                elapsed = clock.elapsed()
-                label = clock.take_snapshot()
-                with clock.pause():
-                    path = snaps / snapshot_name(label, ".pth")
-                    torch.save(model.network.state_dict(), path)
-                info["snapshots"].append({"path": str(path), "train_seconds": elapsed, "steps": info["steps"],
-                                          "epoch": epoch})
-                print(f"[cosmic-conn] snapshot {path.name} after {info['steps']} steps", flush=True)
+            save_torch_snapshot(clock, snaps, model.network, info, epoch, "cosmic-conn")
             if clock.over():
                 break
         else:
