@@ -569,6 +569,8 @@ def train_cosmic_conn(args, run: Path, train_frames) -> dict:
     model = Cosmic_CoNN()
     model.initialize(opt)
     loader = DataLoader(_HSTLayout(images, masks), batch_size=opt.batch, shuffle=True, drop_last=True, num_workers=0)
+    if len(loader) == 0:  # drop_last: otherwise every epoch is empty and the clock runs out untrained
+        raise SystemExit(f"cosmic-conn: {len(images)} stamps make no full batch of {opt.batch}; lower --deepcr-batch")
     info = {"stamps": int(len(images)), "stamp": args.deepcr_stamp, "batch": opt.batch, "lr": opt.lr,
             "loss": opt.loss, "norm": opt.norm, "steps": 0, "epochs": 0, "snapshots": [],
             "setup_seconds": clock.elapsed()}
