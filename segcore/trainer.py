@@ -4,9 +4,10 @@ The schedule is the original one, counted in frames seen rather than in our
 (much shorter) epochs: Adam at the base rate for the first 2 x 31,860 frames,
 then multiplied by exp(-0.1) every further 31,860 frames, the original epoch
 length. Early stopping on val_loss with patience 30 restores the best weights.
-After training, the decision threshold that maximises pooled pixel F1 on the
-validation frames is recorded in the model's card. Every epoch writes ``last.keras`` (with the optimizer state) and
-``state.json``; every improvement writes ``best.keras``. Both files are written
+After training, the decision threshold chosen on the validation frames (see
+:func:`choose_threshold`) is recorded in the model's card. Every epoch writes
+``last.keras`` (with the optimizer state) and ``state.json``; every improvement
+writes ``best.keras``. Both files are written
 atomically, so a crash never leaves a half-written checkpoint.
 """
 
