@@ -31,7 +31,7 @@ from .backgrounds import (
     BACKGROUND_KINDS, BACKGROUND_PROBABILITIES, expected_signal, module_gaps, photon_variance, psf_blur, psf_pad,
 )
 from .cosmics import COSMIC_KINDS, anchor_point, bloom, render_hit
-from .detectors import FAMILIES, SATURATION, draw_detector, exposure_for_hits, frame_area_cm2, hit_rates
+from .detectors import FAMILIES, draw_detector, exposure_for_hits, frame_area_cm2, hit_rates
 from .render import add_patch, loguniform
 
 MASK_SIGMAS = 3.0
