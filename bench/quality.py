@@ -108,6 +108,7 @@ def record(args, config, end, scores: dict, train_seconds: float, steps: int, ou
         f"{args.steps_per_epoch} steps per epoch, backbone weights "
         f"`{end.backbone_weights}`, precision {args.precision} ({end.precision}), "
         f"{'separable' if args.separable else 'standard'} convolutions in the pyramid and decoder, "
+        f"{'a full-resolution head' if config.full_resolution else 'logits at stride 4 upsampled'}, "
         f"{args.threads or 'all'} CPU thread(s), time limit {args.minutes} min. "
         f"Evaluation in {scores['precision_policy']}, default tiles.\n",
         f"Training ran {train_seconds / 60:.1f} min, {end.epochs_run} epochs ({end.stop_reason}), "
@@ -153,6 +154,9 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=45.0, help="training time limit")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--separable", action="store_true", help="atrous separable convolutions (lighter model)")
+    parser.add_argument(
+        "--full-resolution", action=argparse.BooleanOptionalAction, default=None, help="default: TrainConfig's"
+    )
     parser.add_argument("--threads", type=int, help="TensorFlow intra-op threads (default: all cores)")
     parser.add_argument("--loss", help="default: TrainConfig's")
     parser.add_argument("--cosmic-crop-fraction", type=float, help="default: TrainConfig's")
@@ -174,7 +178,7 @@ def main() -> int:
     simulate(args, data_dir)
     chosen = {
         name: getattr(args, name)
-        for name in ("loss", "cosmic_crop_fraction", "input_recipe")
+        for name in ("loss", "cosmic_crop_fraction", "input_recipe", "full_resolution")
         if getattr(args, name) is not None
     }
     config = TrainConfig(

@@ -256,6 +256,13 @@ with st.expander("Start a new run", expanded=not active):
                 "CPU; in one 40-minute CPU benchmark it scored as well per step and better per minute "
                 "(bench/RESULTS.md).",
             )
+            full_resolution = c1.checkbox(
+                "Full-resolution head",
+                value=bool(DEFAULTS["full_resolution"]),
+                help="Decide each pixel at the frame's own resolution, with a light head that also reads the frame. "
+                "Published DeepLabV3+ decides on a grid 4x coarser and upsamples, which cannot outline cosmics of "
+                "1-4 pixels (bench/RESULTS.md). Recommended.",
+            )
             if auto_threshold:
                 threshold = None
                 c2.caption(
@@ -287,6 +294,7 @@ with st.expander("Start a new run", expanded=not active):
                 backbone_weights=backbone,
                 freeze_backbone=bool(freeze),
                 separable=bool(separable),
+                full_resolution=bool(full_resolution),
                 steps_per_epoch=int(steps) or None,
                 loss=loss,
                 cosmic_crop_fraction=float(cosmic_crops),

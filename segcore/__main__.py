@@ -77,6 +77,7 @@ def _train_config(args):
         freeze_backbone=args.freeze_backbone,
         decoder_kernel=args.decoder_kernel,
         separable=args.separable,
+        full_resolution=args.full_resolution,
         seed=args.seed,
         steps_per_epoch=args.steps_per_epoch,
         validation_steps=args.validation_steps,
@@ -236,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--freeze-backbone", action="store_true")
     train.add_argument("--decoder-kernel", type=int, default=3)
     train.add_argument("--separable", action="store_true", help="atrous separable convolutions (lighter)")
+    train.add_argument(
+        "--full-resolution", action=argparse.BooleanOptionalAction, default=default("full_resolution"),
+        help="decide each pixel at the frame's own resolution (default); --no-full-resolution gives the published "
+        "DeepLabV3+ layout, logits at 1/4 size upsampled",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--steps-per-epoch", type=int, help="default: enough crops to cover the training pixels once")
     train.add_argument("--validation-steps", type=int, help="default: all validation tiles")

@@ -266,6 +266,7 @@ def deeplab_architecture(model) -> dict | None:
         "num_classes": int(names["logits_conv"].filters),
         "decoder_kernel": int(block.kernel_size[0]),
         "separable": block.name.endswith("_sepconv"),
+        "full_resolution": "refine_block1_conv" in names,
     }
 
 
@@ -323,8 +324,9 @@ def inference_model(model, precision: str = "auto"):
     architecture = deeplab_architecture(model)
     if architecture is None:
         return model
-    logits_first = any(layer.name == "logits_upsample" for layer in model.layers)
-    if logits_first and not _folds(model) and model_precision(model) == policy:
+    # Models built before logits came first upsample 256 channels: rebuilt, they upsample 2.
+    fast_layout = architecture["full_resolution"] or any(layer.name == "logits_upsample" for layer in model.layers)
+    if fast_layout and not _folds(model) and model_precision(model) == policy:
         return model
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)

@@ -29,6 +29,8 @@ HIGH_LEVEL_LAYER = "conv4_block6_2_relu"  # stride 16
 LOW_LEVEL_LAYER = "conv2_block3_2_relu"  # stride 4
 OUTPUT_STRIDE = 16
 PYRAMID_DILATIONS = (6, 12, 18)
+#: Channels of the full-resolution head (cheap at full size, enough for 1-pixel hits).
+FULL_RESOLUTION_FILTERS = 16
 
 # ResNet50 layer names are kept (conv1_*, pool1_*, conv2_block1_* ...); the head's
 # layers never start with "conv" or "pool", so the backbone is findable by name.
@@ -188,8 +190,14 @@ def dilated_spatial_pyramid_pooling(x, separable=False):
     return conv_block(x, "aspp_project", kernel_size=1)
 
 
-def decoder(pyramid, low_level, frame, num_classes, dropout, kernel_size, separable):
-    """Merge the stride-16 pyramid with stride-4 features, refine, upsample to logits."""
+def decoder(pyramid, low_level, frame, num_classes, dropout, kernel_size, separable, full_resolution):
+    """Merge the stride-16 pyramid with stride-4 features, refine, and make logits at the input size.
+
+    Published DeepLabV3+ makes logits at stride 4 and upsamples them; a 1-4 pixel
+    cosmic then cannot be outlined (a 4x4 cell is the smallest shape it can draw).
+    ``full_resolution`` adds a head that merges the upsampled decoder features with
+    features of the input frame at full size (:func:`full_resolution_head`).
+    """
     x = ResizeLike(name="decoder_upsample4")([pyramid, low_level])
     if dropout > 0:
         x = layers.Dropout(dropout, name="decoder_dropout")(x)
@@ -197,6 +205,10 @@ def decoder(pyramid, low_level, frame, num_classes, dropout, kernel_size, separa
     x = layers.Concatenate(name="decoder_concat")([x, low_level])
     x = conv_block(x, "decoder_block1", kernel_size=kernel_size, separable=separable)
     x = conv_block(x, "decoder_block2", kernel_size=kernel_size, separable=separable)
+    if full_resolution:
+        x = full_resolution_head(x, frame)
+        x = layers.Conv2D(num_classes, 1, name="logits_conv")(x)
+        return layers.Activation("linear", dtype="float32", name="logits")(x)
     # Logits at stride 4, then upsampled: bilinear resizing (weights summing to 1)
     # commutes with the 1x1 convolution, so this equals convolving the upsampled
     # features while resizing 2 channels instead of 256 (as DeepLab's reference code).
@@ -204,6 +216,21 @@ def decoder(pyramid, low_level, frame, num_classes, dropout, kernel_size, separa
     # Upsampled, and returned, in float32 so the loss stays stable under mixed precision.
     x = ResizeLike(name="logits_upsample", dtype="float32")([x, frame])
     return layers.Activation("linear", dtype="float32", name="logits")(x)
+
+
+def full_resolution_head(decoded, frame, filters=FULL_RESOLUTION_FILTERS):
+    """Stride-4 decoder features and the input frame -> features at the input size.
+
+    The decoder's 256 channels are squeezed to ``filters`` before upsampling (16x
+    the pixels), a 3x3 block reads the frame itself, and two 3x3 blocks on both
+    decide each pixel with the network's context and the frame's own detail.
+    """
+    x = conv_block(decoded, "refine_reduce", filters=filters, kernel_size=1)
+    x = ResizeLike(name="refine_upsample")([x, frame])
+    stem = conv_block(frame, "refine_stem", filters=filters)
+    x = layers.Concatenate(name="refine_concat")([x, stem])
+    x = conv_block(x, "refine_block1", filters=filters)
+    return conv_block(x, "refine_block2", filters=filters)
 
 
 def build_deeplabv3plus(
@@ -214,6 +241,7 @@ def build_deeplabv3plus(
     dropout: float = 0.2,
     decoder_kernel: int = 3,
     separable: bool = False,
+    full_resolution: bool = True,
     input_recipe: str | None = None,
     threshold: float | None = None,
 ):
@@ -240,6 +268,10 @@ def build_deeplabv3plus(
     separable : bool
         Atrous depthwise-separable convolutions in the pyramid's 3x3 branches and
         the decoder blocks (a lighter model).
+    full_resolution : bool
+        Decide each pixel at the input size with a light head that also reads the
+        frame (:func:`full_resolution_head`); False gives the published layout,
+        logits at stride 4 upsampled bilinearly.
     input_recipe : str
         How frames become the 3 input channels (:data:`segcore.preprocess.INPUT_RECIPES`),
         recorded in the model's card; the default recipe when None.
@@ -289,7 +321,9 @@ def build_deeplabv3plus(
     x = dilated_spatial_pyramid_pooling(high_level, separable=separable)
     if dropout > 0:
         x = layers.Dropout(dropout, name="aspp_dropout")(x)
-    logits = decoder(x, low_level, frame, int(num_classes), float(dropout), int(decoder_kernel), separable)
+    logits = decoder(
+        x, low_level, card, int(num_classes), float(dropout), int(decoder_kernel), separable, bool(full_resolution)
+    )
     model = keras.Model(frame, logits, name="deeplabv3plus")
     if freeze_backbone:
         set_backbone_trainable(model, False)

@@ -54,6 +54,7 @@ class TrainConfig:
     freeze_backbone: bool = False
     decoder_kernel: int = 3
     separable: bool = False
+    full_resolution: bool = True
     dropout: float = 0.2
     seed: int = 0
     steps_per_epoch: int | None = None
@@ -375,6 +376,7 @@ def train(
                     dropout=config.dropout,
                     decoder_kernel=config.decoder_kernel,
                     separable=config.separable,
+                    full_resolution=config.full_resolution,
                     input_recipe=recipe,
                 )
                 state = _initial_state(weights_used)

@@ -191,6 +191,14 @@ def deeplab():
     return model
 
 
+@pytest.fixture(scope="module")
+def published():
+    """The published layout: logits at stride 4, upsampled."""
+    keras.utils.set_random_seed(4)
+    model, _ = build_deeplabv3plus(backbone_weights="none", full_resolution=False)
+    return model
+
+
 def legacy_layout(model):
     """``model`` wired as models saved before the logits moved: upsample 256 channels, then the 1x1 logits."""
     features = model.get_layer("decoder_block2_relu").output
@@ -200,14 +208,14 @@ def legacy_layout(model):
     return keras.Model(model.input, output)
 
 
-def test_models_are_built_with_logits_before_the_last_upsampling(deeplab):
-    names = [layer.name for layer in deeplab.layers]
+def test_published_layout_is_built_with_logits_before_the_last_upsampling(published):
+    names = [layer.name for layer in published.layers]
     assert names.index("logits_conv") < names.index("logits_upsample") < names.index("logits")
-    assert deeplab.get_layer("logits_conv").output.shape[-1] == 2
+    assert published.get_layer("logits_conv").output.shape[-1] == 2
 
 
-def test_legacy_layout_model_is_rebuilt_logits_first_with_its_weights_and_the_same_output(deeplab):
-    legacy = legacy_layout(deeplab)
+def test_legacy_layout_model_is_rebuilt_logits_first_with_its_weights_and_the_same_output(published):
+    legacy = legacy_layout(published)
     prepared = inf.inference_model(legacy, "float32")
     assert prepared is not legacy
     assert "logits_upsample" in [layer.name for layer in prepared.layers]
@@ -265,9 +273,17 @@ def test_separable_model_folds_and_keeps_its_output():
     )
 
 
-def test_inference_model_returns_the_model_when_it_already_has_that_form(deeplab, small_model):
-    prepared = inf.inference_model(deeplab, "float32")
-    assert inf.inference_model(prepared, "float32") is prepared
+def test_architecture_of_both_layouts_is_read_back(deeplab, published):
+    assert inf.deeplab_architecture(deeplab) == {
+        "num_classes": 2, "decoder_kernel": 3, "separable": False, "full_resolution": True
+    }
+    assert inf.deeplab_architecture(published)["full_resolution"] is False
+
+
+def test_inference_model_returns_the_model_when_it_already_has_that_form(deeplab, published, small_model):
+    for model in (deeplab, published):
+        prepared = inf.inference_model(model, "float32")
+        assert inf.inference_model(prepared, "float32") is prepared
     assert inf.inference_model(small_model, "mixed_bfloat16") is small_model  # not a DeepLabV3+
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from segcore.errors import InputFileError
 from segcore.model import (
+    FULL_RESOLUTION_FILTERS,
     HIGH_LEVEL_LAYER,
     LOW_LEVEL_LAYER,
     ResizeLike,
@@ -96,6 +97,32 @@ def test_decoder_uses_3x3_blocks_and_two_dropouts(model):
     assert rates == [0.2, 0.2]
     assert sum(isinstance(layer, ResizeLike) for layer in model.layers) == 3
     assert model.get_layer("logits_conv").filters == 2
+
+
+def column_second_differences_inside_upsampling_cells(logits, stride=4):
+    """Second differences across columns, at the columns where bilinear x``stride`` upsampling is linear.
+
+    With half-pixel centres, output columns 4k+2 .. 4k+5 lie between source columns k and k+1,
+    so the differences centred on 4k+3 and 4k+4 vanish for an upsampled map.
+    """
+    width = logits.shape[2]
+    differences = logits[:, :, 2:] - 2 * logits[:, :, 1:-1] + logits[:, :, :-2]
+    centres = [c for c in range(3, width - 4) if c % stride in (3, 0)]
+    return differences[:, :, [c - 1 for c in centres]]
+
+
+def test_full_resolution_head_decides_each_pixel_the_published_layout_interpolates(model, frames):
+    names = {layer.name for layer in model.layers}
+    assert {"refine_stem_conv", "refine_block1_conv", "refine_block2_conv"} <= names
+    assert "logits_upsample" not in names
+    assert kernel(model, "refine_stem_conv").shape == (3, 3, 3, FULL_RESOLUTION_FILTERS)
+    full = column_second_differences_inside_upsampling_cells(model.predict(frames, verbose=0))
+    published, _ = build_deeplabv3plus(backbone_weights="none", full_resolution=False)
+    assert "refine_stem_conv" not in {layer.name for layer in published.layers}
+    logits = published.predict(frames, verbose=0)
+    coarse = column_second_differences_inside_upsampling_cells(logits)
+    assert np.abs(coarse).max() <= 1e-4 * np.abs(logits).max()
+    assert np.mean(np.abs(full) > 1e-3) > 0.5
 
 
 def test_backbone_taps_resnet50_at_stride_4_and_16(model, plain_resnet):
