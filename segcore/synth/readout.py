@@ -13,13 +13,18 @@ electrons (:mod:`.cosmics`) are read out by a detector drawn per frame
   cosmic adds 1 (for large deposits sometimes 2-3) counts to each pixel where its
   deposit exceeds the energy threshold.
 
-A pixel is in the mask when the cosmic's charge there (``info["cosmic_charge"]``)
-exceeds ``MASK_SIGMAS`` x the local noise ``info["noise_sigma"]``: sqrt(read
-noise^2 + rounding + photon noise of the expected signal) on integrating
-sensors, and on photon-counting ones sqrt(expected counts) with a floor of
-``COUNT_NOISE_FLOOR`` so one cosmic count on an empty pixel is masked but not one
-count on a background of hundreds. Bragg spots, rings and hot pixels are never
-in the mask; module gaps hold zeros and no mask.
+On integrating and scintillator cameras a pixel is in the mask when the cosmic's
+charge there (``info["cosmic_charge"]``) exceeds ``MASK_SIGMAS`` x the local noise
+``info["noise_sigma"]``: sqrt(read noise^2 + rounding + photon noise of the
+expected signal). On photon-counting detectors a cosmic adds whole counts, one per
+pixel it crosses, which no single pixel shows above the Poisson noise of a few
+counts while the line of them does: a hit's counted pixels are all in the mask when
+the hit as a whole stands above the noise (its counts over the root of the summed
+variance, sqrt(expected counts) with a floor of ``COUNT_NOISE_FLOOR`` per pixel,
+exceed ``MASK_SIGMAS``), and none of them otherwise. So one count on an empty
+pixel is masked, a 10-pixel track on 0.2 counts per pixel too, but not a track on
+a background of hundreds. Bragg spots, rings and hot pixels are never in the mask;
+module gaps hold zeros and no mask.
 """
 
 from __future__ import annotations
@@ -109,11 +114,28 @@ def _to_frame_units(rng, rendered, det, signal, gap):
     return row0, col0, patch
 
 
-def _describe_hit(rendered, desc, sigma, frame, saturation):
-    """Add the hit's own above-threshold area, bounding box, peak and saturation to ``desc``."""
+def hit_window(rendered):
     row0, col0, patch = rendered
-    window = (slice(row0, row0 + patch.shape[0]), slice(col0, col0 + patch.shape[1]))
-    own = patch.astype(np.float32) > MASK_SIGMAS * sigma[window]
+    return slice(row0, row0 + patch.shape[0]), slice(col0, col0 + patch.shape[1])
+
+
+def hit_mask(rendered, sigma, counting):
+    """The hit's own masked pixels within its window (see the module docstring for the two rules)."""
+    patch = rendered[2].astype(np.float32)
+    noise = sigma[hit_window(rendered)]
+    if not counting:
+        return patch > MASK_SIGMAS * noise
+    counted = patch > 0
+    if not counted.any():
+        return counted
+    significance = patch[counted].sum() / np.sqrt(np.square(noise[counted], dtype=np.float64).sum())
+    return counted if significance > MASK_SIGMAS else np.zeros_like(counted)
+
+
+def _describe_hit(rendered, desc, own, frame, saturation):
+    """Add the hit's own masked area, bounding box, peak and saturation to ``desc``."""
+    row0, col0, patch = rendered
+    window = hit_window(rendered)
     rows, cols = np.nonzero(own)
     desc["peak_adu"] = round(float(patch.max()), 2) if patch.size else 0.0
     desc["pixels"] = int(own.sum())
@@ -219,7 +241,13 @@ def simulate_frame(
         placed.append(anchor)
         hits.append((rendered, desc))
     charge32 = charge.astype(np.float32)
-    mask = charge32 > MASK_SIGMAS * sigma
+    own_masks = [hit_mask(rendered, sigma, counting) for rendered, _ in hits]
+    if counting:
+        mask = np.zeros(shape, bool)
+        for (rendered, _), own in zip(hits, own_masks):
+            mask[hit_window(rendered)] |= own
+    else:
+        mask = charge32 > MASK_SIGMAS * sigma
 
     frame, hot = _read_out(rng, det, photons, charge, gap, shape)
     frame = np.clip(np.rint(frame), 0, det["saturation_adu"]).astype(np.uint16)
@@ -232,7 +260,7 @@ def simulate_frame(
         hit_rates=rates,
         hot_pixels=hot,
         gaps=spans,
-        cosmics=[_describe_hit(r, d, sigma, frame, det["saturation_adu"]) for r, d in hits],
+        cosmics=[_describe_hit(r, d, own, frame, det["saturation_adu"]) for (r, d), own in zip(hits, own_masks)],
         n_cosmics=len(hits),
         cosmic_charge=charge32,
         noise_sigma=sigma,
