@@ -40,9 +40,9 @@ pooled pixel precision/recall/F1, mean count score and object recall/precision
   between batches. Input: each frame standardised over the frame ((x - mean) / std of the
   float ADU values) and cut into ``--deepcr-stamp`` stamps; at inference deepCR's own
   ``clean(..., segment=True)`` with ``norm=True`` does the same standardisation per frame.
-- LA Cosmic: ``astroscrappy.detect_cosmics`` on the frame minus its 0.5th percentile, gain 1,
-  read noise from the median absolute deviation of the frame's high-pass residual,
-  satlevel at 65535 ADU; sigclip x objlim x sigfrac chosen by pooled F1 on Validation.
+- LA Cosmic: the product's classical detector, ``segcore.classical.lacosmic_mask`` (astroscrappy
+  with the offset, read noise and gain measured on each frame); sigclip x objlim x sigfrac chosen
+  by pooled F1 on Validation.
 - Cosmic-CoNN: ``Cosmic_CoNN.initialize``/``update_model`` (its model class; see ``COSMIC_CONN``)
   with its defaults (UNet, group norm, hidden 32, Adam lr 0.001, constant rate) on the same
   standardised stamps as deepCR, batch 16, loss ``--cosmic-conn-loss`` (BCE: its median-weighted
@@ -68,13 +68,14 @@ import common
 from common import cpu_flags, cpu_name, table
 
 from segcore import metrics  # noqa: E402
+from segcore.classical import OBJLIM_GRID, SIGCLIP_GRID, SIGFRAC_GRID  # noqa: E402
 from segcore.data import pair_split  # noqa: E402
 from segcore.io import read_frame, read_mask  # noqa: E402
 
 CONTESTANTS = ("ours", "deepcr", "lacosmic", "cosmic-conn")
 TIMING_SIZE = 512
 DEFAULT_OUT = common.ROOT / "bench" / "out" / "race"
-LACOSMIC_GRID = dict(sigclip=(3.0, 4.0, 4.5, 5.0, 6.0, 8.0), objlim=(1.0, 2.0, 5.0), sigfrac=(0.1, 0.3, 0.5))
+LACOSMIC_GRID = dict(sigclip=SIGCLIP_GRID, objlim=OBJLIM_GRID, sigfrac=SIGFRAC_GRID)
 
 COSMIC_CONN = (
     "Cosmic-CoNN 0.6.1 has no training function for arrays: cosmic_conn.train.main parses sys.argv "
@@ -620,25 +621,10 @@ def score_cosmic_conn(args, run: Path, test, validation, timing) -> list[dict]:
 # --------------------------------------------------------------------------- #
 
 
-def lacosmic_inputs(frame: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """(data, read noise, satlevel) for astroscrappy with gain 1 from a frame in ADU."""
-    from scipy.ndimage import median_filter
-
-    offset = float(np.percentile(frame, 0.5))
-    data = frame.astype(np.float32) - np.float32(offset)
-    residual = data - median_filter(data, size=5)
-    noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-    return data, max(noise, 1.0), 65535.0 - offset
-
-
 def lacosmic_predict(frame, params):
-    import astroscrappy
+    from segcore.classical import LACosmicParams, lacosmic_mask
 
-    data, noise, satlevel = lacosmic_inputs(frame)
-    mask, _ = astroscrappy.detect_cosmics(data, sigclip=params["sigclip"], objlim=params["objlim"],
-                                          sigfrac=params["sigfrac"], gain=1.0, readnoise=noise,
-                                          satlevel=satlevel, verbose=False)
-    return np.asarray(mask, bool)
+    return lacosmic_mask(frame, LACosmicParams(**params))
 
 
 def run_lacosmic(args, validation_frames, frames, timing) -> dict:

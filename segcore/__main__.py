@@ -136,32 +136,62 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from .inference import load_inference_model, model_threshold, predict_mask
+
+    model = load_inference_model(args.model, args.precision)
+    threshold = model_threshold(model) if args.threshold is None else args.threshold
+    return _write_masks(
+        args.files, Path(args.out), args.overlays,
+        lambda frame: predict_mask(model, frame, threshold=threshold, tile=args.tile, overlap=args.overlap),
+    )
+
+
+def cmd_lacosmic(args) -> int:
+    from .classical import LACosmicParams, lacosmic_mask, tune_lacosmic, tuning_grid
+    from .data import pair_split
+    from .io import read_frame, read_mask
+
+    params = LACosmicParams(
+        sigclip=args.sigclip, sigfrac=args.sigfrac, objlim=args.objlim, niter=args.niter, gain=args.gain,
+        read_noise=args.read_noise, offset=args.offset, saturation=args.saturation,
+    )
+    if args.tune:
+        pairing = pair_split(args.tune, args.tune_split)
+        if not pairing.pairs:
+            raise SegcoreError(f"{Path(args.tune) / args.tune_split}: no frames with masks to tune on")
+        pairs = ((read_frame(image), read_mask(mask)) for image, mask in pairing.pairs)
+        total = len(pairing.pairs)
+        update = _progress_bar(total, f"tuning on {args.tune_split}")
+        params, ranking = tune_lacosmic(pairs, tuning_grid(params), lambda done: update(done, total))
+        best = ranking[0][1]
+        print(f"tuned on {len(pairing.pairs)} frames: sigclip {params.sigclip}, objlim {params.objlim}, "
+              f"sigfrac {params.sigfrac} (pooled F1 {best['f1']:.4f}, precision {best['precision']:.4f}, "
+              f"recall {best['recall']:.4f})")
+    return _write_masks(args.files, Path(args.out), args.overlays, lambda frame: lacosmic_mask(frame, params))
+
+
+def _write_masks(files, out: Path, overlays: bool, detect) -> int:
+    """Masks (``<stem>.png``), optional overlays and counts.csv for ``files``; unreadable files are reported."""
     from tqdm.auto import tqdm
 
     from . import io
     from .evaluator import prediction_overlay
-    from .inference import load_inference_model, model_threshold, predict_mask
     from .metrics import count_cosmics
 
-    model = load_inference_model(args.model, args.precision)
-    threshold = model_threshold(model) if args.threshold is None else args.threshold
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, failures = [], 0
-    for path in tqdm(args.files, desc="predicting", unit="frame"):
+    for path in tqdm(files, desc="predicting", unit="frame"):
         try:
             frame = io.read_frame(path)
         except SegcoreError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failures += 1
             continue
-        mask = predict_mask(model, frame, threshold=threshold, tile=args.tile, overlap=args.overlap)
+        mask = detect(frame)
         stem = Path(path).stem
         io.write_mask(out / f"{stem}.png", mask)
-        if args.overlays:
-            from .io import encode_png
-
-            (out / f"{stem}_overlay.png").write_bytes(encode_png(prediction_overlay(frame, mask)[..., ::-1]))
+        if overlays:
+            (out / f"{stem}_overlay.png").write_bytes(io.encode_png(prediction_overlay(frame, mask)[..., ::-1]))
         cosmics = count_cosmics(mask)
         rows.append({"file": str(path), "mask": str(out / f"{stem}.png"), "cosmics": len(cosmics), "cosmic_pixels": int(mask.sum())})
     with open(out / "counts.csv", "w", newline="") as handle:
@@ -288,6 +318,26 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png")
     _add_tiling(predict)
     predict.set_defaults(run=cmd_predict)
+
+    classical = commands.add_parser(
+        "lacosmic", help="masks and counts by LA Cosmic, the detector that needs no training",
+        description="LA Cosmic (astroscrappy). The offset, read noise and gain are measured on each frame unless "
+        "given. With --tune, sigclip, objlim and sigfrac are chosen for the best pooled pixel F1 on a labelled split.",
+    )
+    classical.add_argument("files", nargs="+", help="frame files (PNG, TIFF, NPY)")
+    classical.add_argument("--out", required=True, help="folder for masks and counts.csv")
+    classical.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png")
+    classical.add_argument("--sigclip", type=float, default=4.5, help="Laplacian significance of a cosmic pixel")
+    classical.add_argument("--sigfrac", type=float, default=0.3, help="neighbours above sigfrac x sigclip join")
+    classical.add_argument("--objlim", type=float, default=5.0, help="how much sharper than the light around")
+    classical.add_argument("--niter", type=int, default=4)
+    classical.add_argument("--gain", type=float, help="quanta per ADU (default: measured on each frame)")
+    classical.add_argument("--read-noise", type=float, help="ADU (default: measured on each frame)")
+    classical.add_argument("--offset", type=float, help="bias level, ADU (default: measured on each frame)")
+    classical.add_argument("--saturation", type=float, help="saturation level, ADU (default: none)")
+    classical.add_argument("--tune", metavar="DATA", help="dataset folder whose labelled split tunes the parameters")
+    classical.add_argument("--tune-split", default="Validation", choices=["Train", "Validation", "Test"])
+    classical.set_defaults(run=cmd_lacosmic)
     return parser
 
 

@@ -117,3 +117,38 @@ def test_module_runs_as_a_program(tmp_path):
     done = subprocess.run([sys.executable, "-m", "segcore", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "synth" in done.stdout and "predict" in done.stdout
     np.testing.assert_equal(done.stderr.count("Traceback"), 0)
+
+
+def test_lacosmic_tunes_on_a_labelled_split_then_writes_masks_and_counts(dataset, tmp_path, capsys):
+    from segcore.classical import lacosmic_mask, tune_lacosmic
+
+    files = sorted((dataset / "Test").iterdir())
+    out = tmp_path / "lacosmic"
+    assert main(["lacosmic", *map(str, files), "--out", str(out), "--tune", str(dataset)]) == 0
+    pairs = [(io.read_frame(f), io.read_mask(m)) for f, m in pair_split(dataset, "Validation").pairs]
+    best, _ = tune_lacosmic(pairs)
+    assert f"sigclip {best.sigclip}, objlim {best.objlim}, sigfrac {best.sigfrac}" in capsys.readouterr().out
+    with open(out / "counts.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["file"] for row in rows] == list(map(str, files))
+    for path, row in zip(files, rows):
+        expected = lacosmic_mask(io.read_frame(path), best)
+        np.testing.assert_array_equal(io.read_mask(out / f"{path.stem}.png"), expected)
+        assert int(row["cosmic_pixels"]) == expected.sum()
+
+
+def test_lacosmic_without_tuning_takes_the_given_parameters(dataset, tmp_path):
+    from segcore.classical import LACosmicParams, lacosmic_mask
+
+    frame_path = sorted((dataset / "Test").iterdir())[0]
+    out = tmp_path / "fixed"
+    assert main(["lacosmic", str(frame_path), "--out", str(out), "--sigclip", "3", "--objlim", "1"]) == 0
+    expected = lacosmic_mask(io.read_frame(frame_path), LACosmicParams(sigclip=3.0, objlim=1.0))
+    np.testing.assert_array_equal(io.read_mask(out / f"{frame_path.stem}.png"), expected)
+
+
+def test_lacosmic_bad_parameter_is_one_clear_line(dataset, tmp_path, capsys):
+    frame_path = sorted((dataset / "Test").iterdir())[0]
+    assert main(["lacosmic", str(frame_path), "--out", str(tmp_path / "x"), "--sigclip", "-1"]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("error: sigclip must be positive") and "Traceback" not in err
