@@ -1,4 +1,5 @@
-"""Scoring a model on image/mask pairs: per-image result tables, pooled scores, overlays.
+"""Scoring a model, or any mask-producing detector, on image/mask pairs: per-image
+result tables, pooled scores, overlays.
 
 Inference itself (the model to predict with, tiles, probabilities) lives in
 :mod:`segcore.inference`. Progress callbacks take ``(done, total)`` and are
@@ -32,6 +33,11 @@ from .preprocess import display_image
 
 #: ``progress(done, total)``, called after each image.
 ProgressCallback = Callable[[int, int], None]
+#: ``detect(frame) -> bool mask`` of the frame's shape: a detector that needs no model.
+Detector = Callable[[np.ndarray], np.ndarray]
+#: The threshold recorded for a detector's masks: read as probabilities of 0 and 1,
+#: any threshold between them gives the same mask, and 0.5 stands for them all.
+DETECTOR_THRESHOLD = 0.5
 
 #: Columns of the per-image table that hold scores, in order.
 SCORE_COLUMNS = (
@@ -83,18 +89,20 @@ class EvaluationResult:
     per_image : DataFrame, one row per image: image (file name), image_path,
         the :data:`SCORE_COLUMNS`, the pixel counts tp/fp/fn/tn, and
         ``prediction`` (path of the written mask) when masks were written.
-    threshold : probability threshold of the masks.
+    threshold : probability threshold of the masks (:data:`DETECTOR_THRESHOLD`
+        for a detector's masks).
     pooled : pixel iou, precision, recall and f1 from the confusion counts
         summed over all images (every pixel weighs the same).
     probabilities : float16 probability maps by image name, when kept.
-    precision : the Keras dtype policy the network computed in.
+    precision : the Keras dtype policy the network computed in; None for a
+        detector without a network.
     """
 
     per_image: pd.DataFrame
     threshold: float
     pooled: dict[str, float]
     probabilities: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    precision: str = "float32"
+    precision: str | None = "float32"
 
     def summary(self) -> pd.DataFrame:
         """Mean and standard deviation of each score over the images.
@@ -119,10 +127,12 @@ class EvaluationResult:
         return result
 
 
-def _check_pairs(pairs) -> list[tuple[Path, Path]]:
+def _check_pairs(pairs, predictions_dir=None) -> list[tuple[Path, Path]]:
     pairs = [(Path(image), Path(mask)) for image, mask in pairs]
     if not pairs:
         raise ValueError("no image/mask pairs to evaluate")
+    if predictions_dir is not None:
+        _check_unique([image.stem for image, _ in pairs], "file stem")
     return pairs
 
 
@@ -147,7 +157,7 @@ def _score_row(true: np.ndarray, pred: np.ndarray) -> dict:
     return row
 
 
-def _build_result(rows: list[dict], threshold: float, probabilities: dict, precision: str) -> EvaluationResult:
+def _build_result(rows: list[dict], threshold: float, probabilities: dict, precision: str | None) -> EvaluationResult:
     columns = ["image", "image_path", *SCORE_COLUMNS, *COUNT_COLUMNS]
     if rows and "prediction" in rows[0]:
         columns.append("prediction")
@@ -158,14 +168,31 @@ def _build_result(rows: list[dict], threshold: float, probabilities: dict, preci
     return EvaluationResult(table, threshold, pooled, probabilities, precision)
 
 
-def _score_image(image: Path, true: np.ndarray, probs: np.ndarray, threshold: float, predictions_dir) -> dict:
-    pred = probs > threshold
+def _score_image(image: Path, true: np.ndarray, pred: np.ndarray, predictions_dir) -> dict:
     row = {"image": image.name, "image_path": str(image), **_score_row(true, pred)}
     if predictions_dir is not None:
         path = Path(predictions_dir) / f"{image.stem}.png"
         io.write_mask(path, pred)
         row["prediction"] = str(path)
     return row
+
+
+def _score_frames(
+    pairs: list[tuple[Path, Path]],
+    predict: Callable[[Path, np.ndarray], np.ndarray],
+    progress: ProgressCallback | None,
+    predictions_dir,
+) -> list[dict]:
+    """Read each frame and its mask, predict a mask with ``predict(image path, frame)``, score it."""
+    rows: list[dict] = []
+    for done, (image, mask_path) in enumerate(pairs, start=1):
+        frame = io.read_frame(image)
+        # Read the mask before predicting, so a bad mask fails fast.
+        true = io.read_mask(mask_path, shape=frame.shape)
+        rows.append(_score_image(image, true, predict(image, frame), predictions_dir))
+        if progress is not None:
+            progress(done, len(pairs))
+    return rows
 
 
 def evaluate_pairs(
@@ -209,26 +236,59 @@ def evaluate_pairs(
     """
     threshold = _check_threshold(model_threshold(model) if threshold is None else threshold)
     _check_tiling(tile, overlap)
-    pairs = _check_pairs(pairs)
-    if predictions_dir is not None:
-        _check_unique([image.stem for image, _ in pairs], "file stem")
+    pairs = _check_pairs(pairs, predictions_dir)
     if keep_probabilities:
         _check_unique([image.name for image, _ in pairs], "file name")
     if precision is not None:
         model = inference_model(model, precision)
-    rows: list[dict] = []
     kept: dict[str, np.ndarray] = {}
-    for done, (image, mask_path) in enumerate(pairs, start=1):
-        frame = io.read_frame(image)
-        # Read the mask before the network runs, so a bad mask fails fast.
-        true = io.read_mask(mask_path, shape=frame.shape)
+
+    def predict(image: Path, frame: np.ndarray) -> np.ndarray:
         probs = predict_probabilities(model, frame, tile=tile, overlap=overlap, batch_size=batch_size)
-        rows.append(_score_image(image, true, probs, threshold, predictions_dir))
         if keep_probabilities:
             kept[image.name] = probs.astype(np.float16)
-        if progress is not None:
-            progress(done, len(pairs))
+        return probs > threshold
+
+    rows = _score_frames(pairs, predict, progress, predictions_dir)
     return _build_result(rows, threshold, kept, model_precision(model))
+
+
+def evaluate_detector(
+    detect: Detector,
+    pairs: Iterable[tuple[str | os.PathLike, str | os.PathLike]],
+    progress: ProgressCallback | None = None,
+    predictions_dir: str | os.PathLike | None = None,
+) -> EvaluationResult:
+    """Score a detector that gives masks itself (e.g. LA Cosmic) on image/mask pairs.
+
+    The rows, summary and pooled scores are those :func:`evaluate_pairs` gives for
+    a model whose mask of every frame is ``detect(frame)``.
+
+    Parameters
+    ----------
+    detect : ``detect(frame) -> mask``, the frame as :func:`segcore.io.read_frame`
+        reads it (float32, 2-D); the mask has the frame's shape, non-zero = cosmic.
+    pairs, progress, predictions_dir : as in :func:`evaluate_pairs`.
+
+    Returns
+    -------
+    EvaluationResult with threshold :data:`DETECTOR_THRESHOLD` and precision None
+    (no network computed).
+
+    Raises
+    ------
+    InputFileError
+        If a frame or mask cannot be read, or a mask's size differs from its frame's.
+    ValueError
+        If the detector's mask is not of its frame's shape (naming the image).
+    """
+    pairs = _check_pairs(pairs, predictions_dir)
+
+    def predict(image: Path, frame: np.ndarray) -> np.ndarray:
+        return _check_mask(detect(frame), frame.shape, f"the detector's mask of {image.name}")
+
+    rows = _score_frames(pairs, predict, progress, predictions_dir)
+    return _build_result(rows, DETECTOR_THRESHOLD, {}, None)
 
 
 def rescore(
@@ -257,9 +317,7 @@ def rescore(
     other side of it than in a fresh evaluation.
     """
     threshold = _check_threshold(threshold)
-    pairs = _check_pairs(pairs)
-    if predictions_dir is not None:
-        _check_unique([image.stem for image, _ in pairs], "file stem")
+    pairs = _check_pairs(pairs, predictions_dir)
     missing = [image.name for image, _ in pairs if image.name not in result.probabilities]
     if missing:
         raise ValueError(
@@ -270,7 +328,7 @@ def rescore(
     for done, (image, mask_path) in enumerate(pairs, start=1):
         probs = result.probabilities[image.name]
         true = io.read_mask(mask_path, shape=probs.shape)
-        rows.append(_score_image(image, true, probs, threshold, predictions_dir))
+        rows.append(_score_image(image, true, probs > threshold, predictions_dir))
         if progress is not None:
             progress(done, len(pairs))
     return _build_result(rows, threshold, result.probabilities, result.precision)

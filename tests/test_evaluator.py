@@ -219,6 +219,45 @@ def test_rescore_needs_kept_probabilities(dataset, threshold_model):
 
 
 # --------------------------------------------------------------------------- #
+# Detectors that give masks themselves
+# --------------------------------------------------------------------------- #
+
+
+def threshold_detector(frame):
+    """The mask ``threshold_model`` gives at 0.5, computed without the network."""
+    return expected_prediction(frame, 0.5)
+
+
+def test_a_detector_scores_exactly_as_a_model_giving_the_same_masks(dataset, threshold_model, tmp_path):
+    pairs, _ = dataset
+    calls = []
+    by_model = ev.evaluate_pairs(threshold_model, pairs, threshold=0.5, predictions_dir=tmp_path / "model")
+    by_detector = ev.evaluate_detector(
+        threshold_detector, pairs, progress=lambda done, total: calls.append((done, total)),
+        predictions_dir=tmp_path / "detector",
+    )
+    drop = ["prediction"]
+    assert by_detector.per_image.drop(columns=drop).equals(by_model.per_image.drop(columns=drop))
+    assert by_detector.pooled == by_model.pooled
+    assert by_detector.summary().equals(by_model.summary())
+    assert (by_detector.threshold, by_detector.precision) == (ev.DETECTOR_THRESHOLD, None)
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    for model_path, detector_path in zip(by_model.per_image["prediction"], by_detector.per_image["prediction"]):
+        np.testing.assert_array_equal(read_mask(detector_path), read_mask(model_path))
+
+
+def test_a_detector_report_is_plain_json(dataset):
+    report = json.loads(json.dumps(ev.evaluate_detector(threshold_detector, dataset[0]).to_json_dict()))
+    assert (report["threshold"], report["precision_policy"], report["n_images"]) == (0.5, None, 3)
+
+
+def test_a_detector_mask_of_another_shape_is_refused_naming_the_image(dataset):
+    pairs, _ = dataset
+    with pytest.raises(ValueError, match="detector's mask of frame_00000.png has shape"):
+        ev.evaluate_detector(lambda frame: np.zeros((3, 3), bool), pairs)
+
+
+# --------------------------------------------------------------------------- #
 # Overlays
 # --------------------------------------------------------------------------- #
 
