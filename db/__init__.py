@@ -28,6 +28,11 @@ Datasets and frames (``db.datasets``)
     a folder in the original layout (Train/, TrainAnnotation/, ..., optional Real/); into a new
     dataset ``name`` (default: the folder's name) or an existing ``dataset_id``. ImportReport:
     dataset_id, dataset_name, frames_added per split, masks_added, frames_without_mask, ignored.
+``import_roots() -> list[Path]`` the server folders the app may import from (``COSMICS_IMPORT_ROOTS``,
+    ``os.pathsep``-separated, resolved); none by default.
+``import_server_folder(folder, name=None, dataset_id=None, author="import") -> ImportReport``
+    ``import_folder`` for a path typed in the app: refused (StoreError, the path not echoed) unless it
+    resolves, symbolic links followed, under an import root.
 ``import_files(dataset_id, split, frames, masks=(), author="upload") -> ImportReport``
     ``frames``/``masks``: paths, or ``(file_name, bytes)`` pairs as from ``st.file_uploader``
     (``(f.name, f.getvalue())``); masks pair with frames by file stem (``x.png`` or ``x_mask.png``).
@@ -132,7 +137,7 @@ from .datasets import (
     read_frame,
     validation_report,
 )
-from .imports import import_files, import_folder, import_simulated
+from .imports import IMPORT_ROOTS_ENV, import_files, import_folder, import_roots, import_server_folder, import_simulated
 from .zipimport import import_zip
 from .masks import (
     MASK_SOURCES,
@@ -181,7 +186,8 @@ __all__ = [
     "database_url", "home", "init_db", "reset", "session_scope",
     "create_dataset", "delete_dataset", "frame_path", "frames_table", "get_dataset", "get_frame", "list_datasets",
     "list_frames", "read_frame", "validation_report",
-    "import_files", "import_folder", "import_simulated", "import_zip",
+    "IMPORT_ROOTS_ENV", "import_files", "import_folder", "import_roots", "import_server_folder", "import_simulated",
+    "import_zip",
     "adopt_prediction", "current_mask", "current_revision", "mask_history", "read_revision", "restore_revision",
     "save_mask_revision",
     "cancel_run", "delete_run", "evaluate_run", "get_run", "refresh_run_states", "resume_run", "run_log", "start_run",

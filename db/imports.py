@@ -289,6 +289,36 @@ def import_folder(
     return run_import(name, dataset_id, source or f"folder {folder}", folder.resolve().name, author, collect)
 
 
+IMPORT_ROOTS_ENV = "COSMICS_IMPORT_ROOTS"
+
+
+def import_roots() -> list[Path]:
+    """Server folders the app may import from: ``COSMICS_IMPORT_ROOTS`` (``os.pathsep``-separated); none by default."""
+    raw = os.environ.get(IMPORT_ROOTS_ENV, "")
+    return [Path(part).expanduser().resolve() for part in raw.split(os.pathsep) if part.strip()]
+
+
+def import_server_folder(
+    folder: str | os.PathLike, name: str | None = None, dataset_id: int | None = None, author: str = "import"
+) -> ImportReport:
+    """:func:`import_folder` for a path typed in the app: only under :func:`import_roots`.
+
+    The path is resolved (symbolic links followed) before it is checked, and a
+    refused path is never echoed, so the messages do not tell which folders exist
+    outside the roots.
+    """
+    roots = import_roots()
+    if not roots:
+        raise StoreError(f"importing folders on the server is off; set {IMPORT_ROOTS_ENV} to the folders it may read")
+    text = str(folder).strip()
+    if not text or "\x00" in text:
+        raise StoreError("type the absolute path of a folder under an import root")
+    resolved = Path(text).expanduser().resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise StoreError("that folder is not under an import root: " + ", ".join(str(root) for root in roots))
+    return import_folder(resolved, name=name, dataset_id=dataset_id, author=author)
+
+
 def _upload_name(name: str) -> str:
     if "/" in name or "\\" in name or name.strip() in ("", ".", ".."):
         raise RefusedFile(name, "an uploaded file name must be a plain file name, without folders")

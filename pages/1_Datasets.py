@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import streamlit as st
@@ -143,26 +144,39 @@ with tab_zip:
                     imported(report)
 
 with tab_folder:
-    with st.form("import_folder"):
-        st.markdown("A folder on the machine running this app, in the original layout (see *Upload ZIP*).")
-        folder = st.text_input("Folder path", placeholder="/data/beamtime-2024/cosmics", key="folder_path")
-        target = st.radio("Import into", ["A new dataset", "The selected dataset"], horizontal=True,
-                          disabled=dataset is None, key="folder_target")
-        new_name = st.text_input("Name of the new dataset", placeholder="default: the folder's name",
-                                 key="folder_name")
-        if st.form_submit_button("Import folder", type="primary"):
-            if not folder.strip():
-                st.error("Type the path of a folder first.")
-            else:
-                into = dataset.id if (target == "The selected dataset" and dataset is not None) else None
-                try:
-                    with st.spinner(f"Copying and checking {folder.strip()}..."):
-                        report = db.import_folder(folder.strip(), name=None if into else (new_name.strip() or None),
-                                                  dataset_id=into, author=st.session_state.get("author") or "import")
-                except (SegcoreError, OSError) as exc:
-                    show_error(exc, "Folder refused, nothing was stored")
+    roots = db.import_roots()
+    if not roots:
+        st.info(
+            "Importing folders from the machine running this app is off, so nobody who reaches the app can read "
+            f"its files. To allow it, start the app with `{db.IMPORT_ROOTS_ENV}` set to the folders it may read "
+            f"(several separated by `{os.pathsep}`), e.g. `{db.IMPORT_ROOTS_ENV}=/data/beamtime streamlit run app.py`."
+        )
+    else:
+        with st.form("import_folder"):
+            st.markdown(
+                "A folder on the machine running this app, in the original layout (see *Upload ZIP*), under "
+                + ", ".join(f"`{root}`" for root in roots) + "."
+            )
+            folder = st.text_input("Folder path", placeholder=str(roots[0] / "cosmics"), key="folder_path")
+            target = st.radio("Import into", ["A new dataset", "The selected dataset"], horizontal=True,
+                              disabled=dataset is None, key="folder_target")
+            new_name = st.text_input("Name of the new dataset", placeholder="default: the folder's name",
+                                     key="folder_name")
+            if st.form_submit_button("Import folder", type="primary"):
+                if not folder.strip():
+                    st.error("Type the path of a folder first.")
                 else:
-                    imported(report)
+                    into = dataset.id if (target == "The selected dataset" and dataset is not None) else None
+                    try:
+                        with st.spinner("Copying and checking the folder..."):
+                            report = db.import_server_folder(
+                                folder, name=None if into else (new_name.strip() or None), dataset_id=into,
+                                author=st.session_state.get("author") or "import",
+                            )
+                    except (SegcoreError, OSError) as exc:
+                        show_error(exc, "Folder refused, nothing was stored")
+                    else:
+                        imported(report)
 
 with tab_sim:
     with st.form("simulate"):

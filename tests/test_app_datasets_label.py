@@ -232,12 +232,32 @@ def test_a_file_that_is_not_a_zip_gets_a_clear_error(home):
     assert "notes.zip" in texts(at.error) and "not a ZIP" in texts(at.error)
 
 
-def test_missing_server_folder_is_reported_by_path(home, tmp_path):
+def test_server_folder_import_is_off_without_import_roots(home, monkeypatch):
+    monkeypatch.delenv(db.IMPORT_ROOTS_ENV, raising=False)
     at = app("pages/1_Datasets.py")
-    at.text_input(key="folder_path").input(str(tmp_path / "nowhere"))
+    assert not at.exception
+    assert "Importing folders from the machine running this app is off" in texts(at.info)
+    assert not [field for field in at.text_input if field.key == "folder_path"]
+
+
+def test_server_folder_under_a_root_is_imported_and_one_outside_is_refused(home, tmp_path, monkeypatch):
+    from db_fixtures import make_layout
+
+    root = tmp_path / "beamtime"
+    make_layout(root / "run7", {"Train": 2})
+    monkeypatch.setenv(db.IMPORT_ROOTS_ENV, str(root))
+    at = app("pages/1_Datasets.py")
+    at.text_input(key="folder_path").input(str(root / "nowhere"))
     by_label(at.button, "Import folder").click().run()
     assert not at.exception
     assert "nowhere: folder not found" in texts(at.error)
+    at.text_input(key="folder_path").input("/etc")
+    by_label(at.button, "Import folder").click().run()
+    assert "not under an import root" in texts(at.error) and "/etc" not in texts(at.error)
+    at.text_input(key="folder_path").input(str(root / "run7"))
+    by_label(at.button, "Import folder").click().run()
+    assert not at.exception
+    assert db.get_dataset("run7").frames["train"] == 2
 
 
 def test_validation_report_names_frames_without_masks(home):

@@ -267,3 +267,30 @@ def test_process_killed_mid_save_leaves_previous_revision_current_and_readable(s
     assert current.id == previous.id
     np.testing.assert_array_equal(db.current_mask(frame.id), io.read_mask(previous.path))
     assert len(db.mask_history(frame.id)) == 1
+
+
+def test_server_folders_are_off_unless_import_roots_are_configured(stored, tmp_path, monkeypatch):
+    _, unchanged = stored
+    make_layout(tmp_path / "roots" / "allowed", {"Train": 1})
+    monkeypatch.delenv(db.IMPORT_ROOTS_ENV, raising=False)
+    assert db.import_roots() == []
+    with pytest.raises(db.StoreError, match="importing folders on the server is off"):
+        db.import_server_folder(tmp_path / "roots" / "allowed")
+    assert unchanged()
+
+
+def test_server_folder_outside_the_roots_is_refused_without_echoing_it(stored, tmp_path, monkeypatch):
+    _, unchanged = stored
+    root = tmp_path / "roots"
+    make_layout(root / "allowed", {"Train": 1})
+    make_layout(tmp_path / "secret", {"Train": 1})
+    (root / "escape").symlink_to(tmp_path / "secret")
+    monkeypatch.setenv(db.IMPORT_ROOTS_ENV, os.pathsep.join([str(root), str(tmp_path / "other")]))
+    assert db.import_roots() == [root.resolve(), (tmp_path / "other").resolve()]
+    for typed in (tmp_path / "secret", root / "escape", root / ".." / "secret", "relative/path", "\x00"):
+        with pytest.raises(db.StoreError) as refused:
+            db.import_server_folder(typed)
+        assert "secret" not in str(refused.value) and "relative" not in str(refused.value)
+    assert unchanged()
+    report = db.import_server_folder(f"  {root / 'allowed'}  ", name="allowed")
+    assert report.frames_added["train"] == 1 and db.get_dataset("allowed").frames["train"] == 1
