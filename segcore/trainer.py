@@ -79,6 +79,16 @@ class TrainConfig:
             problems.append(f"learning rate must be positive (got {self.learning_rate})")
         if self.patience < 1:
             problems.append(f"patience must be at least 1 (got {self.patience})")
+        for name in ("steps_per_epoch", "validation_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name.replace('_', ' ')} must be at least 1 or left out (got {value})")
+        if self.flat_epochs < 0:
+            problems.append(f"flat epochs must be at least 0 (got {self.flat_epochs})")
+        if not self.decay_rate >= 0:
+            problems.append(f"decay rate must be at least 0 (got {self.decay_rate})")
+        if self.decoder_kernel < 1:
+            problems.append(f"decoder kernel must be at least 1 (got {self.decoder_kernel})")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1) (got {self.dropout})")
         if self.mixed_precision not in PRECISION_POLICIES:

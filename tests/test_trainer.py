@@ -213,7 +213,11 @@ def test_dataset_without_training_masks_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize(
     "field, value, message",
-    [("crop_size", 100, "multiple of 16"), ("batch_size", 0, "batch size"), ("out", "m.h5", ".keras")],
+    [
+        ("crop_size", 100, "multiple of 16"), ("batch_size", 0, "batch size"), ("out", "m.h5", ".keras"),
+        ("steps_per_epoch", -3, "steps per epoch"), ("validation_steps", 0, "validation steps"),
+        ("flat_epochs", -1, "flat epochs"), ("decay_rate", -0.1, "decay rate"), ("decoder_kernel", 0, "decoder kernel"),
+    ],
 )
 def test_impossible_settings_are_refused(tmp_path, field, value, message):
     values = {"data_dir": str(tmp_path), "out": str(tmp_path / "m.keras"), field: value}
