@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from segcore import io
+from segcore.errors import InputFileError
 
 from .errors import NotFound, RefusedFile, StoreError
 from .models import MASK_SOURCES, Dataset, EvaluationResult, Evaluation, Frame, MaskRevisionRow
@@ -71,10 +72,7 @@ class MaskRevision:
 def check_mask_array(mask, shape: tuple[int, int], name: str) -> np.ndarray:
     """A mask as a bool array, or :class:`RefusedFile` naming ``name`` and the problem.
 
-    Accepted: bool, unsigned integers, non-negative signed integers, and floats
-    holding only non-negative whole numbers (0/1, 0/255). Non-zero is cosmic. A
-    float mask with fractions looks like probabilities and is refused rather than
-    silently thresholded.
+    What a mask may hold is :func:`segcore.io.mask_from_array`'s rule, shared with the command line.
     """
     array = np.asarray(mask)
     if array.ndim != 2:
@@ -83,29 +81,10 @@ def check_mask_array(mask, shape: tuple[int, int], name: str) -> np.ndarray:
         raise RefusedFile(
             name, f"mask is {array.shape[0]}x{array.shape[1]} but its frame is {shape[0]}x{shape[1]}"
         )
-    kind = array.dtype.kind
-    if kind == "b":
-        return array.copy()
-    if kind == "u":
-        return array != 0
-    if kind == "i":
-        if array.size and array.min() < 0:
-            raise RefusedFile(name, f"mask of type {array.dtype} holds negative values; expected 0 or positive")
-        return array != 0
-    if kind == "f":
-        if not np.all(np.isfinite(array)):
-            raise RefusedFile(name, "mask holds NaN or infinite values")
-        if array.size and array.min() < 0:
-            raise RefusedFile(name, f"mask of type {array.dtype} holds negative values; expected 0 or positive")
-        fractional = array[array != np.round(array)]
-        if fractional.size:
-            raise RefusedFile(
-                name,
-                f"mask of type {array.dtype} holds values other than whole numbers (e.g. {fractional.flat[0]:g}); "
-                "expected 0 for background and non-zero for cosmic, not probabilities",
-            )
-        return array != 0
-    raise RefusedFile(name, f"mask of type {array.dtype} is not supported; expected 0/non-zero integers or booleans")
+    try:
+        return io.mask_from_array(array, name)
+    except InputFileError as exc:
+        raise RefusedFile(name, exc.problem) from None
 
 
 def check_source(source: str, run_id: int | None) -> None:

@@ -74,7 +74,9 @@ def image_shape(path: str | os.PathLike) -> tuple[int, int]:
     shape = _header_shape(path, _suffix(path))
     if len(shape) == 3 and shape[0] == 1:
         shape = shape[1:]
-    if len(shape) < 2:
+    if len(shape) == 3 and shape[2] in (3, 4):  # colour: read_raw decides whether it is grey
+        shape = shape[:2]
+    if len(shape) != 2:
         raise InputFileError(path, f"expected a 2-D image, found shape {shape}")
     return int(shape[0]), int(shape[1])
 
@@ -152,7 +154,7 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a mask as a 2-D boolean array (non-zero = cosmic).
+    """Read a mask as a 2-D boolean array (non-zero = cosmic; see :func:`mask_from_array`).
 
     Parameters
     ----------
@@ -160,14 +162,41 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     shape : expected (height, width), normally that of the mask's frame.
     """
     array = read_raw(path)
-    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        raise InputFileError(path, "mask contains NaN or infinite values")
-    if array.dtype.kind == "f" and np.any(array < 0):
-        raise InputFileError(path, "mask contains negative values; expected 0 for background, non-zero for cosmic")
     if shape is not None and tuple(array.shape) != tuple(shape):
         raise InputFileError(
             path, f"mask is {array.shape[0]}x{array.shape[1]} but its frame is {shape[0]}x{shape[1]}"
         )
+    return mask_from_array(array, path)
+
+
+def mask_from_array(array, name: str | os.PathLike) -> np.ndarray:
+    """A 2-D mask as a bool array (non-zero is cosmic), or InputFileError naming ``name`` and the problem.
+
+    Accepted: bool, unsigned integers, non-negative signed integers, and floats
+    holding only non-negative whole numbers (0/1, 0/255). A float mask with
+    fractions looks like probabilities and is refused rather than silently
+    thresholded.
+    """
+    array = np.asarray(array)
+    kind = array.dtype.kind
+    if kind == "b":
+        return array.copy()
+    if kind not in "uif":
+        raise InputFileError(name, f"mask of type {array.dtype} is not supported; expected 0/non-zero integers or booleans")
+    if kind == "f" and not np.all(np.isfinite(array)):
+        raise InputFileError(name, "mask holds NaN or infinite values")
+    if kind in "if" and array.size and array.min() < 0:
+        raise InputFileError(
+            name, f"mask of type {array.dtype} holds negative values; expected 0 for background, non-zero for cosmic"
+        )
+    if kind == "f":
+        fractional = array[array != np.round(array)]
+        if fractional.size:
+            raise InputFileError(
+                name,
+                f"mask of type {array.dtype} holds values other than whole numbers (e.g. {fractional.flat[0]:g}); "
+                "expected 0 for background and non-zero for cosmic, not probabilities",
+            )
     return array != 0
 
 

@@ -136,3 +136,24 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
     problem = _error(path)
     assert "too large" in problem or "larger than" in problem
+
+
+def test_probability_mask_is_refused_by_name_as_the_store_refuses_it(tmp_path):
+    path = tmp_path / "probabilities.npy"
+    np.save(path, np.full((8, 8), 0.3, np.float32))
+    with pytest.raises(InputFileError, match=r"probabilities\.npy: .*other than whole numbers.*not probabilities"):
+        io.read_mask(path)
+    np.save(path, np.eye(8, dtype=np.float32) * 255)  # whole numbers: 0/255 is a mask
+    np.testing.assert_array_equal(io.read_mask(path), np.eye(8, dtype=bool))
+
+
+def test_tiff_stack_is_refused_as_not_2d_from_its_header(tmp_path):
+    import tifffile
+
+    from segcore.io import image_shape
+
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, np.zeros((5, 128, 128), np.uint16))
+    for read in (image_shape, io.read_mask, io.read_frame):
+        with pytest.raises(InputFileError, match=r"stack\.tif: expected a 2-D image, found shape \(5, 128, 128\)"):
+            read(path)
