@@ -80,6 +80,7 @@ Runs (``db.runs``): training in its own process, never inside a web request
 ``cancel_run(run_id) -> RunInfo``  stops at the end of the current batch, keeps the best checkpoint.
 ``resume_run(run_id) -> int``  continues a failed or cancelled run from its last checkpoint, on
     the same mask revisions it started with.
+``RUN_KINDS = ("train", "lacosmic")``: ``RunInfo.kind``; ``RunInfo.trains`` is False for LA Cosmic.
 ``refresh_run_states(stale_after=120.0) -> list[int]``  marks runs whose process died or whose
     heartbeat is older than ``stale_after`` seconds as failed (with the reason); call it when
     showing runs. Returns the ids it marked.
@@ -95,10 +96,24 @@ Runs (``db.runs``): training in its own process, never inside a web request
     result with the precision the network computed in; ``masks="run"`` uses the revisions the run
     trained on, ``"current"`` the frames' masks now.
 
+LA Cosmic runs (``db.classical``): a detector that needs no training, as a run like any other
+----------------------------------------------------------------------------------------------
+``start_lacosmic_run(dataset_id, name=None, params=None, tune=True, grid=None) -> int``
+    ``params``: ``segcore.classical.LACosmicParams`` fields (``LACOSMIC_PARAMETERS``; None = measured
+    on each frame; bad ones raise StoreError naming them). Records the run (kind "lacosmic", config =
+    the parameters, ``tune``, ``tuning_grid``; threshold 0.5 "fixed": its masks are 0/1) with the mask
+    revision of every frame, and launches the same worker. It tunes sigclip, objlim and sigfrac on the
+    validation frames (``tune`` and frames with masks; ``grid`` = values tried per parameter, default
+    ``TUNED_PARAMETERS``), storing the chosen ones, ``tuned``, ``tuned_f1`` and ``tuning_frames`` in
+    ``config``, then evaluates the test split (checkpoint "lacosmic", threshold 0.5, precision None).
+    Progress: ``current_step`` of ``steps_per_epoch`` frames (validation, then test); ``RunInfo.progress``.
+    A dataset without test frames with masks is refused. ``evaluate_run`` re-evaluates it with its
+    stored parameters (a threshold other than 0.5, or a checkpoint other than "best": StoreError).
+
 Results (``db.results``): what the app shows
 ---------------------------------------------
 ``list_runs(dataset_id=None) -> list[RunInfo]``; ``runs_table(dataset_id=None) -> DataFrame`` (with the run's
-    threshold and threshold_source)
+    kind, threshold and threshold_source)
 ``epoch_metrics(run_id) -> DataFrame`` (one row per epoch: epoch, loss, val_loss, accuracy,
     precision, recall, specificity, iou, learning_rate, and any val_* the trainer reports)
 ``run_revisions(run_id) -> DataFrame`` (frame, split, the mask revision the run trained on)
@@ -106,7 +121,7 @@ Results (``db.results``): what the app shows
 ``per_image_results(evaluation_id) -> DataFrame`` (image, frame_id, iou, dice, pixel_accuracy, precision,
     recall, f1, specificity, count_score, true_count, pred_count, object_recall, object_precision,
     prediction_path)
-``compare_runs(run_ids, split="test") -> DataFrame`` (one row per run: latest evaluation's mean metrics,
+``compare_runs(run_ids, split="test") -> DataFrame`` (one row per run: kind, latest evaluation's mean metrics,
     training_precision, evaluation_precision, threshold (the evaluation's), run_threshold, threshold_source)
 ``compare_per_image(evaluation_ids, metric="iou") -> DataFrame`` (images x evaluations)
 ``prediction_mask(result_id) -> bool (H, W)``
@@ -152,6 +167,7 @@ from .masks import (
 )
 from .runs import (
     FALLBACK_THRESHOLD,
+    RUN_KINDS,
     RUN_STATUSES,
     THRESHOLD_SOURCES,
     STALE_AFTER,
@@ -166,6 +182,7 @@ from .runs import (
     wait_for_run,
 )
 from .evaluations import EvaluationInfo, evaluate_run
+from .classical import LACOSMIC_PARAMETERS, TUNED_PARAMETERS, start_lacosmic_run
 from .results import (
     compare_per_image,
     compare_runs,
@@ -180,7 +197,8 @@ from .results import (
 )
 
 __all__ = [
-    "FALLBACK_THRESHOLD", "MASK_SOURCES", "RUN_STATUSES", "SPLITS", "THRESHOLD_SOURCES", "SPLIT_FOLDERS", "STALE_AFTER",
+    "FALLBACK_THRESHOLD", "LACOSMIC_PARAMETERS", "MASK_SOURCES", "RUN_KINDS", "RUN_STATUSES", "SPLITS",
+    "THRESHOLD_SOURCES", "SPLIT_FOLDERS", "STALE_AFTER", "TUNED_PARAMETERS",
     "DatasetInfo", "EvaluationInfo", "FrameRecord", "ImportReport", "MaskRevision", "RunInfo", "ValidationReport",
     "NotFound", "RefusedFile", "StoreError",
     "database_url", "home", "init_db", "reset", "session_scope",
@@ -191,7 +209,7 @@ __all__ = [
     "adopt_prediction", "current_mask", "current_revision", "mask_history", "read_revision", "restore_revision",
     "save_mask_revision",
     "cancel_run", "delete_run", "evaluate_run", "get_run", "refresh_run_states", "resume_run", "run_log", "start_run",
-    "wait_for_run",
+    "start_lacosmic_run", "wait_for_run",
     "compare_per_image", "compare_runs", "epoch_metrics", "get_evaluation", "list_evaluations", "list_runs",
     "per_image_results", "prediction_mask", "run_revisions", "runs_table",
 ]

@@ -1,4 +1,5 @@
-"""Evaluating a run's model on a split and storing the result, per image and in summary.
+"""Evaluating a run's model (or an LA Cosmic run's detector) on a split and storing the result,
+per image and in summary.
 
 Predicted masks are written under ``<run>/evaluations/<token>/`` (one 0/1 PNG
 per image) and the rows are inserted in one transaction once every image is
@@ -16,11 +17,11 @@ from typing import Any, Callable
 from sqlalchemy import func, select
 
 from .errors import NotFound, StoreError
-from .models import FALLBACK_THRESHOLD, RESULT_METRICS, SPLITS, Evaluation, EvaluationResult, Frame, MaskRevisionRow, Run, RunRevision
+from .models import FALLBACK_THRESHOLD, LACOSMIC_CHECKPOINT, RESULT_METRICS, SPLITS, Evaluation, EvaluationResult, Frame, MaskRevisionRow, Run, RunRevision
 from .paths import from_stored, remove_tree, run_dir, to_stored, to_stored_any, token
 from .session import session_scope
 
-__all__ = ["EvaluationInfo", "evaluate_run", "evaluation_info"]
+__all__ = ["EvaluationInfo", "evaluate_run", "evaluation_info", "store_evaluation"]
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ class EvaluationInfo:
     run_id: int
     split: str
     threshold: float
-    precision: str | None  # the network's Keras dtype policy
-    checkpoint: Path
+    precision: str | None  # the network's Keras dtype policy; None without a network (LA Cosmic)
+    checkpoint: Path | str  # the model file, or "lacosmic" for an LA Cosmic run's stored parameters
     predictions_dir: Path
     summary: dict[str, dict[str, float | None]]  # metric -> {"mean": .., "std": ..}
     pooled: dict[str, float | None]  # pixel precision/recall/f1/iou over the whole split
@@ -45,7 +46,7 @@ def evaluation_info(row: Evaluation, n_images: int) -> EvaluationInfo:
         split=row.split,
         threshold=row.threshold,
         precision=row.precision,
-        checkpoint=from_stored(row.checkpoint),
+        checkpoint=row.checkpoint if row.checkpoint == LACOSMIC_CHECKPOINT else from_stored(row.checkpoint),
         predictions_dir=from_stored(row.predictions_dir),
         summary=row.summary,
         pooled=row.pooled,
@@ -99,6 +100,11 @@ def _pairs(session, run: Run, split: str, masks: str) -> list[tuple[Path, Path, 
     return [(from_stored(f), from_stored(m), fid, rid) for f, m, fid, rid in rows]
 
 
+#: ``evaluate(frame/mask path pairs, progress, predictions_dir) -> segcore EvaluationResult``:
+#: how one kind of run makes its masks and scores them.
+Evaluate = Callable[[list[tuple[Path, Path]], Callable[[int, int], None] | None, Path], Any]
+
+
 def evaluate_run(
     run_id: int,
     split: str = "test",
@@ -107,51 +113,81 @@ def evaluate_run(
     masks: str = "current",
     progress: Callable[[int, int], None] | None = None,
 ) -> EvaluationInfo:
-    """Evaluate a run's model on one split of its dataset, in this process, and store the result.
+    """Evaluate a run's model (or an LA Cosmic run's parameters) on one split of its dataset,
+    in this process, and store the result.
 
     Parameters
     ----------
     split : "train", "validation" or "test".
     threshold : probability threshold (default: the run's: fixed at its start or chosen
         on validation frames when its training ended; 0.5 for a run whose training
-        ended before choosing one).
-    checkpoint : "best", "last", or a path to a ``.keras`` file.
+        ended before choosing one). An LA Cosmic run's masks have no threshold: None
+        or 0.5 only.
+    checkpoint : "best", "last", or a path to a ``.keras`` file ("best" only for an
+        LA Cosmic run, which detects with its stored parameters).
     masks : "current" (the frames' masks now) or "run" (the revisions the run trained with).
     progress : ``progress(done, total)`` after each image.
     """
-    from segcore.evaluator import evaluate_pairs
-    from segcore.model import load_model
-
     if split not in SPLITS or split == "real":
         raise StoreError(f"split must be train, validation or test, got {split!r}")
     with session_scope(write=False) as session:
         run = session.get(Run, run_id)
         if run is None:
             raise NotFound(f"run {run_id} does not exist")
-        if threshold is None:
-            threshold = FALLBACK_THRESHOLD if run.threshold is None else run.threshold
-        threshold = float(threshold)
-        model_path = _model_path(run, checkpoint)
+        if run.kind == "lacosmic":
+            from .classical import lacosmic_evaluation
+
+            evaluate, stored_checkpoint = lacosmic_evaluation(run, threshold, checkpoint)
+        else:
+            evaluate, stored_checkpoint = _model_evaluation(run, threshold, checkpoint)
         pairs = _pairs(session, run, split, masks)
-    if not 0.0 < threshold < 1.0:
-        raise StoreError(f"threshold must be between 0 and 1, got {threshold}")
     if not pairs:
         raise StoreError(f"run {run_id}: no frames with masks in the {split} split to evaluate on")
+    return store_evaluation(run_id, split, pairs, stored_checkpoint, evaluate, progress)
+
+
+def _model_evaluation(run: Run, threshold: float | None, checkpoint: str) -> tuple[Evaluate, str]:
+    """How a training run's model file is evaluated, and the checkpoint path as stored."""
+    if threshold is None:
+        threshold = FALLBACK_THRESHOLD if run.threshold is None else run.threshold
+    threshold = float(threshold)
+    model_path = _model_path(run, checkpoint)
+    if not 0.0 < threshold < 1.0:
+        raise StoreError(f"threshold must be between 0 and 1, got {threshold}")
+
+    def evaluate(pairs, progress, predictions_dir):
+        from segcore.evaluator import evaluate_pairs
+        from segcore.model import load_model
+
+        model = load_model(model_path, compile=False)
+        return evaluate_pairs(model, pairs, threshold=threshold, progress=progress, predictions_dir=predictions_dir)
+
+    return evaluate, to_stored_any(model_path)
+
+
+def store_evaluation(
+    run_id: int,
+    split: str,
+    pairs: list[tuple[Path, Path, int, int]],
+    checkpoint: str,
+    evaluate: Evaluate,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationInfo:
+    """Score the (frame path, mask path, frame id, revision id) pairs with ``evaluate`` and store
+    the evaluation and its per-image rows in one transaction; the predicted masks go under
+    ``<run>/evaluations/<token>/``, removed again if anything fails."""
     predictions = run_dir(run_id) / "evaluations" / token()
     try:
-        model = load_model(model_path, compile=False)
-        result = evaluate_pairs(
-            model, [(f, m) for f, m, _, _ in pairs], threshold=threshold, progress=progress, predictions_dir=predictions
-        )
+        result = evaluate([(f, m) for f, m, _, _ in pairs], progress, predictions)
         by_path = {str(f): (fid, rid) for f, _, fid, rid in pairs}
         summary = result.summary()
         with session_scope() as session:
             evaluation = Evaluation(
                 run_id=run_id,
                 split=split,
-                threshold=threshold,
+                threshold=float(result.threshold),
                 precision=result.precision,
-                checkpoint=to_stored_any(model_path),
+                checkpoint=checkpoint,
                 predictions_dir=to_stored(predictions),
                 summary={
                     metric: {"mean": _number(row["mean"]), "std": _number(row["std"])}

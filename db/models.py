@@ -36,6 +36,10 @@ ACTIVE_STATUSES = ("queued", "running")
 THRESHOLD_SOURCES = ("validation", "fixed")
 #: The threshold used when none was chosen (training ended before it could choose one).
 FALLBACK_THRESHOLD = 0.5
+#: What a run does: train a network ("train"), or detect with LA Cosmic, which needs no training.
+RUN_KINDS = ("train", "lacosmic")
+#: What an LA Cosmic run's evaluations record as their checkpoint: it has no model file.
+LACOSMIC_CHECKPOINT = "lacosmic"
 
 
 class UTCDateTime(TypeDecorator):
@@ -138,11 +142,14 @@ class Run(Base):
     __table_args__ = (
         CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
         CheckConstraint(_one_of("threshold_source", THRESHOLD_SOURCES), name="threshold_source"),
+        CheckConstraint(_one_of("kind", RUN_KINDS), name="kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="train", server_default="train")
+    # Training options, or for an LA Cosmic run its parameters (and how they were tuned).
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     # The test evaluation's threshold; None while it is still to be chosen on validation frames.
     threshold: Mapped[Optional[float]] = mapped_column(Float)

@@ -79,7 +79,8 @@ def _mean(evaluation: Evaluation | None, metric: str) -> float | None:
 
 
 def runs_table(dataset_id: int | None = None) -> pd.DataFrame:
-    """One row per run for the runs page, with the latest test evaluation's mean IoU and count score."""
+    """One row per run for the runs page, with the latest test evaluation's mean IoU and count score
+    (``kind`` "train" or "lacosmic"; ``epochs`` None for an LA Cosmic run)."""
     runs = list_runs(dataset_id)
     with session_scope(write=False) as session:
         latest = _latest_evaluations(session, [r.id for r in runs], "test")
@@ -92,7 +93,8 @@ def runs_table(dataset_id: int | None = None) -> pd.DataFrame:
                 "name": r.name,
                 "dataset": r.dataset_name,
                 "status": r.status,
-                "epochs": f"{r.epochs_run}/{r.epochs_total}" if r.epochs_total else str(r.epochs_run),
+                "kind": r.kind,
+                "epochs": None if not r.trains else f"{r.epochs_run}/{r.epochs_total}" if r.epochs_total else str(r.epochs_run),
                 "best_epoch": None if r.best_epoch is None else r.best_epoch + 1,
                 "best_val_loss": r.best_val_loss,
                 "test_iou": _mean(latest.get(r.id), "iou"),
@@ -106,7 +108,7 @@ def runs_table(dataset_id: int | None = None) -> pd.DataFrame:
                 "error": (r.error or "").splitlines()[0] if r.error else None,
             }
         )
-    columns = ["run_id", "name", "dataset", "status", "epochs", "best_epoch", "best_val_loss", "test_iou",
+    columns = ["run_id", "name", "dataset", "status", "kind", "epochs", "best_epoch", "best_val_loss", "test_iou",
                "test_count_score", "threshold", "threshold_source", "backbone_weights", "precision", "created",
                "duration_s", "error"]
     return pd.DataFrame.from_records(records, columns=columns)
@@ -215,6 +217,7 @@ def compare_runs(run_ids, split: str = "test") -> pd.DataFrame:
             "run_id": run_id,
             "name": run.name,
             "status": run.status,
+            "kind": run.kind,
             "backbone_weights": run.backbone_weights,
             "training_precision": run.precision,
             "best_val_loss": run.best_val_loss,

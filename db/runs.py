@@ -19,13 +19,14 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from .errors import NotFound, StoreError
-from .models import ACTIVE_STATUSES, FALLBACK_THRESHOLD, RUN_STATUSES, THRESHOLD_SOURCES, Dataset, Frame, MaskRevisionRow, Run, RunRevision, utcnow
+from .models import ACTIVE_STATUSES, FALLBACK_THRESHOLD, RUN_KINDS, RUN_STATUSES, THRESHOLD_SOURCES, Dataset, Frame, MaskRevisionRow, Run, RunRevision, utcnow
 from .paths import from_stored, remove_tree, run_dir, to_stored
 from .processes import LOG_FILE, create_time, is_worker_of, kill_process_group, process_alive, spawn_worker
 from .session import database_url, home, session_scope
 
 __all__ = [
     "FALLBACK_THRESHOLD",
+    "RUN_KINDS",
     "RUN_STATUSES",
     "THRESHOLD_SOURCES",
     "STALE_AFTER",
@@ -54,6 +55,8 @@ class RunInfo:
     dataset_id: int
     dataset_name: str
     status: str
+    #: "train" (a network is trained) or "lacosmic" (LA Cosmic detects; no training)
+    kind: str
     config: dict[str, Any]
     #: the test evaluation's threshold; None while (or when) none was chosen on validation
     threshold: float | None
@@ -98,8 +101,17 @@ class RunInfo:
         return self.threshold is None
 
     @property
+    def trains(self) -> bool:
+        """True for a training run; False for a detector that needs no training (LA Cosmic)."""
+        return self.kind == "train"
+
+    @property
     def progress(self) -> float:
-        """Fraction of the planned batches done, 0..1 (for a progress bar)."""
+        """Fraction of the planned batches (of an LA Cosmic run: frames) done, 0..1 (for a progress bar)."""
+        if not self.trains:
+            if self.status == "finished":
+                return 1.0
+            return min(1.0, (self.current_step or 0) / self.steps_per_epoch) if self.steps_per_epoch else 0.0
         if not self.epochs_total or not self.steps_per_epoch:
             return 0.0
         if not self.active:
@@ -119,6 +131,7 @@ def run_info(row: Run, dataset_name: str) -> RunInfo:
         dataset_id=row.dataset_id,
         dataset_name=dataset_name,
         status=row.status,
+        kind=row.kind,
         config=dict(row.config),
         threshold=row.threshold,
         threshold_source=row.threshold_source,
@@ -196,6 +209,35 @@ def start_run(config, dataset_id: int, name: str | None = None, threshold: float
             raise StoreError(f"threshold must be a number between 0 and 1 or None, got {threshold!r}") from None
         if not 0.0 < threshold < 1.0:
             raise StoreError(f"threshold must be between 0 and 1, got {threshold}")
+    run_id = record_run(
+        dataset_id,
+        name,
+        "train",
+        options,
+        needs_split="train",
+        threshold=threshold,
+        threshold_source="validation" if threshold is None else "fixed",
+        epochs_total=int(options.get("epochs", 100)),
+    )
+    _launch(run_id, resume=False)
+    return run_id
+
+
+#: How a split is named when a run needs its frames with masks.
+_SPLIT_WORDS = {"train": "training", "validation": "validation", "test": "test"}
+
+
+def record_run(
+    dataset_id: int, name: str | None, kind: str, config: dict[str, Any], needs_split: str, **columns
+) -> int:
+    """Record a queued run of ``kind`` with the current mask revision of every train, validation
+    and test frame (what the run works on, whatever is edited later); its folder is made afresh.
+
+    ``needs_split``: the split that must have frames with masks (StoreError otherwise).
+    ``columns``: further Run columns. Returns the run id; nothing is launched.
+    """
+    if kind not in RUN_KINDS:
+        raise StoreError(f"a run's kind must be one of {', '.join(RUN_KINDS)}, got {kind!r}")
     with session_scope() as session:
         dataset = session.get(Dataset, dataset_id)
         if dataset is None:
@@ -207,16 +249,15 @@ def start_run(config, dataset_id: int, name: str | None = None, threshold: float
             .group_by(Frame.id, Frame.split)
         )
         revisions = session.execute(current).all()
-        if not any(split == "train" for _, _, split in revisions):
-            raise StoreError(f"dataset {dataset.name!r} has no training frames with masks")
+        if not any(split == needs_split for _, _, split in revisions):
+            raise StoreError(f"dataset {dataset.name!r} has no {_SPLIT_WORDS[needs_split]} frames with masks")
         run = Run(
             name=(name or "").strip() or "run",
             dataset_id=dataset_id,
-            config=options,
-            threshold=threshold,
-            threshold_source="validation" if threshold is None else "fixed",
+            kind=kind,
+            config=config,
             status="queued",
-            epochs_total=int(options.get("epochs", 100)),
+            **columns,
         )
         session.add(run)
         session.flush()
@@ -226,9 +267,7 @@ def start_run(config, dataset_id: int, name: str | None = None, threshold: float
         run.run_dir = to_stored(_fresh_dir(folder))
         run.checkpoint_dir = to_stored(folder / "checkpoints")
         session.add_all(RunRevision(run_id=run.id, frame_id=f, revision_id=r) for f, r, _ in revisions)
-        run_id = run.id
-    _launch(run_id, resume=False)
-    return run_id
+        return run.id
 
 
 def _fresh_dir(folder: Path) -> Path:

@@ -1,11 +1,13 @@
-"""The training process: ``python -m db.worker RUN_ID [--resume]``.
+"""The run process: ``python -m db.worker RUN_ID [--resume]``.
 
 Started by :func:`db.runs.start_run`. It exports the run's recorded mask
 revisions into ``<run>/data`` in the original layout, trains through
 ``segcore.trainer.train`` with a listener that writes progress to the store,
 stores the threshold training chose on the validation frames (for a run whose
 threshold was not fixed), evaluates the best model on the test split at the
-run's threshold, and records how it ended. Every
+run's threshold, and records how it ended. An LA Cosmic run (started by
+:func:`db.classical.start_lacosmic_run`) detects instead of training
+(:func:`db.classical.detect_with_lacosmic`). Every
 write is its own short transaction, so the app can read at any time.
 """
 
@@ -215,7 +217,12 @@ def _claim(run_id: int) -> dict | None:
         run.attempts += 1
         run.error = None
         run.ended_at = None
-        return {"config": dict(run.config), "threshold": run.threshold, "threshold_source": run.threshold_source}
+        return {
+            "kind": run.kind,
+            "config": dict(run.config),
+            "threshold": run.threshold,
+            "threshold_source": run.threshold_source,
+        }
 
 
 def _record_threshold(run_id: int, threshold: float) -> None:
@@ -224,52 +231,71 @@ def _record_threshold(run_id: int, threshold: float) -> None:
         session.execute(update(Run).where(Run.id == run_id).values(threshold=float(threshold)))
 
 
-def run_training(run_id: int, resume: bool = False) -> int:
-    """Train, evaluate and record one run; the process exit code."""
+def _train(run_id: int, claim: dict, resume: bool, cancel: CancelToken) -> str:
+    """Train, store the chosen threshold, evaluate the best model on the test split; the final status."""
     from segcore.trainer import TrainConfig, train
 
     from .evaluations import evaluate_run
 
+    folder = run_dir(run_id)
+    data_dir = export_training_data(run_id, folder / "data")
+    config = TrainConfig.from_dict(
+        {
+            **claim["config"],
+            "data_dir": str(data_dir),
+            "out": str(folder / "model.keras"),
+            "checkpoint_dir": str(folder / "checkpoints"),
+            "resume": resume,
+        }
+    )
+    listener = StoreListener(run_id, config.checkpoints)
+    end = train(config, listeners=[listener, ConsoleProgress(sys.stdout)], cancel=cancel)
+    if end.status == "cancelled":
+        print(f"run {run_id}: cancelled after {end.epochs_run} epochs", flush=True)
+        return "cancelled"
+    if claim["threshold_source"] == "validation" and end.threshold is not None:
+        _record_threshold(run_id, end.threshold)
+        print(f"run {run_id}: threshold {end.threshold:g} chosen on the validation frames", flush=True)
+    if segdata.list_frames(data_dir / "Test"):
+        # The run's threshold: the fixed one, the one just chosen, or 0.5 when none was chosen.
+        evaluation = evaluate_run(run_id, "test", checkpoint="best", masks="run")
+        print(f"run {run_id}: evaluation {evaluation.id} on {evaluation.n_images} test frames", flush=True)
+    return "finished"
+
+
+def _failure_text(exc: BaseException, kind: str) -> str:
+    """What a failed run records: a training run adds the traceback's end; an LA Cosmic run
+    (whose errors are about its frames or parameters) one line, the traceback being in its log."""
+    line = f"{type(exc).__name__}: {exc}"
+    if kind == "train":
+        return f"{line}\n{_traceback_excerpt(exc)}"
+    return " ".join(line.split())
+
+
+def run_worker(run_id: int, resume: bool = False) -> int:
+    """Do one stored run (train, or detect with LA Cosmic) and record how it ended; the process exit code."""
     claim = _claim(run_id)
     if claim is None:
         return 0
     pid = os.getpid()
-    folder = run_dir(run_id)
-    cancel = CancelToken(folder / CANCEL_FILE)
-    # A polite stop (system shutdown, kill without -9) becomes a cancel at the next batch.
+    cancel = CancelToken(run_dir(run_id) / CANCEL_FILE)
+    # A polite stop (system shutdown, kill without -9) becomes a cancel at the next batch (or frame).
     signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
     print(f"run {run_id}: pid {pid}, {'resuming' if resume else 'starting'}", flush=True)
     try:
         with _Heartbeat(run_id):
-            data_dir = export_training_data(run_id, folder / "data")
-            config = TrainConfig.from_dict(
-                {
-                    **claim["config"],
-                    "data_dir": str(data_dir),
-                    "out": str(folder / "model.keras"),
-                    "checkpoint_dir": str(folder / "checkpoints"),
-                    "resume": resume,
-                }
-            )
-            listener = StoreListener(run_id, config.checkpoints)
-            end = train(config, listeners=[listener, ConsoleProgress(sys.stdout)], cancel=cancel)
-            if end.status == "cancelled":
-                _finish(run_id, "cancelled", only_if_pid=pid)
-                print(f"run {run_id}: cancelled after {end.epochs_run} epochs", flush=True)
-                return 0
-            if claim["threshold_source"] == "validation" and end.threshold is not None:
-                _record_threshold(run_id, end.threshold)
-                print(f"run {run_id}: threshold {end.threshold:g} chosen on the validation frames", flush=True)
-            if segdata.list_frames(data_dir / "Test"):
-                # The run's threshold: the fixed one, the one just chosen, or 0.5 when none was chosen.
-                evaluation = evaluate_run(run_id, "test", checkpoint="best", masks="run")
-                print(f"run {run_id}: evaluation {evaluation.id} on {evaluation.n_images} test frames", flush=True)
-        _finish(run_id, "finished", only_if_pid=pid)
-        print(f"run {run_id}: finished", flush=True)
+            if claim["kind"] == "lacosmic":
+                from .classical import detect_with_lacosmic
+
+                status = detect_with_lacosmic(run_id, claim["config"], cancel)
+            else:
+                status = _train(run_id, claim, resume, cancel)
+        _finish(run_id, status, only_if_pid=pid)
+        print(f"run {run_id}: {status}", flush=True)
         return 0
     except BaseException as exc:
         traceback.print_exc()
-        _finish(run_id, "failed", error=f"{type(exc).__name__}: {exc}\n{_traceback_excerpt(exc)}", only_if_pid=pid)
+        _finish(run_id, "failed", error=_failure_text(exc, claim["kind"]), only_if_pid=pid)
         return 1
     finally:
         sys.stdout.flush()
@@ -281,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     args = parser.parse_args(argv)
     init_db()
-    return run_training(args.run_id, resume=args.resume)
+    return run_worker(args.run_id, resume=args.resume)
 
 
 if __name__ == "__main__":

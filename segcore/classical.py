@@ -132,12 +132,22 @@ def lacosmic_mask(frame: np.ndarray, params: LACosmicParams | None = None) -> np
     return np.asarray(mask, bool)
 
 
-def tuning_grid(base: LACosmicParams | None = None) -> list[LACosmicParams]:
-    """``base`` with every combination of SIGCLIP_GRID x OBJLIM_GRID x SIGFRAC_GRID."""
+def tuning_grid(
+    base: LACosmicParams | None = None,
+    sigclip: Iterable[float] = SIGCLIP_GRID,
+    objlim: Iterable[float] = OBJLIM_GRID,
+    sigfrac: Iterable[float] = SIGFRAC_GRID,
+) -> list[LACosmicParams]:
+    """``base`` with every combination of the ``sigclip`` x ``objlim`` x ``sigfrac`` values
+    (by default SIGCLIP_GRID x OBJLIM_GRID x SIGFRAC_GRID); ValueError for an empty axis."""
     base = base or LACosmicParams()
+    axes = {"sigclip": list(sigclip), "objlim": list(objlim), "sigfrac": list(sigfrac)}
+    empty = [name for name, values in axes.items() if not values]
+    if empty:
+        raise ValueError(f"the tuning grid needs at least one value of {', '.join(empty)}")
     return [
         replace(base, sigclip=s, objlim=o, sigfrac=f)
-        for s, o, f in itertools.product(SIGCLIP_GRID, OBJLIM_GRID, SIGFRAC_GRID)
+        for s, o, f in itertools.product(axes["sigclip"], axes["objlim"], axes["sigfrac"])
     ]
 
 

@@ -82,6 +82,15 @@ def test_default_grid_spans_every_combination():
     assert {p.niter for p in grid} == {2}
 
 
+def test_grid_values_can_be_chosen_per_parameter():
+    grid = tuning_grid(LACosmicParams(niter=2), sigclip=(5.0, 7.0), objlim=(2.0,), sigfrac=(0.2, 0.4))
+    assert [(p.sigclip, p.objlim, p.sigfrac, p.niter) for p in grid] == [
+        (5.0, 2.0, 0.2, 2), (5.0, 2.0, 0.4, 2), (7.0, 2.0, 0.2, 2), (7.0, 2.0, 0.4, 2)
+    ]
+    with pytest.raises(ValueError, match="objlim"):
+        tuning_grid(objlim=())
+
+
 @pytest.mark.parametrize("bad", [dict(sigclip=0.0), dict(niter=0), dict(gain=-1.0), dict(read_noise=-2.0)])
 def test_bad_parameters_are_refused_with_their_names(bad):
     with pytest.raises(ValueError, match=next(iter(bad)).replace("_", " ")):

@@ -295,7 +295,7 @@ def test_migrations_create_exactly_the_model_schema(store):
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert differences == []
-    assert version == "0003"
+    assert version == "0004"
 
 
 def test_existing_database_survives_restart_and_upgrade(store, tmp_path):
@@ -344,7 +344,7 @@ def test_a_later_migration_that_rebuilds_a_table_keeps_every_row(store, tmp_path
     shutil.copytree(Path(db.__file__).with_name("migrations"), scripts, ignore=shutil.ignore_patterns("__pycache__"))
     (scripts / "versions" / "0099_frame_note.py").write_text(
         "import sqlalchemy as sa\nfrom alembic import op\n"
-        "revision = '0099'\ndown_revision = '0003'\nbranch_labels = None\ndepends_on = None\n"
+        "revision = '0099'\ndown_revision = '0004'\nbranch_labels = None\ndepends_on = None\n"
         "def upgrade():\n"
         "    sqlite = op.get_bind().dialect.name == 'sqlite'\n"
         "    with op.batch_alter_table('frames', recreate='always' if sqlite else 'never') as batch:\n"
@@ -367,7 +367,7 @@ def test_a_later_migration_that_rebuilds_a_table_keeps_every_row(store, tmp_path
     assert [r.author for r in db.mask_history(frame.id)] == ["ana", "import"]
 
 
-def _migrate(engine, revision: str) -> None:
+def _migrate(engine, revision: str, direction: str = "upgrade") -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -377,11 +377,12 @@ def _migrate(engine, revision: str) -> None:
     config.set_main_option("script_location", str(Path(db.__file__).with_name("migrations")))
     with migration_connection(engine) as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        getattr(command, direction)(config, revision)
 
 
-def test_migration_0003_keeps_a_0002_runs_threshold_as_fixed(tmp_path, monkeypatch):
-    """A database made at 0002 with a run in it: after the upgrade the run keeps its threshold, "fixed"."""
+def test_migrations_keep_a_0002_run_a_training_run_with_its_threshold_fixed(tmp_path, monkeypatch):
+    """A database made at 0002 with a run in it: after the upgrade the run keeps its threshold, "fixed"
+    (0003), and is a training run (0004)."""
     from db.session import make_engine
 
     home = tmp_path / "home"
@@ -410,13 +411,31 @@ def test_migration_0003_keeps_a_0002_runs_threshold_as_fixed(tmp_path, monkeypat
         assert (run.threshold, run.threshold_source, run.precision_reason) == (0.35, "fixed", None)
         assert (run.evaluation_threshold, run.threshold_fallback) == (0.35, False)
         assert (run.name, run.config, run.precision, run.epochs_run) == ("old run", {"epochs": 3}, "float32", 3)
+        assert (run.kind, run.trains) == ("train", True)
         with get_engine().connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
-            # The source is checked by the database too.
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            # The source and the kind are checked by the database too.
             with pytest.raises(Exception, match="(?i)check"):
                 connection.execute(text("UPDATE runs SET threshold_source = 'guessed' WHERE id = 7"))
+        with get_engine().connect() as connection, pytest.raises(Exception, match="(?i)check"):
+            connection.execute(text("UPDATE runs SET kind = 'guessed' WHERE id = 7"))
     finally:
         db.reset()
+
+
+def test_migration_0004_downgrades_and_upgrades_keeping_an_la_cosmic_run(store, tmp_path, monkeypatch):
+    from db import runs as run_manager
+
+    monkeypatch.setattr(run_manager, "_launch", lambda run_id, resume: None)  # no process: only the record
+    make_layout(tmp_path / "src", {"Train": 1, "Validation": 1, "Test": 1})
+    run_id = db.start_lacosmic_run(db.import_folder(tmp_path / "src", name="t").dataset_id, tune=False)
+
+    _migrate(get_engine(), "0003", "downgrade")
+    assert "kind" not in {c["name"] for c in inspect(get_engine()).get_columns("runs")}
+    _migrate(get_engine(), "head")
+
+    # Without the column it read as a training run; that is what it is again.
+    assert (db.get_run(run_id).kind, len(db.list_runs())) == ("train", 1)
 
 
 def test_start_run_records_where_its_threshold_comes_from(store, tmp_path, monkeypatch):
