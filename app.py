@@ -162,6 +162,7 @@ def home() -> None:
 
 def latest_run() -> None:
     import db
+    from ui.run_views import is_lacosmic
 
     try:
         db.refresh_run_states()
@@ -173,7 +174,8 @@ def latest_run() -> None:
         return
     st.markdown(f"**{latest.name}** on *{latest.dataset_name}*: status **{latest.status}**")
     if latest.status in ("queued", "running"):
-        st.progress(float(latest.progress), text=f"{latest.progress:.0%} of the planned training done")
+        work = "frames" if is_lacosmic(latest) else "planned training"
+        st.progress(float(latest.progress), text=f"{latest.progress:.0%} of the {work} done")
     if latest.error:
         st.caption(f"Error: {latest.error.splitlines()[0]}")
     if own:

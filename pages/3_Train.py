@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 import db
+from segcore.classical import LACosmicParams
 from segcore.errors import SegcoreError
 from segcore.preprocess import INPUT_RECIPES
 from segcore.trainer import TrainConfig
@@ -16,10 +17,14 @@ from ui.common import init_store
 from ui.run_views import (
     ACTIVE_STATUSES,
     INPUT_RECIPE_LABELS,
+    LACOSMIC_LABEL,
+    MEASURED_PARAMETERS,
     STATUS_ICONS,
     WEIGHT_SUFFIXES,
     batch_progress,
     format_duration,
+    is_lacosmic,
+    lacosmic_parameters_text,
     link_to,
     readable_log,
     run_label,
@@ -30,6 +35,7 @@ from ui.run_views import (
 )
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+LACOSMIC_DEFAULTS = LACosmicParams()
 LOSSES = {"cross_entropy": "Cross-entropy (the original)", "dice_cross_entropy": "Cross-entropy + Dice (recommended)"}
 # The recommended recipe (TrainConfig's default) first.
 RECIPES = {
@@ -72,8 +78,48 @@ def _status_line(run) -> None:
         st.caption(f"The backbone started from random weights: {reason.strip()}")
 
 
+def _run_footer(run, live: bool) -> None:
+    """What every run shows below its progress: a warning when its process falls silent, and its error."""
+    if live and run.status == "running":
+        quiet = seconds_since(run.heartbeat)
+        if quiet is not None and quiet > 30:
+            st.warning(f"No sign of life from the run's process for {format_duration(quiet)}.")
+    if run.status == "failed" and run.error:
+        st.error(f"The run failed: {run.error}")
+
+
+def _run_log(run) -> None:
+    with st.expander("Log (last lines)" if is_lacosmic(run) else "Training log (last lines)"):
+        log = readable_log(db.run_log(run.id, tail=2000))
+        st.code(log or "(nothing written yet)", language=None)
+
+
+def _lacosmic_view(run, live: bool) -> None:
+    """Status, frames done, time and log of an LA Cosmic run (it has no epochs or curves)."""
+    icon = STATUS_ICONS.get(run.status, "")
+    st.markdown(f"{icon} **{run_label(run)}** on dataset *{run.dataset_name}* · **{LACOSMIC_LABEL}**")
+    st.caption(f"Parameters: {lacosmic_parameters_text(run)}")
+    done, total = run.current_step or 0, run.steps_per_epoch
+    if live:
+        if run.status == "queued" or not total:
+            st.progress(0.0, text="Waiting for the LA Cosmic process to start...")
+        else:
+            tuning = " (the validation frames it tunes on, then the test frames)" if run.config.get("tune") else ""
+            st.progress(run.progress, text=f"Frames: {done} of {total} done{tuning}")
+    columns = st.columns(3)
+    columns[0].metric("Frames done", f"{done} / {total}" if total else "–")
+    columns[1].metric("Time so far" if live else "Time taken", format_duration(timing(run)["elapsed"]))
+    f1 = run.config.get("tuned_f1")
+    columns[2].metric("Pooled F1 on validation", "–" if f1 is None else f"{f1:.3f}", help="Of the tuned parameters.")
+    _run_footer(run, live)
+    _run_log(run)
+
+
 def _run_view(run, live: bool) -> None:
     """Status, progress, timing, curves and log of one run."""
+    if is_lacosmic(run):
+        _lacosmic_view(run, live)
+        return
     _status_line(run)
     epochs = db.epoch_metrics(run.id)
     clock = timing(run, epochs)
@@ -101,19 +147,12 @@ def _run_view(run, live: bool) -> None:
         + ("" if run.best_val_loss is None else f" ({run.best_val_loss:.4f})")
         + "; its weights are the ones kept.",
     )
-    if live and run.status == "running":
-        quiet = seconds_since(run.heartbeat)
-        if quiet is not None and quiet > 30:
-            st.warning(f"No sign of life from the training process for {format_duration(quiet)}.")
-    if run.status == "failed" and run.error:
-        st.error(f"The run failed: {run.error}")
+    _run_footer(run, live)
     if epochs.empty:
         st.info("The learning curves appear here when the first epoch ends.")
     else:
         st.plotly_chart(charts.learning_curves(epochs), key=f"curves_{run.id}_{live}")
-    with st.expander("Training log (last lines)"):
-        log = readable_log(db.run_log(run.id, tail=2000))
-        st.code(log or "(nothing written yet)", language=None)
+    _run_log(run)
 
 
 @st.fragment(run_every=2)
@@ -125,13 +164,20 @@ def live_run(run_id: int) -> None:
         st.session_state["train_show_run"] = run_id
         st.rerun()
     _run_view(run, live=True)
-    if st.button("Stop this run", key=f"stop_{run_id}", icon=":material/stop_circle:", help="Stops after the current batch and keeps the best weights so far."):
+    step = "frame" if is_lacosmic(run) else "batch"
+    if st.button(
+        "Stop this run",
+        key=f"stop_{run_id}",
+        icon=":material/stop_circle:",
+        help="Stops after the current frame; no evaluation is stored." if is_lacosmic(run)
+        else "Stops after the current batch and keeps the best weights so far.",
+    ):
         try:
             db.cancel_run(run_id)
         except db.StoreError as exc:
             st.warning(str(exc))  # it ended in the meantime
         else:
-            st.toast(f"Stopping run #{run_id} after the current batch...")
+            st.toast(f"Stopping run #{run_id} after the current {step}...")
 
 
 if active:
@@ -157,6 +203,23 @@ def _config_problems(values: dict, weights_file: str | None) -> list[str]:
     return problems
 
 
+def _choose_dataset(container, key: str, help: str):
+    by_id = {d.id: d for d in datasets}
+    ids = list(by_id)
+    preferred = st.session_state.get("dataset_id")
+    return by_id[
+        container.selectbox(
+            "Dataset",
+            ids,
+            index=ids.index(preferred) if preferred in ids else 0,
+            format_func=lambda i: f"{by_id[i].name} ({by_id[i].frames.get('train', 0)} train, "
+            f"{by_id[i].frames.get('validation', 0)} validation, {by_id[i].frames.get('test', 0)} test frames)",
+            help=help,
+            key=key,
+        )
+    ]
+
+
 datasets = db.list_datasets()
 with st.expander("Start a new run", expanded=not active):
     if active:
@@ -174,19 +237,10 @@ with st.expander("Start a new run", expanded=not active):
         )
         with st.form("new_run"):
             left, right = st.columns(2)
-            by_id = {d.id: d for d in datasets}
-            ids = list(by_id)
-            preferred = st.session_state.get("dataset_id")
-            dataset = by_id[
-                left.selectbox(
-                    "Dataset",
-                    ids,
-                    index=ids.index(preferred) if preferred in ids else 0,
-                    format_func=lambda i: f"{by_id[i].name} ({by_id[i].frames.get('train', 0)} train, "
-                    f"{by_id[i].frames.get('validation', 0)} validation, {by_id[i].frames.get('test', 0)} test frames)",
-                    help="Training uses the current mask of every frame; masks you correct later do not change this run.",
-                )
-            ]
+            dataset = _choose_dataset(
+                left, "train_dataset",
+                "Training uses the current mask of every frame; masks you correct later do not change this run.",
+            )
             name = right.text_input("Run name", placeholder="e.g. baseline-256px", help="Leave empty for an automatic name.")
             st.markdown("**Crops and batches**")
             c1, c2, c3, c4 = st.columns(4)
@@ -332,6 +386,59 @@ with st.expander("Start a new run", expanded=not active):
 
 
 # --------------------------------------------------------------------------- #
+# No training: LA Cosmic
+# --------------------------------------------------------------------------- #
+
+with st.expander("No training: LA Cosmic"):
+    st.markdown(
+        "LA Cosmic (van Dokkum 2001) marks pixels that stand out from their neighbours by more than the noise, "
+        "sharper than the light around them. It needs no training: it runs in the background like a training run, "
+        "is evaluated on the test split, and shows on Results and Compare next to the trained models."
+    )
+    if not datasets:
+        st.info("There is no dataset yet. Import one on the Datasets page first.")
+    else:
+        with st.form("lacosmic_run"):
+            left, right = st.columns(2)
+            lacosmic_dataset = _choose_dataset(
+                left, "lacosmic_dataset", "LA Cosmic runs on the current mask of every frame, like a training run."
+            )
+            lacosmic_name = right.text_input("LA Cosmic run name", placeholder="e.g. lacosmic-tuned", help="Leave empty for an automatic name.")
+            st.markdown("**Detection**")
+            c1, c2, c3, c4 = st.columns(4)
+            sigclip = c1.number_input("sigclip", min_value=0.1, max_value=100.0, value=LACOSMIC_DEFAULTS.sigclip, step=0.5, help="How many noise sigmas a cosmic pixel's sharpness must exceed.")
+            sigfrac = c2.number_input("sigfrac", min_value=0.01, max_value=10.0, value=LACOSMIC_DEFAULTS.sigfrac, step=0.05, help="Neighbours above sigfrac x sigclip join a detected cosmic.")
+            objlim = c3.number_input("objlim", min_value=0.1, max_value=100.0, value=LACOSMIC_DEFAULTS.objlim, step=0.5, help="How much sharper than the blurred light around it a cosmic must be (high: fewer stars or Bragg spots taken).")
+            niter = c4.number_input("niter", min_value=1, max_value=20, value=LACOSMIC_DEFAULTS.niter, help="Detection passes.")
+            st.markdown("**Noise** (leave empty: measured on each frame)")
+            noise_inputs = {}
+            for column, (name, label) in zip(st.columns(4), MEASURED_PARAMETERS.items()):
+                unit = "quanta per ADU" if name == "gain" else "ADU"
+                noise_inputs[name] = column.number_input(
+                    f"{label.capitalize()} ({unit})", min_value=0.0, value=None, placeholder="measured on each frame"
+                )
+            tune = st.checkbox(
+                "Tune sigclip, objlim and sigfrac on the validation frames",
+                value=True,
+                key="lacosmic_tune",
+                help="Tries sigclip 3-10, objlim 1-5 and sigfrac 0.1-0.5 and keeps the set with the best pooled pixel "
+                "F1 on the validation frames (the values above are then replaced; niter and the noise are kept).",
+            )
+            start_lacosmic = st.form_submit_button("Start LA Cosmic", type="primary", icon=":material/flare:")
+
+        if start_lacosmic:
+            params = dict(sigclip=float(sigclip), sigfrac=float(sigfrac), objlim=float(objlim), niter=int(niter))
+            params.update({name: None if value is None else float(value) for name, value in noise_inputs.items()})
+            try:
+                run_id = db.start_lacosmic_run(lacosmic_dataset.id, name=lacosmic_name.strip() or None, params=params, tune=tune)
+            except (ValueError, SegcoreError) as exc:
+                st.error(f"LA Cosmic could not start: {exc}")
+            else:
+                st.success(f"Run #{run_id} (LA Cosmic) started.")
+                st.rerun()
+
+
+# --------------------------------------------------------------------------- #
 # Earlier runs
 # --------------------------------------------------------------------------- #
 
@@ -347,7 +454,11 @@ else:
     with st.container(border=True):
         _run_view(run, live=False)
         if run.status in ("failed", "cancelled"):
-            if st.button("Resume this run", icon=":material/replay:", help="Continue from the last saved epoch, on the same masks."):
+            resume_help = (
+                "Run LA Cosmic again, on the same masks." if is_lacosmic(run)
+                else "Continue from the last saved epoch, on the same masks."
+            )
+            if st.button("Resume this run", icon=":material/replay:", help=resume_help):
                 try:
                     new_id = db.resume_run(run.id)
                 except (ValueError, SegcoreError) as exc:

@@ -11,9 +11,12 @@ from segcore.errors import SegcoreError
 from ui import charts
 from ui.common import init_store
 from ui.run_views import (
+    LACOSMIC_LABEL,
     enlarge,
     evaluation_label,
     evaluation_threshold_text,
+    is_lacosmic,
+    lacosmic_parameters_text,
     link_to,
     run_label,
     store_key,
@@ -24,7 +27,10 @@ EVALUATION_SPLITS = ("test", "validation", "train")
 
 init_store()
 st.title("Results")
-st.caption("How well a trained model finds and counts cosmics, frame by frame, on frames it did not train on.")
+st.caption(
+    "How well a trained model (or LA Cosmic, which needs no training) finds and counts cosmics, frame by frame, "
+    "on frames it did not train on."
+)
 
 db.refresh_run_states()
 runs = db.list_runs()
@@ -40,10 +46,18 @@ def per_image(store: str, evaluation_id: int) -> pd.DataFrame:
     return db.per_image_results(evaluation_id)
 
 
-def _evaluate(run_id: int, split: str, threshold: float, masks: str = "run") -> None:
-    """Evaluate in this process with a progress bar, then show the new evaluation."""
-    with st.status(f"Evaluating run #{run_id} on the {split} split at threshold {threshold:g}...", expanded=True) as status:
-        st.write("Loading the model, then predicting every frame at full resolution.")
+def _evaluate(run, split: str, threshold: float, masks: str = "run") -> None:
+    """Evaluate in this process with a progress bar, then show the new evaluation.
+
+    An LA Cosmic run detects with its own parameters; it has no threshold to set.
+    """
+    run_id = run.id
+    if is_lacosmic(run):
+        threshold, how, work = None, "with its LA Cosmic parameters", "Running LA Cosmic on every frame."
+    else:
+        how, work = f"at threshold {threshold:g}", "Loading the model, then predicting every frame at full resolution."
+    with st.status(f"Evaluating run #{run_id} on the {split} split {how}...", expanded=True) as status:
+        st.write(work)
         bar = st.progress(0.0)
 
         def progress(done: int, total: int) -> None:
@@ -66,9 +80,11 @@ def _evaluate_form(candidates, key: str) -> None:
     with st.form(key):
         c1, c2 = st.columns([2, 1])
         chosen = c1.selectbox("Run", list(by_id), format_func=lambda i: run_label(by_id[i]), key=f"{key}_run")
-        threshold = c2.slider("Threshold", 0.01, 0.99, 0.5, 0.01, key=f"{key}_threshold")
+        threshold = c2.slider(
+            "Threshold", 0.01, 0.99, 0.5, 0.01, key=f"{key}_threshold", help="LA Cosmic runs have none; it is ignored for them."
+        )
         if st.form_submit_button("Evaluate on the test split", type="primary"):
-            _evaluate(chosen, "test", float(threshold))
+            _evaluate(by_id[chosen], "test", float(threshold))
 
 
 if not runs:
@@ -76,7 +92,11 @@ if not runs:
     link_to("pages/3_Train.py", "Train a model", ":material/model_training:")
     st.stop()
 
-unevaluated = [r for r in runs if r.id not in by_run and r.status in ("finished", "cancelled", "failed") and r.epochs_run > 0]
+# A stopped training run with a saved epoch, or a stopped LA Cosmic run (its parameters are all it needs).
+unevaluated = [
+    r for r in runs
+    if r.id not in by_run and r.status in ("finished", "cancelled", "failed") and (r.epochs_run > 0 or is_lacosmic(r))
+]
 if not by_run:
     st.info(
         "No run has been evaluated yet. Every run is evaluated on the test split when its training ends; "
@@ -124,19 +144,25 @@ summary = charts.metric_summary(table)
 pooled = evaluation.pooled or {}
 columns = st.columns(5)
 columns[0].metric("Images", len(table))
-columns[1].metric(
-    "Threshold",
-    f"{evaluation.threshold:g}",
-    help=f"{evaluation_threshold_text(evaluation, run)}. The run's threshold: {threshold_text(run)}. "
-    f"Network arithmetic: {evaluation.precision or 'not recorded'}",
-)
+if is_lacosmic(run):
+    columns[1].metric("Detector", "LA Cosmic", help=f"{LACOSMIC_LABEL}: it gives masks, not probabilities, so it has no threshold.")
+else:
+    columns[1].metric(
+        "Threshold",
+        f"{evaluation.threshold:g}",
+        help=f"{evaluation_threshold_text(evaluation, run)}. The run's threshold: {threshold_text(run)}. "
+        f"Network arithmetic: {evaluation.precision or 'not recorded'}",
+    )
 columns[2].metric("Mean IoU", f"{summary.loc['iou', 'mean']:.3f}" if "iou" in summary.index else "–")
 columns[3].metric("True cosmics", int(table["true_count"].sum()))
 columns[4].metric("Predicted cosmics", int(table["pred_count"].sum()))
-st.caption(
-    f"Threshold of this evaluation: **{evaluation_threshold_text(evaluation, run)}** · "
-    f"the run's threshold: **{threshold_text(run)}**"
-)
+if is_lacosmic(run):
+    st.caption(f"**{LACOSMIC_LABEL}** · parameters: {lacosmic_parameters_text(run)}")
+else:
+    st.caption(
+        f"Threshold of this evaluation: **{evaluation_threshold_text(evaluation, run)}** · "
+        f"the run's threshold: **{threshold_text(run)}**"
+    )
 left, right = st.columns([2, 3])
 with left:
     st.dataframe(
@@ -251,27 +277,42 @@ with overlays_tab:
             small.info("This frame has no true mask.")
         else:
             small.image(enlarge(true_img, 256), caption="True mask", width="stretch")
-        small.image(enlarge(pred_img, 256), caption=f"Prediction at threshold {evaluation.threshold:g}", width="stretch")
+        predicted_by = "LA Cosmic's mask" if is_lacosmic(run) else f"Prediction at threshold {evaluation.threshold:g}"
+        small.image(enlarge(pred_img, 256), caption=predicted_by, width="stretch")
 
 with rescore_tab:
-    st.markdown(
-        "Score the same model at another probability threshold, or on another split, without retraining. "
-        "The result is stored as a new evaluation of this run and shown here."
-    )
+    if is_lacosmic(run):
+        st.markdown(
+            "LA Cosmic gives masks, not probabilities: it has no threshold to change. Score its parameters on "
+            "another split, or against the frames' corrected masks. The result is stored as a new evaluation of "
+            "this run and shown here."
+        )
+    else:
+        st.markdown(
+            "Score the same model at another probability threshold, or on another split, without retraining. "
+            "The result is stored as a new evaluation of this run and shown here."
+        )
     with st.form("rescore"):
         c1, c2 = st.columns([3, 1])
-        threshold = c1.slider("Threshold", 0.01, 0.99, float(evaluation.threshold), 0.01, help="A pixel is cosmic when its probability is above this.")
+        if is_lacosmic(run):
+            threshold = evaluation.threshold
+            c1.markdown(f"Parameters: {lacosmic_parameters_text(run)}")
+        else:
+            threshold = c1.slider("Threshold", 0.01, 0.99, float(evaluation.threshold), 0.01, help="A pixel is cosmic when its probability is above this.")
         split = c2.selectbox("Split", EVALUATION_SPLITS, index=EVALUATION_SPLITS.index(evaluation.split) if evaluation.split in EVALUATION_SPLITS else 0)
         masks = st.radio(
             "Score against",
             ("run", "current"),
-            format_func={"run": "the masks the run trained with", "current": "the frames' current masks (after corrections)"}.get,
+            format_func={"run": "the masks the run started with", "current": "the frames' current masks (after corrections)"}.get,
             horizontal=True,
         )
         if st.form_submit_button("Re-score", type="primary", icon=":material/refresh:"):
-            _evaluate(run.id, split, float(threshold), masks)
+            _evaluate(run, split, float(threshold), masks)
 
 if unevaluated:
     with st.expander(f"Runs without an evaluation ({len(unevaluated)})"):
-        st.markdown("These runs were stopped or failed before their evaluation; evaluate them with the best weights they saved.")
+        st.markdown(
+            "These runs were stopped or failed before their evaluation; evaluate them with the best weights they "
+            "saved (LA Cosmic runs with their parameters)."
+        )
         _evaluate_form(unevaluated, "late_evaluation")

@@ -8,7 +8,18 @@ import streamlit as st
 import db
 from ui import charts
 from ui.common import init_store
-from ui.run_views import evaluation_threshold_text, full_config, latest_evaluation, link_to, run_label, threshold_text
+from ui.run_views import (
+    LACOSMIC_LABEL,
+    evaluation_threshold_text,
+    full_config,
+    is_lacosmic,
+    lacosmic_parameters_text,
+    latest_evaluation,
+    link_to,
+    method_text,
+    run_label,
+    threshold_text,
+)
 
 SPLITS = ("test", "validation", "train")
 HIGHLIGHT = "background-color: rgba(255, 200, 0, 0.35)"
@@ -60,8 +71,10 @@ scored = [r for r in chosen if latest[r.id] is not None]
 st.subheader("What differs in their set-up")
 configs = {names[r.id]: {**full_config(r), "dataset": r.dataset_name} for r in chosen}
 for r in chosen:
-    configs[names[r.id]]["backbone weights used"] = r.backbone_weights or "–"
-    configs[names[r.id]]["training arithmetic used"] = r.precision or "–"
+    configs[names[r.id]]["method"] = method_text(r)
+    # What only training has, an LA Cosmic run says it has not.
+    configs[names[r.id]]["backbone weights used"] = LACOSMIC_LABEL if is_lacosmic(r) else r.backbone_weights or "–"
+    configs[names[r.id]]["training arithmetic used"] = LACOSMIC_LABEL if is_lacosmic(r) else r.precision or "–"
     configs[names[r.id]]["run threshold"] = threshold_text(r)
     configs[names[r.id]]["evaluation threshold"] = (
         evaluation_threshold_text(latest[r.id], r) if latest[r.id] is not None else "–"
@@ -109,9 +122,14 @@ per_run = {names[r.id]: db.per_image_results(latest[r.id].id) for r in scored}
 st.plotly_chart(charts.grouped_boxplot(per_run), key="compare_boxes")
 
 st.subheader("Learning curves")
-curves = {names[r.id]: db.epoch_metrics(r.id) for r in chosen}
-st.plotly_chart(charts.overlaid_learning_curves(curves, panels=("loss", "iou", "precision", "recall")), key="compare_curves")
-st.caption("Solid: training; dashed: validation.")
+trained = [r for r in chosen if not is_lacosmic(r)]
+if trained:
+    curves = {names[r.id]: db.epoch_metrics(r.id) for r in trained}
+    st.plotly_chart(charts.overlaid_learning_curves(curves, panels=("loss", "iou", "precision", "recall")), key="compare_curves")
+    st.caption("Solid: training; dashed: validation.")
+for r in chosen:
+    if is_lacosmic(r):
+        st.caption(f"{names[r.id]}: {LACOSMIC_LABEL}, no learning curves; parameters: {lacosmic_parameters_text(r)}")
 
 # --------------------------------------------------------------------------- #
 # Per image

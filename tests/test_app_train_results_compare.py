@@ -114,25 +114,33 @@ def _copy_run(run_id: int, name: str, config_changes: dict, score_shift: float) 
 
 @pytest.fixture(scope="module")
 def populated_home(tmp_path_factory):
-    """A store with one really trained tiny run and a changed copy of it."""
+    """A store with an LA Cosmic run, one really trained tiny run and a changed copy of it (the two newest)."""
     home = tmp_path_factory.mktemp("populated") / "home"
     with pytest.MonkeyPatch.context() as monkeypatch:
         _use_store(monkeypatch, home)
         dataset = db.import_simulated("Tiny", 2, 1, 2, size=64, seed=1)
+        lacosmic = db.start_lacosmic_run(dataset.dataset_id, name="la cosmic")
         trained = db.start_run(TINY_RUN, dataset.dataset_id, name="tiny baseline")
-        run = db.wait_for_run(trained, timeout=600)
-        assert run.status == "finished", run.error
+        for run_id in (lacosmic, trained):
+            run = db.wait_for_run(run_id, timeout=600)
+            assert run.status == "finished", run.error
         copy = _copy_run(trained, "tiny copy", {"learning_rate": 0.001, "crop_size": 128}, 0.25)
         db.reset()
-    return home, trained, copy
+    return home, trained, copy, lacosmic
 
 
 @pytest.fixture
 def populated(populated_home, monkeypatch):
-    home, trained, copy = populated_home
+    home, trained, copy, _ = populated_home
     _use_store(monkeypatch, home)
     yield trained, copy
     db.reset()
+
+
+@pytest.fixture
+def lacosmic(populated, populated_home):
+    """The populated store's finished LA Cosmic run."""
+    return populated_home[3]
 
 
 # --------------------------------------------------------------------------- #
@@ -293,6 +301,58 @@ def test_results_page_with_only_a_failed_run_says_none_is_evaluated(empty_store)
     assert "No run has been evaluated yet" in _texts(at, "info")
 
 
+def _number(at: AppTest, label: str):
+    return next(n for n in at.number_input if n.label.startswith(label))
+
+
+def test_lacosmic_section_starts_a_run_with_the_parameters_given(empty_store, monkeypatch):
+    from db import runs as run_manager
+
+    monkeypatch.setattr(run_manager, "_launch", lambda run_id, resume: None)  # the record only, no process
+    at = _page(TRAIN).run()
+    assert at.checkbox(key="lacosmic_tune").value is True  # tuning on by default
+    assert [_number(at, label).value for label in ("Gain", "Read noise", "Offset", "Saturation")] == [None] * 4
+
+    _number(at, "sigclip").set_value(6.0)
+    _number(at, "niter").set_value(2)
+    _number(at, "Gain").set_value(2.5)
+    next(t for t in at.text_input if t.label == "LA Cosmic run name").set_value("la form")
+    at.checkbox(key="lacosmic_tune").uncheck()
+    next(b for b in at.button if b.label == "Start LA Cosmic").click().run()
+    _no_exception(at)
+
+    (run,) = db.list_runs()
+    assert (run.name, run.kind, run.status) == ("la form", "lacosmic", "queued")
+    assert run.config == dict(
+        sigclip=6.0, sigfrac=0.3, objlim=5.0, niter=2, gain=2.5, read_noise=None, offset=None, saturation=None, tune=False
+    )
+
+
+def test_lacosmic_run_started_from_the_train_page_shows_its_progress_then_its_parameters(empty_store):
+    at = _page(TRAIN).run()
+    next(b for b in at.button if b.label == "Start LA Cosmic").click().run()
+    _no_exception(at)
+    (run,) = db.list_runs()
+    assert run.kind == "lacosmic" and run.config["tune"] is True
+    assert "Running now" in _texts(at, "subheader")
+    assert "LA Cosmic (no training)" in _texts(at, "markdown")
+
+    ended = db.wait_for_run(run.id, timeout=300)
+    assert ended.status == "finished", ended.error
+    again = _page(TRAIN).run()
+    again.selectbox(key="train_earlier_run").set_value(run.id).run()
+    _no_exception(again)
+    assert f"#{run.id} run {run.id} (LA Cosmic, finished)" in _texts(again, "markdown")
+    caption = _texts(again, "caption")
+    assert f"Parameters: sigclip {ended.config['sigclip']:g}" in caption
+    assert "gain, read noise, offset, saturation measured on each frame" in caption
+    assert "tuned on 1 validation frame (pooled F1" in caption
+    metrics = {m.label: m.value for m in again.metric}
+    assert metrics["Frames done"] == "3 / 3"  # 1 validation frame tuned on, 2 test frames
+    assert metrics["Pooled F1 on validation"] == f"{ended.config['tuned_f1']:.3f}"
+    assert len(again.get("plotly_chart")) == 0  # no learning curves
+
+
 def test_train_page_shows_the_curves_and_timing_of_an_ended_run(populated):
     trained, _ = populated
     at = _page(TRAIN).run()
@@ -315,30 +375,49 @@ def test_train_page_shows_the_curves_and_timing_of_an_ended_run(populated):
 # --------------------------------------------------------------------------- #
 
 
-def test_results_page_shows_the_summary_boxplots_table_and_overlay_of_a_run(populated):
-    trained, _ = populated
+def _results_page_of(run_id: int):
+    """The Results page showing a run's newest evaluation: its summary, boxplots and overlay checked
+    against the stored per-image scores. Returns the page, the evaluation and those scores."""
     at = _page(RESULTS).run()
-    at.selectbox(key="results_run").set_value(trained).run()
+    at.selectbox(key="results_run").set_value(run_id).run()
     _no_exception(at)
-    evaluation = db.list_evaluations(trained)[0]
+    evaluation = db.list_evaluations(run_id)[0]
     expected = db.per_image_results(evaluation.id)
-
     summary = at.dataframe[0].value
     iou = summary.set_index("metric").loc["IoU", "mean ± std"]
     assert iou == f"{expected['iou'].mean():.3f} ± {expected['iou'].std(ddof=0):.3f}"
-    # all metrics together, then each alone
-    assert len(at.get("plotly_chart")) == 1 + 10
+    assert len(at.get("plotly_chart")) == 1 + 10  # all metrics together, then each alone
+    assert len(at.get("image")) == 4  # overlay, frame, true mask, prediction
+    return at, evaluation, expected
+
+
+def test_results_page_shows_the_summary_boxplots_table_and_overlay_of_a_run(populated):
+    trained, _ = populated
+    at, evaluation, expected = _results_page_of(trained)
     table = at.dataframe[1].value
     assert list(table["image"]) == list(expected["image"])
     np.testing.assert_allclose(table["iou"], expected["iou"])
-    images = at.get("image")
-    assert len(images) == 4  # overlay, frame, true mask, prediction
     counts = {m.label: m.value for m in at.metric}
     assert counts["True cosmics"] == str(int(expected.sort_values("iou")["true_count"].iloc[0]))
     assert any(b.label == "Download the per-image table (CSV)" for b in at.get("download_button"))
     chosen = f"{db.get_run(trained).threshold:g} (chosen on validation)"
     assert f"Threshold of this evaluation: **{chosen}** · the run's threshold: **{chosen}**" in _texts(at, "caption")
     assert counts["Threshold"] == f"{evaluation.threshold:g}"
+
+
+def test_results_page_shows_an_lacosmic_run_like_a_trained_one(lacosmic):
+    at, evaluation, _ = _results_page_of(lacosmic)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Detector"] == "LA Cosmic" and "Threshold" not in metrics
+    assert "**LA Cosmic (no training)** · parameters: sigclip" in _texts(at, "caption")
+    assert not any(s.label == "Threshold" for s in at.slider)  # no threshold to re-score at
+
+    before = {e.id for e in db.list_evaluations(lacosmic)}
+    next(b for b in at.button if b.label == "Re-score").click().run()
+    _no_exception(at)
+    (new,) = [e for e in db.list_evaluations(lacosmic) if e.id not in before]
+    assert (new.checkpoint, new.threshold, new.split) == ("lacosmic", 0.5, "test")
+    assert new.pooled == pytest.approx(evaluation.pooled)  # the same parameters on the same masks
 
 
 def test_results_page_rescores_at_a_new_threshold_as_a_new_evaluation(populated):
@@ -400,3 +479,31 @@ def test_compare_page_asks_for_two_runs_when_one_is_chosen(populated):
     at.multiselect(key="compare_runs").set_value([trained]).run()
     _no_exception(at)
     assert "Choose at least two runs." in _texts(at, "info")
+
+
+def test_compare_page_shows_an_lacosmic_run_next_to_a_trained_one(populated, lacosmic):
+    trained, _ = populated
+    at = _page(COMPARE).run()
+    at.multiselect(key="compare_runs").set_value([trained, lacosmic]).run()
+    _no_exception(at)
+    la_name, trained_name = f"#{lacosmic} la cosmic", f"#{trained} tiny baseline"
+
+    differences = at.dataframe[0].value
+    assert differences.loc["Method", la_name] == "LA Cosmic (no training)"
+    assert differences.loc["Method", trained_name] == "DeepLabV3+ (trained)"
+    assert differences.loc["Backbone weights used", la_name] == "LA Cosmic (no training)"
+    assert differences.loc["Gain", la_name] == "measured on each frame"
+    side = at.dataframe[2].value
+    compared = db.compare_runs([trained, lacosmic]).set_index("run_id")
+    assert side.loc["IoU", la_name] == pytest.approx(compared.loc[lacosmic, "iou"])
+    at.selectbox(key="compare_a").set_value(trained)
+    at.selectbox(key="compare_b").set_value(lacosmic).run()
+    _no_exception(at)
+    assert len(at.get("plotly_chart")) == 3  # grouped boxes, the trained run's curves, difference bars
+    difference = at.dataframe[3].value
+    per_image = db.compare_per_image(
+        [db.list_evaluations(trained)[0].id, db.list_evaluations(lacosmic)[0].id], metric="iou"
+    )
+    assert len(difference) == len(per_image) == 2
+    assert f"{la_name}: LA Cosmic (no training), no learning curves; parameters: sigclip" in _texts(at, "caption")
+    assert f"{la_name} **none: LA Cosmic (no training) gives masks**" in _texts(at, "markdown")

@@ -97,3 +97,39 @@ def test_an_evaluation_at_another_threshold_than_the_runs_was_set_by_hand():
     assert run_views.evaluation_threshold_text(SimpleNamespace(threshold=0.3), run) == "0.3 (set by hand)"
     fallback = _run(threshold=None, threshold_source="validation", status="cancelled")
     assert run_views.evaluation_threshold_text(SimpleNamespace(threshold=0.5), fallback).startswith("0.5 (default")
+
+
+def _lacosmic_run(**config):
+    return _run(kind="lacosmic", status="finished", config=config, threshold=0.5, threshold_source="fixed")
+
+
+def test_an_lacosmic_run_is_named_and_described_as_one():
+    run = _lacosmic_run(sigclip=8.0, objlim=2.0, gain=2.5, tune=True, tuned=True, tuned_f1=0.71234, tuning_frames=15)
+    assert run_views.run_label(run) == "#3 baseline (LA Cosmic, finished)"
+    assert run_views.method_text(run) == "LA Cosmic (no training)"
+    assert run_views.lacosmic_parameters_text(run) == (
+        "sigclip 8 · sigfrac 0.3 · objlim 2 · niter 4 · gain 2.5 · read noise, offset, saturation measured on each "
+        "frame · sigclip, sigfrac and objlim tuned on 15 validation frames (pooled F1 0.712)"
+    )
+    assert run_views.threshold_text(run) == "none: LA Cosmic (no training) gives masks"
+    assert run_views.evaluation_threshold_text(SimpleNamespace(threshold=0.5), run) == run_views.threshold_text(run)
+
+
+@pytest.mark.parametrize(
+    "config, status, ending",
+    [
+        (dict(tune=False), "finished", "as given (not tuned)"),
+        (dict(tune=True), "running", "sigclip, sigfrac and objlim to be tuned on the validation frames"),
+        (dict(tune=True, tuned=False), "finished", "not tuned (no validation frames with masks): as given"),
+    ],
+)
+def test_an_lacosmic_runs_description_says_whether_it_was_tuned(config, status, ending):
+    run = _run(kind="lacosmic", status=status, config=config)
+    assert run_views.lacosmic_parameters_text(run).endswith(ending)
+
+
+def test_full_config_of_an_lacosmic_run_holds_its_parameters_not_training_options():
+    config = run_views.full_config(_lacosmic_run(sigclip=6.0, tune=False))
+    assert (config["sigclip"], config["niter"], config["tune"]) == (6.0, 4, False)
+    assert config["read_noise"] == "measured on each frame"
+    assert "learning_rate" not in config and "epochs" not in config

@@ -47,12 +47,39 @@ def store_key() -> str:
 
 #: Store bookkeeping in a run's configuration, not a choice the user made.
 INTERNAL_SETTINGS = ("data_dir", "out", "checkpoint_dir", "resume")
+#: What the pages say of an LA Cosmic run wherever a training run shows training things.
+LACOSMIC_LABEL = "LA Cosmic (no training)"
+#: LA Cosmic's noise parameters, left empty to be measured on each frame, as the pages name them.
+MEASURED_PARAMETERS = {"gain": "gain", "read_noise": "read noise", "offset": "offset", "saturation": "saturation"}
+
+
+def is_lacosmic(run) -> bool:
+    """An LA Cosmic run: it detects with fixed parameters and trains nothing."""
+    return getattr(run, "kind", "train") == "lacosmic"
+
+
+def method_text(run) -> str:
+    return LACOSMIC_LABEL if is_lacosmic(run) else "DeepLabV3+ (trained)"
+
+
+def _lacosmic_settings(run) -> dict:
+    """An LA Cosmic run's config with LACosmicParams' defaults filled in (None: measured on each frame)."""
+    from segcore.classical import LACosmicParams
+
+    return {**LACosmicParams().to_dict(), **(run.config or {})}
 
 
 def full_config(run) -> dict:
-    """The run's training settings with the defaults it ran with filled in."""
+    """The run's settings with the defaults it ran with filled in (training options, or
+    LA Cosmic's parameters, a noise parameter left to each frame saying so)."""
     import dataclasses
 
+    if is_lacosmic(run):
+        settings = _lacosmic_settings(run)
+        for name in MEASURED_PARAMETERS:
+            if settings.get(name) is None:
+                settings[name] = "measured on each frame"
+        return settings
     from segcore.trainer import TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
@@ -60,9 +87,34 @@ def full_config(run) -> dict:
     return {k: v for k, v in settings.items() if k not in INTERNAL_SETTINGS}
 
 
+def lacosmic_parameters_text(run) -> str:
+    """``sigclip 8 · sigfrac 0.3 · objlim 2 · niter 4 · gain, read noise, offset, saturation measured
+    on each frame · sigclip, sigfrac and objlim tuned on 15 validation frames (pooled F1 0.712)``."""
+    config = _lacosmic_settings(run)
+    parts = [f"{name} {config[name]:g}" for name in ("sigclip", "sigfrac", "objlim", "niter")]
+    given = [f"{label} {config[name]:g}" for name, label in MEASURED_PARAMETERS.items() if config.get(name) is not None]
+    measured = [label for name, label in MEASURED_PARAMETERS.items() if config.get(name) is None]
+    parts += given
+    if measured:
+        parts.append(f"{', '.join(measured)} measured on each frame")
+    if config.get("tuned"):
+        f1 = config.get("tuned_f1")
+        score = "" if f1 is None else f" (pooled F1 {f1:.3f})"
+        frames = config.get("tuning_frames", 0)
+        parts.append(f"sigclip, sigfrac and objlim tuned on {frames} validation frame{'' if frames == 1 else 's'}{score}")
+    elif config.get("tune") and getattr(run, "status", None) in ACTIVE_STATUSES:
+        parts.append("sigclip, sigfrac and objlim to be tuned on the validation frames")
+    elif config.get("tune"):
+        parts.append("not tuned (no validation frames with masks): as given")
+    else:
+        parts.append("as given (not tuned)")
+    return " · ".join(parts)
+
+
 def run_label(run) -> str:
-    """``#3 baseline (finished)``: how a run is named in every chooser."""
-    return f"#{run.id} {run.name} ({run.status})"
+    """``#3 baseline (finished)``, ``#4 la (LA Cosmic, finished)``: how a run is named in every chooser."""
+    kind = "LA Cosmic, " if is_lacosmic(run) else ""
+    return f"#{run.id} {run.name} ({kind}{run.status})"
 
 
 def evaluation_label(evaluation) -> str:
@@ -82,6 +134,8 @@ INPUT_RECIPE_LABELS = {
 
 def threshold_text(run) -> str:
     """A run's evaluation threshold and where it came from: ``0.42 (chosen on validation)``."""
+    if is_lacosmic(run):
+        return f"none: {LACOSMIC_LABEL} gives masks"
     threshold = getattr(run, "threshold", None)
     if getattr(run, "threshold_source", "fixed") == "fixed":
         return f"{threshold:g} (fixed)" if threshold is not None else "0.5 (fixed)"
@@ -95,6 +149,8 @@ def threshold_text(run) -> str:
 def evaluation_threshold_text(evaluation, run=None) -> str:
     """An evaluation's threshold; with its source when it is the run's own, else "set by hand"."""
     value = evaluation.threshold
+    if run is not None and is_lacosmic(run):
+        return threshold_text(run)
     if run is not None:
         own = getattr(run, "threshold", None)
         own = 0.5 if own is None else own
