@@ -23,10 +23,14 @@ from .precision import PRECISION_POLICIES  # noqa: E402
 EXIT_BAD_INPUT = 2
 
 
+_open_bars: list = []
+
+
 def _progress_bar(total: int, desc: str):
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=desc, unit="frame")
+    _open_bars.append(bar)
 
     def update(done: int, _total: int) -> None:
         bar.update(done - bar.n)
@@ -108,6 +112,8 @@ def cmd_evaluate(args) -> int:
     from .evaluator import evaluate_pairs
     from .model import load_model
 
+    if args.csv:
+        _check_output_file(args.csv)
     pairing = pair_split(args.data, args.split)
     for problem in pairing.problems():
         print(f"warning: {problem}", file=sys.stderr)
@@ -178,22 +184,32 @@ def _write_masks(files, out: Path, overlays: bool, detect) -> int:
     from .evaluator import prediction_overlay
     from .metrics import count_cosmics
 
+    by_stem: dict[str, list[str]] = {}
+    for path in files:
+        by_stem.setdefault(Path(path).stem, []).append(str(path))
+    clash = next((paths for paths in by_stem.values() if len(paths) > 1), None)
+    if clash:
+        raise SegcoreError(
+            f"{clash[0]} and {clash[1]} would both be written as {out / (Path(clash[0]).stem + '.png')}; "
+            "predict them into separate --out folders"
+        )
     out.mkdir(parents=True, exist_ok=True)
     rows, failures = [], 0
-    for path in tqdm(files, desc="predicting", unit="frame"):
-        try:
-            frame = io.read_frame(path)
-        except SegcoreError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            failures += 1
-            continue
-        mask = detect(frame)
-        stem = Path(path).stem
-        io.write_mask(out / f"{stem}.png", mask)
-        if overlays:
-            (out / f"{stem}_overlay.png").write_bytes(io.encode_png(prediction_overlay(frame, mask)[..., ::-1]))
-        cosmics = count_cosmics(mask)
-        rows.append({"file": str(path), "mask": str(out / f"{stem}.png"), "cosmics": len(cosmics), "cosmic_pixels": int(mask.sum())})
+    with tqdm(files, desc="predicting", unit="frame") as bar:
+        for path in bar:
+            try:
+                frame = io.read_frame(path)
+            except SegcoreError as exc:
+                bar.write(f"error: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            mask = detect(frame)
+            stem = Path(path).stem
+            io.write_mask(out / f"{stem}.png", mask)
+            if overlays:
+                (out / f"{stem}_overlay.png").write_bytes(io.encode_png(prediction_overlay(frame, mask)[..., ::-1]))
+            cosmics = count_cosmics(mask)
+            rows.append({"file": str(path), "mask": str(out / f"{stem}.png"), "cosmics": len(cosmics), "cosmic_pixels": int(mask.sum())})
     with open(out / "counts.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["file", "mask", "cosmics", "cosmic_pixels"])
         writer.writeheader()
@@ -341,12 +357,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _close_bars() -> None:
+    """End any progress bar, so that an error starts on its own line."""
+    while _open_bars:
+        _open_bars.pop().close()
+
+
+def _check_output_file(path) -> None:
+    """Refuse an output file that cannot be written, before the work that fills it."""
+    path = Path(path)
+    if path.is_dir():
+        raise SegcoreError(f"{path}: is a folder; give a file name to write")
+    if not path.parent.is_dir():
+        raise SegcoreError(f"{path}: its folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SegcoreError(f"{path}: cannot be written here (permission denied)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("default", category=RuntimeWarning)
     try:
         return args.run(args)
-    except (SegcoreError, ValueError, FileExistsError) as exc:
+    except (SegcoreError, ValueError, OSError) as exc:  # OSError: FileExistsError, unwritable outputs, ...
+        _close_bars()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

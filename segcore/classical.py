@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Callable, Iterable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .metrics import confusion_counts, scores_from_counts
 from .preprocess import median_background, noise_profile
@@ -118,17 +119,20 @@ def lacosmic_mask(frame: np.ndarray, params: LACosmicParams | None = None) -> np
     read_noise = params.read_noise if params.read_noise is not None else measured.read_noise
     saturation = params.saturation if params.saturation is not None else float(frame.max()) + 1.0
     data = frame - np.float32(offset)
-    mask, _ = astroscrappy.detect_cosmics(
-        data,
-        sigclip=float(params.sigclip),
-        sigfrac=float(params.sigfrac),
-        objlim=float(params.objlim),
-        niter=int(params.niter),
-        gain=float(gain),
-        readnoise=float(read_noise * gain),  # astroscrappy wants electrons
-        satlevel=float((saturation - offset) * gain),  # electrons too
-        verbose=False,
-    )
+    # astroscrappy's OpenMP threads spin-wait: on a machine busy with training they
+    # made a small frame take 50x longer. One thread is fast and predictable.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        mask, _ = astroscrappy.detect_cosmics(
+            data,
+            sigclip=float(params.sigclip),
+            sigfrac=float(params.sigfrac),
+            objlim=float(params.objlim),
+            niter=int(params.niter),
+            gain=float(gain),
+            readnoise=float(read_noise * gain),  # astroscrappy wants electrons
+            satlevel=float((saturation - offset) * gain),  # electrons too
+            verbose=False,
+        )
     return np.asarray(mask, bool)
 
 

@@ -101,13 +101,20 @@ def test_predict_reports_a_bad_file_by_name_and_goes_on(dataset, model_path, tmp
         (["train", "--data", "{tmp}/nowhere", "--out", "{tmp}/m.keras", "--backbone-weights", "none"], "not found"),
         (["train", "--data", "{data}", "--out", "{tmp}/m.keras", "--crop-size", "100"], "multiple of 16"),
         (["synth", "{tmp}/s", "--n", "2", "--validation", "1", "--test", "1"], "no training frames"),
+        (["synth", "{tmp}/s", "--n", "3", "--size", "100000"], "at most 8192"),
+        (["synth", "{model}", "--n", "3"], "is a file, not a folder"),
+        (["evaluate", "--model", "{model}", "--data", "{data}", "--csv", "{tmp}"], "is a folder"),
+        (["evaluate", "--model", "{model}", "--data", "{data}", "--csv", "{tmp}/no/such/dir/x.csv"], "does not exist"),
+        (["train", "--data", "{data}", "--out", "{tmp}/m.keras", "--steps-per-epoch", "-3"], "steps per epoch"),
     ],
 )
 def test_bad_input_is_one_clear_line(argv, message, dataset, model_path, tmp_path, capsys):
     argv = [a.format(tmp=tmp_path, data=dataset, model=model_path) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and message in err and "Traceback" not in err
+    # One error line, on a line of its own (after any progress bar).
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("error:") and message in errors[0] and "Traceback" not in err
 
 
 def test_module_runs_as_a_program(tmp_path):
@@ -152,3 +159,31 @@ def test_lacosmic_bad_parameter_is_one_clear_line(dataset, tmp_path, capsys):
     assert main(["lacosmic", str(frame_path), "--out", str(tmp_path / "x"), "--sigclip", "-1"]) != 0
     err = capsys.readouterr().err
     assert err.startswith("error: sigclip must be positive") and "Traceback" not in err
+
+
+def test_predict_refuses_two_frames_that_would_write_the_same_mask(dataset, model_path, tmp_path, capsys):
+    import shutil
+
+    frame = sorted((dataset / "Real").iterdir())[0]
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(frame, tmp_path / folder / frame.name)
+    out = tmp_path / "o"
+    argv = ["predict", "--model", str(model_path), str(tmp_path / "a" / frame.name), str(tmp_path / "b" / frame.name)]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "would both be written as" in err and "separate --out" in err
+    assert not out.exists()
+
+
+def test_an_error_midway_starts_its_own_line_after_the_progress_bar(dataset, model_path, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(dataset, copy)
+    second = sorted((copy / "TestAnnotation").iterdir())[1]
+    second.write_bytes(b"broken")
+    assert main(["evaluate", "--model", str(model_path), "--data", str(copy)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    errors = [line for line in lines if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {second}") and "Traceback" not in "\n".join(lines)

@@ -41,6 +41,7 @@ from .render import add_patch, loguniform
 
 MASK_SIGMAS = 3.0
 MIN_SIZE = 32
+MAX_SIZE = 8192  # twice the side of the largest detectors; a frame's working arrays then take ~4 GB
 MAX_COSMICS = 300
 COUNT_NOISE_FLOOR = 0.3  # counts: 1 count > MASK_SIGMAS x 0.3 on an empty pixel
 
@@ -74,6 +75,8 @@ def check_size(name, value):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if value < MIN_SIZE:
         raise ValueError(f"{name} must be at least {MIN_SIZE} pixels, got {value}")
+    if value > MAX_SIZE:
+        raise ValueError(f"{name} must be at most {MAX_SIZE} pixels, got {value}")
 
 
 def is_count(value) -> bool:

@@ -62,6 +62,8 @@ def generate_dataset(
         raise TypeError("progress must be callable or None")
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: is a file, not a folder to write the dataset into")
     folders = {split: (out_dir / split, out_dir / annotation) for split, annotation in SPLIT_FOLDERS}
     folders[REAL_FOLDER] = (out_dir / REAL_FOLDER, None)
     targets = [d for pair in folders.values() for d in pair if d is not None]
