@@ -130,27 +130,37 @@ def test_mask_is_exactly_deposited_charge_above_mask_sigmas_noise(family):
             np.testing.assert_array_equal(s.mask, charge > MASK_SIGMAS * expected_noise(s.info).astype(np.float32))
 
 
-def test_photon_counting_hit_is_masked_whole_when_its_counts_stand_above_the_noise():
+def test_photon_counting_hit_is_masked_whole_when_the_xray_background_could_hardly_make_its_counts():
+    from scipy.stats import norm, poisson
+
     # One hit per frame, so its counted pixels are exactly the pixels with cosmic counts.
-    whole_but_faint_pixels = unmasked = 0
+    masked_faint = unmasked = 0
     for seed in range(40):
         s = sim(seed, size=96, n_cosmics=1, family="photon_counting", kind=("halo", "dark", "powder")[seed % 3])
         charge = s.info["cosmic_charge"].astype(np.float64)
-        noise = expected_noise(s.info)
         counted = charge > 0
         if not counted.any():
             continue
-        significance = charge[counted].sum() / np.sqrt(np.sum(noise[counted] ** 2))
-        if significance > MASK_SIGMAS:
+        expected = s.info["signal"].astype(np.float64)[counted].sum()  # X-ray counts expected there
+        chance = poisson.sf(charge[counted].sum() - 1, expected)  # P(at least that many counts)
+        if chance < norm.sf(MASK_SIGMAS):
             np.testing.assert_array_equal(s.mask, counted)
-            whole_but_faint_pixels += bool(np.any(charge[counted] <= MASK_SIGMAS * noise[counted]))
+            masked_faint += bool(np.any(charge[counted] <= MASK_SIGMAS * expected_noise(s.info)[counted]))
         else:
             assert not s.mask.any()
             unmasked += 1
         assert s.info["cosmics"][0]["pixels"] == s.mask.sum()
-    assert whole_but_faint_pixels and unmasked  # both rules' cases were met
+    assert masked_faint and unmasked  # both cases were met
 
 
+def test_a_lone_count_is_masked_only_where_the_detector_sees_almost_no_xrays():
+    lone = dict(size=64, n_cosmics=1, family="photon_counting", kind="dark")
+    for seed in range(60):
+        s = sim(seed, **lone)
+        counted = s.info["cosmic_charge"] > 0
+        if counted.sum() == 1 and s.info["cosmic_charge"][counted][0] == 1:
+            expected = float(s.info["signal"][counted][0])
+            assert s.mask[counted][0] == (expected < 0.00135), expected
 def test_zero_cosmics_gives_empty_mask_for_every_background():
     for kind in BACKGROUND_KINDS:
         s = sim(2, kind=kind, n_cosmics=0)
@@ -323,9 +333,9 @@ def test_photon_counting_frames_are_integer_counts_without_bias_and_cosmics_add_
         # Poisson counts of the expected signal: no bias, no read noise
         expected = info["signal"][live].astype(np.float64)
         assert abs(x_rays.mean() - expected.mean()) < 5 * np.sqrt(expected.mean() / x_rays.size) + 1e-3
-        hit = (charge > 0) & (info["signal"] < 0.1)
-        assert hit.any()
-        assert np.all(s.frame[hit] >= charge[hit]) and np.all(s.mask[hit])  # one count on an empty pixel is visible
+        hit = charge > 0
+        assert hit.any() and np.all(s.frame[hit] >= charge[hit])
+        assert not np.any(s.mask & ~hit)  # only counted pixels are masked
 
 
 def test_one_count_on_a_bright_photon_counting_background_is_not_masked():

@@ -17,14 +17,15 @@ On integrating and scintillator cameras a pixel is in the mask when the cosmic's
 charge there (``info["cosmic_charge"]``) exceeds ``MASK_SIGMAS`` x the local noise
 ``info["noise_sigma"]``: sqrt(read noise^2 + rounding + photon noise of the
 expected signal). On photon-counting detectors a cosmic adds whole counts, one per
-pixel it crosses, which no single pixel shows above the Poisson noise of a few
-counts while the line of them does: a hit's counted pixels are all in the mask when
-the hit as a whole stands above the noise (its counts over the root of the summed
-variance, sqrt(expected counts) with a floor of ``COUNT_NOISE_FLOOR`` per pixel,
-exceed ``MASK_SIGMAS``), and none of them otherwise. So one count on an empty
-pixel is masked, a 10-pixel track on 0.2 counts per pixel too, but not a track on
-a background of hundreds. Bragg spots, rings and hot pixels are never in the mask;
-module gaps hold zeros and no mask.
+pixel it crosses, and there is no read noise: a count is either an X-ray photon or
+the cosmic, so a hit is in the mask (all its counted pixels) when the X-ray
+background could hardly have made as many counts in those pixels: the Poisson
+chance of at least that many from the expected counts there is below the one-sided
+tail beyond ``MASK_SIGMAS`` (0.13 %). So a 10-pixel track on 0.2 counts per pixel
+is masked, a lone count is masked only on a detector that sees almost nothing
+else (where it cannot be an X-ray), and a track on hundreds of counts is not.
+Bragg spots, rings and hot pixels are never in the mask; module gaps hold zeros
+and no mask.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import gammainc
+from scipy.stats import norm
+
 from .backgrounds import (
     BACKGROUND_KINDS, BACKGROUND_PROBABILITIES, expected_signal, module_gaps, photon_variance, psf_blur, psf_pad,
 )
@@ -40,10 +44,11 @@ from .detectors import FAMILIES, draw_detector, exposure_for_hits, frame_area_cm
 from .render import add_patch, loguniform
 
 MASK_SIGMAS = 3.0
+MASK_CHANCE = float(norm.sf(MASK_SIGMAS))  # 0.00135: a Gaussian's one-sided tail beyond MASK_SIGMAS
 MIN_SIZE = 32
 MAX_SIZE = 8192  # twice the side of the largest detectors; a frame's working arrays then take ~4 GB
 MAX_COSMICS = 300
-COUNT_NOISE_FLOOR = 0.3  # counts: 1 count > MASK_SIGMAS x 0.3 on an empty pixel
+COUNT_NOISE_FLOOR = 0.3  # counts: the least noise_sigma of a photon-counting pixel (its mask uses Poisson chances)
 
 
 @dataclass
@@ -122,17 +127,22 @@ def hit_window(rendered):
     return slice(row0, row0 + patch.shape[0]), slice(col0, col0 + patch.shape[1])
 
 
-def hit_mask(rendered, sigma, counting):
-    """The hit's own masked pixels within its window (see the module docstring for the two rules)."""
+def hit_mask(rendered, sigma, expected_counts=None):
+    """The hit's own masked pixels within its window (see the module docstring for the two rules).
+
+    ``expected_counts`` (the X-ray counts expected per pixel) marks a photon-counting detector.
+    """
+    window = hit_window(rendered)
     patch = rendered[2].astype(np.float32)
-    noise = sigma[hit_window(rendered)]
-    if not counting:
-        return patch > MASK_SIGMAS * noise
+    if expected_counts is None:
+        return patch > MASK_SIGMAS * sigma[window]
     counted = patch > 0
     if not counted.any():
         return counted
-    significance = patch[counted].sum() / np.sqrt(np.square(noise[counted], dtype=np.float64).sum())
-    return counted if significance > MASK_SIGMAS else np.zeros_like(counted)
+    background = float(expected_counts[window][counted].sum())
+    # P(Poisson(background) >= counts) is the regularised lower incomplete gamma function.
+    chance = float(gammainc(float(patch[counted].sum()), background)) if background > 0 else 0.0
+    return counted if chance < MASK_CHANCE else np.zeros_like(counted)
 
 
 def _describe_hit(rendered, desc, own, frame, saturation):
@@ -244,7 +254,7 @@ def simulate_frame(
         placed.append(anchor)
         hits.append((rendered, desc))
     charge32 = charge.astype(np.float32)
-    own_masks = [hit_mask(rendered, sigma, counting) for rendered, _ in hits]
+    own_masks = [hit_mask(rendered, sigma, variance if counting else None) for rendered, _ in hits]
     if counting:
         mask = np.zeros(shape, bool)
         for (rendered, _), own in zip(hits, own_masks):
