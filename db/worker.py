@@ -190,8 +190,9 @@ def export_training_data(run_id: int, target: Path) -> Path:
 
 
 def _traceback_excerpt(exc: BaseException, lines: int = 12) -> str:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip().splitlines()
-    return "\n".join(text[-lines:])[-4000:]
+    """The header and the innermost ``lines`` lines of the exception's own traceback (not the ones it chains)."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, chain=False)).rstrip().splitlines()
+    return "\n".join(text[:1] + text[1:][-lines:])[-4000:]
 
 
 def _claim(run_id: int) -> dict | None:
