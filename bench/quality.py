@@ -48,10 +48,17 @@ class StepTimer(ConsoleProgress):
 
 def simulate(args, data_dir: Path) -> None:
     marker = data_dir / "synth.json"
-    wanted = dict(n_train=args.n_train, n_validation=args.n_validation, n_test=args.n_test, size=args.size, seed=args.seed)
-    if marker.exists() and json.loads(marker.read_text()) == wanted:
+    wanted = dict(
+        n_train=args.n_train, n_validation=args.n_validation, n_test=args.n_test, size=args.size, seed=args.data_seed
+    )
+    if marker.exists():
+        if json.loads(marker.read_text()) != wanted:
+            sys.exit(f"{data_dir} holds other simulated frames ({marker.read_text().strip()}); "
+                     f"ask for those (--data-seed, --n-*) or give another --data folder")
         print(f"reusing simulated data in {data_dir}")
         return
+    if data_dir.exists() and any(data_dir.iterdir()):
+        sys.exit(f"{data_dir} is not empty and was not simulated by this benchmark; give an empty or new --data folder")
     from tqdm import tqdm
 
     total = args.n_train + args.n_validation + args.n_test
@@ -102,7 +109,7 @@ def record(args, config, end, scores: dict, train_seconds: float, steps: int, ou
         f"Machine: {os.cpu_count()} CPU cores, {cpu_name()}, arithmetic flags "
         f"{', '.join(f for f in ARITHMETIC_FLAGS if f in cpu_flags()) or 'none of ' + '/'.join(ARITHMETIC_FLAGS)}, no GPU. "
         f"Data: {args.n_train} train / {args.n_validation} validation / {args.n_test} test frames of "
-        f"{args.size}x{args.size}, seed {args.seed}. Training: crop {config.crop_size}, batch {config.batch_size}, "
+        f"{args.size}x{args.size}, simulation seed {args.data_seed}, training seed {args.seed}. Training: crop {config.crop_size}, batch {config.batch_size}, "
         f"learning rate {config.learning_rate} (decay per {config.decay_frames} frames seen), loss {config.loss}, "
         f"cosmic crop fraction {config.cosmic_crop_fraction}, input recipe {config.input_recipe}, "
         f"{args.steps_per_epoch} steps per epoch, backbone weights "
@@ -145,7 +152,8 @@ def main() -> int:
     parser.add_argument("--n-validation", type=int, default=20)
     parser.add_argument("--n-test", type=int, default=60)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (weights, crops)")
+    parser.add_argument("--data-seed", type=int, default=0, help="simulation seed of the frames")
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch", type=int, default=6)
     parser.add_argument("--lr", type=float, default=5e-4)
