@@ -200,10 +200,31 @@ def mask_from_array(array, name: str | os.PathLike) -> np.ndarray:
     return array != 0
 
 
+def process_umask() -> int:
+    """This process's umask, read without changing it where Linux tells it (/proc), else set and restored."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temporary_file(folder, name: str, suffix: str = ".tmp") -> tuple[int, str]:
+    """``tempfile.mkstemp`` in ``folder``, with the mode a plain ``open`` would give (mkstemp's 0600
+    would hide every model, checkpoint and mask from the rest of a lab's group)."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=suffix)
+    os.fchmod(fd, 0o666 & ~process_umask())
+    return fd, tmp
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write bytes so that a crash leaves either the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temporary_file(path.parent, path.name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

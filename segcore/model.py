@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import warnings
 
 import keras
@@ -24,6 +23,7 @@ import numpy as np
 from keras import layers
 
 from segcore.errors import InputFileError
+from segcore.io import temporary_file
 
 HIGH_LEVEL_LAYER = "conv4_block6_2_relu"  # stride 16
 LOW_LEVEL_LAYER = "conv2_block3_2_relu"  # stride 4
@@ -436,7 +436,7 @@ def save_model(model, path) -> None:
         raise ValueError(f"model path must end with .keras, got {path!r}")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=".keras", dir=folder)
+    fd, tmp = temporary_file(folder, "saving", suffix=".keras")
     os.close(fd)
     try:
         model.save(tmp, overwrite=True)

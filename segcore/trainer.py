@@ -17,7 +17,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 import traceback
 import warnings
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import data
+from . import data, io
 from .errors import SegcoreError
 from .listeners import CancelToken, TrainingEnd, TrainingListener, TrainingStart
 from .precision import PRECISION_POLICIES, explain_precision
@@ -156,7 +155,7 @@ def choose_strategy():
 
 
 def _atomic_json(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = io.temporary_file(path.parent, path.name)
     with os.fdopen(fd, "w") as handle:
         json.dump(payload, handle, indent=2)
     os.replace(tmp, path)
@@ -317,7 +316,6 @@ def choose_threshold(model, pairs, precision: str = "float32") -> tuple[float, f
     -------
     (threshold, f1)
     """
-    from . import io
     from .inference import inference_model, predict_probabilities
     from .metrics import ThresholdSearch
 

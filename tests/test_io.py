@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import tifffile
@@ -157,3 +159,21 @@ def test_tiff_stack_is_refused_as_not_2d_from_its_header(tmp_path):
     for read in (image_shape, io.read_mask, io.read_frame):
         with pytest.raises(InputFileError, match=r"stack\.tif: expected a 2-D image, found shape \(5, 128, 128\)"):
             read(path)
+
+
+def test_written_files_get_the_users_umask_not_mkstemps_0600(tmp_path):
+    import stat
+
+    from segcore.model import build_deeplabv3plus, save_model
+
+    previous = os.umask(0o002)  # a lab's shared group
+    try:
+        assert io.process_umask() == 0o002
+        io.write_mask(tmp_path / "m.png", np.zeros((4, 4), bool))
+        io.write_frame(tmp_path / "f.png", np.zeros((4, 4), np.uint16))
+        model, _ = build_deeplabv3plus(input_shape=(32, 32, 3), backbone_weights="none")
+        save_model(model, tmp_path / "model.keras")
+    finally:
+        os.umask(previous)
+    for name in ("m.png", "f.png", "model.keras"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o664, name
