@@ -1,13 +1,13 @@
 """The network's input recipes, and display scaling for 16-bit frames.
 
-Two recipes turn a frame of detector values into the network's 3 channels:
+Three recipes turn a frame of detector values into the network's 3 channels:
 
 ``stretch`` (the original script's, kept for models trained before recipes)
     gamma 1.1, a contrast stretch between the 2nd and 98th percentiles of the
     whole frame, scaled to [-1, 1] and repeated over the 3 channels. Everything
     above the 98th percentile (cosmics, Bragg spots, rings) is clipped flat.
 
-``stretch_log_excess`` (the default since)
+``stretch_log_excess`` (the default before counting frames got their own rule)
     channel 0 is the original stretch; channel 1 the counts above the frame's
     2nd percentile on a log scale, which keeps the profile of bright features;
     channel 2 the local excess over a 5x5 median background in units of the
@@ -31,8 +31,10 @@ LOW_PERCENTILE = 2.0
 HIGH_PERCENTILE = 98.0
 
 LEGACY_RECIPE = "stretch"
-DEFAULT_RECIPE = "stretch_log_excess"
-INPUT_RECIPES = (LEGACY_RECIPE, DEFAULT_RECIPE)
+EXCESS_RECIPE = "stretch_log_excess"
+COUNT_EXCESS_RECIPE = "stretch_log_count_excess"
+DEFAULT_RECIPE = COUNT_EXCESS_RECIPE
+INPUT_RECIPES = (LEGACY_RECIPE, EXCESS_RECIPE, COUNT_EXCESS_RECIPE)
 #: Side of the median filter that estimates the local background.
 BACKGROUND_WINDOW = 5
 #: Background levels at which the noise is measured.
@@ -41,6 +43,14 @@ NOISE_BINS = 16
 MAD_TO_SIGMA = 1.4826
 #: Smallest noise of an integer-valued frame: one count cannot be resolved further.
 INTEGER_NOISE_FLOOR = 0.5
+#: Measured noise below this (in counts) marks a sparse counting frame.
+COUNTING_NOISE = 1.0
+#: Side of the window over which a counting frame's expected counts per pixel are averaged.
+COUNT_RATE_WINDOW = 31
+#: Clusters at least this significant (in Gaussian sigmas) are left out of the expected counts.
+CLUSTER_SIGMAS = 3.0
+#: Significances are clipped to +-SIGNIFICANCE_LIMIT (a Poisson tail can underflow to 0).
+SIGNIFICANCE_LIMIT = 40.0
 #: Excess z (in noise units) enters as asinh(z / EXCESS_SOFTENING) / EXCESS_SPAN.
 EXCESS_SOFTENING = 2.0
 EXCESS_SPAN = 3.0
@@ -193,28 +203,87 @@ def noise_profile(background: np.ndarray, residual: np.ndarray, bins: int = NOIS
     return levels, np.maximum.accumulate(MAD_TO_SIGMA * spreads)
 
 
-def excess_significance(frame: np.ndarray) -> np.ndarray:
+def _noise_model(frame: np.ndarray):
+    """(frame as float32, 5x5 median background, noise at each pixel before any floor, integral?)."""
+    frame = np.asarray(frame, np.float32)
+    background = median_background(frame)
+    levels, sigmas = noise_profile(background, frame - background)
+    integral = bool(np.all(frame == np.round(frame)))
+    return frame, background, np.interp(background, levels, sigmas), integral
+
+
+def excess_significance(frame: np.ndarray, counting: bool = False) -> np.ndarray:
     """Local excess of a 2-D frame over its 5x5 median background, in noise units.
 
     The noise at each pixel is :func:`noise_profile` interpolated at its
     background level, at least INTEGER_NOISE_FLOOR for integer-valued frames.
+    With ``counting``, pixels of an integer frame whose noise is below
+    COUNTING_NOISE take :func:`count_significance` instead (clipped at 0).
 
     Returns
     -------
     (H, W) float32: (frame - background) / noise(background).
     """
-    frame = np.asarray(frame, np.float32)
-    background = median_background(frame)
-    residual = frame - background
-    levels, sigmas = noise_profile(background, residual)
-    integral = bool(np.all(frame == np.round(frame)))
+    frame, background, noise, integral = _noise_model(frame)
     floor = INTEGER_NOISE_FLOOR if integral else 1e-6 * float(np.abs(frame).max()) + 1e-12
-    noise = np.maximum(np.interp(background, levels, sigmas), floor)
-    return (residual / noise).astype(np.float32)
+    excess = (frame - background) / np.maximum(noise, floor)
+    if counting and integral:
+        sparse = noise < COUNTING_NOISE
+        if sparse.any():
+            excess = np.where(sparse, np.maximum(count_significance(frame), 0.0), excess)
+    return excess.astype(np.float32)
+
+
+def poisson_significance(counts: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """P(Poisson(expected) >= counts) as a one-sided Gaussian z, for counts >= 1; clipped to +-SIGNIFICANCE_LIMIT."""
+    from scipy.special import gammainc, ndtri
+
+    chance = gammainc(np.asarray(counts, np.float64), np.asarray(expected, np.float64))
+    return np.clip(-ndtri(chance), -SIGNIFICANCE_LIMIT, SIGNIFICANCE_LIMIT)
+
+
+def count_significance(frame: np.ndarray, window: int = COUNT_RATE_WINDOW) -> np.ndarray:
+    """Significance of the counts around each counted pixel of a photon-counting frame.
+
+    For a pixel holding counts, S is the sum of counts in its 3x3 neighbourhood
+    and the returned z is :func:`poisson_significance` of S against 9 lambda,
+    lambda being the counts expected per pixel: the mean over the in-frame
+    pixels of a window x window box, with half a count of prior, leaving out the 3x3 neighbourhoods
+    of clusters at least CLUSTER_SIGMAS significant on a first pass, so a cosmic
+    does not raise its own expectation. Pixels without counts get 0.
+    """
+    import cv2
+
+    counts = np.asarray(frame, np.float64)
+    counted = counts > 0
+    z = np.zeros(counts.shape, np.float64)
+    if not counted.any():
+        return z.astype(np.float32)
+
+    def box_sum(values, side):
+        # nothing is counted beyond the edges: sums over in-frame pixels only
+        return cv2.boxFilter(values, -1, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
+
+    neighbourhood = box_sum(counts, 3)[counted]
+    keep = np.ones_like(counts)
+    for _ in range(2):  # the second pass leaves out the clusters the first one found
+        expected = (box_sum(counts * keep, window) + 0.5) / (box_sum(keep, window) + 1.0)
+        z[counted] = poisson_significance(neighbourhood, 9.0 * expected[counted])
+        clusters = (z >= CLUSTER_SIGMAS).astype(np.uint8)
+        keep = 1.0 - cv2.dilate(clusters, np.ones((3, 3), np.uint8)).astype(np.float64)
+    return z.astype(np.float32)
 
 
 def _excess_channel(frame: np.ndarray) -> np.ndarray:
-    return (np.arcsinh(excess_significance(frame) / EXCESS_SOFTENING) / EXCESS_SPAN).astype(np.float32)
+    return _compress(excess_significance(frame))
+
+
+def _count_excess_channel(frame: np.ndarray) -> np.ndarray:
+    return _compress(excess_significance(frame, counting=True))
+
+
+def _compress(z: np.ndarray) -> np.ndarray:
+    return (np.arcsinh(z / EXCESS_SOFTENING) / EXCESS_SPAN).astype(np.float32)
 
 
 def tf_log_counts(frame):
@@ -240,7 +309,8 @@ def tf_network_input(frame, recipe: str = DEFAULT_RECIPE):
     if recipe == LEGACY_RECIPE:
         return tf.repeat(stretched[..., None], 3, axis=-1)
     # One implementation (OpenCV) for training and inference, called from the graph.
-    excess = tf.ensure_shape(tf.numpy_function(_excess_channel, [frame], tf.float32), frame.shape)
+    channel = _count_excess_channel if recipe == COUNT_EXCESS_RECIPE else _excess_channel
+    excess = tf.ensure_shape(tf.numpy_function(channel, [frame], tf.float32), frame.shape)
     excess = tf.reshape(excess, tf.shape(frame))
     return tf.stack([stretched, tf_log_counts(frame), excess], axis=-1)
 
@@ -249,7 +319,7 @@ def network_input(frame: np.ndarray, recipe: str = DEFAULT_RECIPE) -> np.ndarray
     """NumPy in, NumPy out: the (H, W, 3) float32 network input of a 2-D frame.
 
     ``stretch`` runs in NumPy, exactly as models trained before recipes saw it;
-    ``stretch_log_excess`` runs :func:`tf_network_input`, as training does.
+    the other recipes run :func:`tf_network_input`, as training does.
     """
     check_recipe(recipe)
     frame = np.asarray(frame)

@@ -218,7 +218,7 @@ def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     assert run.config["crop_size"] == 64 and run.config["backbone_weights"] == "none"
     assert run.config["separable"] is True
     # The recommended defaults: the 3-channel recipe, and the threshold chosen on validation frames.
-    assert run.config["input_recipe"] == "stretch_log_excess"
+    assert run.config["input_recipe"] == "stretch_log_count_excess"
     assert run.config["loss"] == "dice_cross_entropy" and run.config["cosmic_crop_fraction"] == 0.5
     assert run.config["decay_frames"] == 31860
     assert (run.threshold, run.threshold_source) == (None, "validation")
@@ -244,8 +244,12 @@ def test_train_form_submits_the_original_recipe_and_a_fixed_threshold(empty_stor
     monkeypatch.setattr(run_manager, "_launch", lambda run_id, resume: None)  # the record only, no process
     at = _page(TRAIN).run()
     recipe = next(s for s in at.selectbox if s.label == "Input recipe")
-    assert recipe.value == "stretch_log_excess"
-    assert recipe.options == ["Stretch + log counts + local excess (recommended)", "Stretch only (the original script)"]
+    assert recipe.value == "stretch_log_count_excess"
+    assert recipe.options == [
+        "Stretch + log counts + local excess, counting-aware (recommended)",
+        "Stretch only (the original script)",
+        "Stretch + log counts + local excess",
+    ]
     assert not any(s.label == "Threshold for the final evaluation" for s in at.slider)  # chosen on validation
     loss = next(r for r in at.radio if r.label == "Loss")
     assert loss.value == "dice_cross_entropy"

@@ -81,7 +81,7 @@ def test_a_run_trains_in_its_own_process_and_is_evaluated_on_the_test_split(data
     card = model_card(load_model(run.model_path, compile=False))
     assert run.threshold_source == "validation" and not run.threshold_fallback
     assert card["threshold"] is not None and run.threshold == pytest.approx(card["threshold"])
-    assert card["input_recipe"] == "stretch_log_excess"
+    assert card["input_recipe"] == "stretch_log_count_excess"
     assert f"threshold {card['threshold']:g} chosen on the validation frames" in db.run_log(run_id)
     (evaluation,) = db.list_evaluations(run_id)
     assert (evaluation.split, evaluation.threshold, evaluation.n_images) == ("test", run.threshold, 2)

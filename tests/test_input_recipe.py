@@ -4,18 +4,24 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import scipy.ndimage
 from scipy.ndimage import median_filter
+from scipy.stats import norm, poisson
 
 from segcore.inference import frame_recipe, inference_model, model_threshold
 from segcore.model import build_deeplabv3plus, load_model, model_card, save_model, set_model_threshold
 from segcore.preprocess import (
+    COUNT_EXCESS_RECIPE,
     DEFAULT_RECIPE,
+    EXCESS_RECIPE,
     LEGACY_RECIPE,
+    count_significance,
     excess_significance,
     median_background,
     network_input,
     noise_profile,
     normalize_frame,
+    poisson_significance,
     tf_network_input,
     to_network_input,
 )
@@ -68,10 +74,57 @@ def test_integer_frames_have_a_noise_floor_of_half_a_count():
     assert excess_significance(frame)[10, 10] == pytest.approx(2.0)
 
 
-def test_default_recipe_channels():
+def test_poisson_significance_is_the_gaussian_z_of_the_poisson_tail():
+    counts = np.array([1, 2, 3, 5, 8, 20])
+    expected = np.array([0.01, 0.3, 2.0, 1.0, 4.0, 15.0])
+    reference = norm.isf(poisson.sf(counts - 1, expected))  # sf(k - 1) = P(N >= k)
+    np.testing.assert_allclose(poisson_significance(counts, expected), reference, rtol=1e-6)
+    # a tail beyond float precision is clipped, not infinite
+    assert poisson_significance(np.array([500]), np.array([0.001]))[0] == 40.0
+
+
+def test_count_significance_of_a_track_on_an_empty_counting_frame():
+    frame = np.zeros((61, 61), np.float32)
+    frame[30, 29:32] = 1.0  # a 3-pixel track of single counts
+    frame[0, 0] = 1.0  # a lone count in the corner
+    z = count_significance(frame)
+    # nothing counts beyond the edges: the corner's 16x16 in-frame window holds its one count
+    np.testing.assert_allclose(z[0, 0], norm.isf(poisson.sf(0, 9 * 1.5 / (16 * 16 + 1))), rtol=1e-5)
+    # The track's 3x3 neighbourhoods (a 3x5 block) are left out of the expected counts:
+    # 0.5 counts of prior over the 31x31 window's other 946 pixels, plus one.
+    expected = 9 * 0.5 / (31 * 31 - 15 + 1)
+    np.testing.assert_allclose(z[30, 30], norm.isf(poisson.sf(2, expected)), rtol=1e-5)  # 3 counts around it
+    np.testing.assert_allclose(z[30, [29, 31]], norm.isf(poisson.sf(1, expected)), rtol=1e-5)  # 2 around each end
+    assert np.count_nonzero(z) == 4  # pixels without counts get 0
+
+
+def test_a_lone_count_is_less_significant_than_a_track():
+    rng = np.random.default_rng(3)
+    frame = (rng.random((96, 96)) < 0.002).astype(np.float32)  # sparse X-ray photons
+    frame[40, 20:28] = 1.0
+    z = count_significance(frame)
+    lone = (frame > 0) & (scipy.ndimage.uniform_filter(frame, 3, mode="constant") * 9 < 1.5)
+    assert lone.sum() > 10
+    assert z[40, 21:27].min() > 4.0 > 3.0 > z[lone].max()
+
+
+def test_counting_rule_applies_only_where_the_noise_is_below_one_count():
+    gaussian = np.random.default_rng(4).normal(500.0, 10.0, (64, 64)).astype(np.float32)
+    np.testing.assert_array_equal(excess_significance(gaussian, counting=True), excess_significance(gaussian))
+    bright, _ = poisson_ramp(seed=7, low=50.0, high=500.0)
+    np.testing.assert_array_equal(excess_significance(bright, counting=True), excess_significance(bright))
+    sparse = np.zeros((64, 64), np.float32)
+    sparse[10, 10:13] = 1.0
+    counted = excess_significance(sparse, counting=True)
+    np.testing.assert_allclose(counted, np.maximum(count_significance(sparse), 0.0))
+    assert counted[10, 11] > 5.0 and excess_significance(sparse)[10, 11] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("recipe", [EXCESS_RECIPE, COUNT_EXCESS_RECIPE])
+def test_recipe_channels(recipe):
     frame, _ = poisson_ramp(seed=4)
     frame[20, 30] = 60000.0
-    x = network_input(frame)
+    x = network_input(frame, recipe)
     assert x.shape == frame.shape + (3,) and x.dtype == np.float32
     np.testing.assert_allclose(x[..., 0], normalize_frame(frame), atol=1e-6)
     floor = np.percentile(frame, 2)
@@ -82,8 +135,21 @@ def test_default_recipe_channels():
     assert x[20, 30, 1] > np.sort(x[..., 1].ravel())[-2] and x[20, 30, 2] > 2.0
 
 
-def test_graph_and_eager_recipes_give_the_same_input():
-    frame, _ = poisson_ramp(seed=5)
+def test_recipes_differ_on_sparse_counting_frames_only_in_the_excess_channel():
+    frame = np.zeros((64, 64), np.float32)
+    frame[20, 10:16] = 1.0
+    frame[50, 50] = 1.0
+    before, now = network_input(frame, EXCESS_RECIPE), network_input(frame, COUNT_EXCESS_RECIPE)
+    np.testing.assert_array_equal(before[..., :2], now[..., :2])
+    # models trained on stretch_log_excess keep seeing a count as 2 sigma
+    np.testing.assert_allclose(before[20, 10:16, 2], np.arcsinh(1.0) / 3.0, rtol=1e-6)
+    np.testing.assert_allclose(now[..., 2], np.arcsinh(np.maximum(count_significance(frame), 0) / 2) / 3, atol=1e-6)
+    assert DEFAULT_RECIPE == COUNT_EXCESS_RECIPE
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_graph_and_eager_recipes_give_the_same_input(sparse):
+    frame, _ = poisson_ramp(seed=5, low=0.01 if sparse else 20.0, high=0.2 if sparse else 2000.0)
     in_graph = tf.function(lambda f: tf_network_input(f, DEFAULT_RECIPE))(tf.constant(frame)).numpy()
     np.testing.assert_allclose(in_graph, network_input(frame), atol=1e-6)
 
