@@ -51,11 +51,11 @@ Datasets and frames (``db.datasets``)
 
 Masks (``db.masks``): every mask a frame ever had; never overwritten in place
 -------------------------------------------------------------------------------
-``MASK_SOURCES = ("uploaded", "drawn", "predicted")``
-``save_mask_revision(frame_id, mask, source="drawn", author="", comment=None, run_id=None) -> MaskRevision``
+``MASK_SOURCES = ("uploaded", "drawn", "predicted", "corrected")``
+``save_mask_revision(frame_id, mask, source="drawn", author="", comment=None, run_id=None, proposal_id=None) -> MaskRevision``
     ``mask``: 2-D array of the frame's size, non-zero = cosmic (bool, integers >= 0, or whole-number
     floats; probabilities are refused). MaskRevision: id, frame_id, source, run_id, author, comment,
-    created (UTC), path, cosmic_pixels, restored_from_id.
+    created (UTC), path, cosmic_pixels, restored_from_id, proposal_id, changed_pixels, changed_cosmics.
 ``current_revision(frame_id) -> MaskRevision | None``; ``current_mask(frame_id) -> bool (H, W) | None``
 ``mask_history(frame_id) -> list[MaskRevision]`` (newest first); ``read_revision(revision_id) -> bool (H, W)``
 ``restore_revision(revision_id, author="", comment=None) -> MaskRevision`` (a new revision copying an old one)
@@ -109,6 +109,23 @@ LA Cosmic runs (``db.classical``): a detector that needs no training, as a run l
     Progress: ``current_step`` of ``steps_per_epoch`` frames (validation, then test); ``RunInfo.progress``.
     A dataset without test frames with masks is refused. ``evaluate_run`` re-evaluates it with its
     stored parameters (a threshold other than 0.5, or a checkpoint other than "best": StoreError).
+
+Predictions (``db.predictions``): proposals for any frames, kept apart from ground truth
+-----------------------------------------------------------------------------------------
+``start_prediction(dataset_id, run_id=None, *, model_file=None, split=None, frame_ids=None, threshold=None) -> int``
+    a job applying a run's model (a training run with a model file, or a finished LA Cosmic run with
+    its parameters), or an uploaded ``.keras`` (path or ``(name, bytes)``), to a dataset, one split
+    (``real`` too) or chosen frames, in its own process (``python -m db.prediction_worker JOB_ID``).
+    Frames of any size; per frame a proposal: 0/1 mask, float16 probabilities (none for LA Cosmic),
+    threshold (default: the run's, an uploaded model's own, else 0.5).
+``get_prediction(job_id) -> PredictionInfo`` (status as a run's, frames_done/frames_total, progress,
+    model_name, model_source "train"/"lacosmic"/"file", threshold, precision, error);
+    ``list_predictions(dataset_id=None)``; ``cancel_prediction(job_id)``; ``wait_for_prediction(job_id, timeout)``;
+    ``refresh_prediction_states()`` (dead or silent jobs marked failed); ``prediction_log(job_id)``
+``frame_proposals(frame_id) -> list[Proposal]`` (newest first); ``get_proposal(id)``;
+    ``proposal_mask(id) -> bool (H, W)``; ``proposal_probabilities(id) -> float32 (H, W) | None``
+``save_mask_revision(..., proposal_id=N)`` records the proposal, its run and the pixels and cosmics
+    changed from it (source "predicted" when unchanged, else "corrected").
 
 Results (``db.results``): what the app shows
 ---------------------------------------------
@@ -183,6 +200,21 @@ from .runs import (
 )
 from .evaluations import EvaluationInfo, evaluate_run
 from .classical import LACOSMIC_PARAMETERS, TUNED_PARAMETERS, start_lacosmic_run
+from .predictions import (
+    PredictionInfo,
+    Proposal,
+    cancel_prediction,
+    frame_proposals,
+    get_prediction,
+    get_proposal,
+    list_predictions,
+    prediction_log,
+    proposal_mask,
+    proposal_probabilities,
+    refresh_prediction_states,
+    start_prediction,
+    wait_for_prediction,
+)
 from .results import (
     compare_per_image,
     compare_runs,
@@ -212,4 +244,7 @@ __all__ = [
     "start_lacosmic_run", "wait_for_run",
     "compare_per_image", "compare_runs", "epoch_metrics", "get_evaluation", "list_evaluations", "list_runs",
     "per_image_results", "prediction_mask", "run_revisions", "runs_table",
+    "PredictionInfo", "Proposal", "cancel_prediction", "frame_proposals", "get_prediction", "get_proposal",
+    "list_predictions", "prediction_log", "proposal_mask", "proposal_probabilities", "refresh_prediction_states",
+    "start_prediction", "wait_for_prediction",
 ]

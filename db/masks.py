@@ -52,6 +52,11 @@ class MaskRevision:
     path: Path
     cosmic_pixels: int
     restored_from_id: int | None
+    #: the proposal the expert started from, and the pixels and cosmics changed from it
+    #: (see ``segcore.components.proposal_changes``); None for masks not made from a proposal
+    proposal_id: int | None = None
+    changed_pixels: int | None = None
+    changed_cosmics: int | None = None
 
     @classmethod
     def of(cls, row: MaskRevisionRow) -> "MaskRevision":
@@ -66,6 +71,9 @@ class MaskRevision:
             path=from_stored(row.path),
             cosmic_pixels=row.cosmic_pixels,
             restored_from_id=row.restored_from_id,
+            proposal_id=row.proposal_id,
+            changed_pixels=row.changed_pixels,
+            changed_cosmics=row.changed_cosmics,
         )
 
 
@@ -92,6 +100,8 @@ def check_source(source: str, run_id: int | None) -> None:
         raise StoreError(f"mask source must be one of {', '.join(MASK_SOURCES)}, got {source!r}")
     if source == "predicted" and run_id is None:
         raise StoreError("a predicted mask needs the id of the run that predicted it")
+    if source == "corrected":
+        raise StoreError("a corrected mask is saved with the proposal it corrects (proposal_id)")
 
 
 def new_mask_file(dataset_folder: str, split: str, stem: str, mask: np.ndarray) -> Path:
@@ -117,9 +127,15 @@ def revision_row(
     comment: str | None,
     run_id: int | None,
     restored_from_id: int | None = None,
+    proposal: dict | None = None,
 ) -> MaskRevisionRow:
-    """The row recording a mask file already written by :func:`new_mask_file`."""
-    check_source(source, run_id)
+    """The row recording a mask file already written by :func:`new_mask_file`.
+
+    ``proposal``: the proposal columns (proposal_id, changed_pixels, changed_cosmics) when the
+    mask was made from one; its source is then "predicted" or "corrected".
+    """
+    if proposal is None:
+        check_source(source, run_id)
     return MaskRevisionRow(
         frame_id=frame_id,
         path=to_stored(path),
@@ -129,6 +145,7 @@ def revision_row(
         author=(author or "").strip(),
         comment=(comment or None),
         cosmic_pixels=int(cosmic_pixels),
+        **(proposal or {}),
     )
 
 
@@ -141,7 +158,8 @@ def _save(frame_id: int, make_mask, **fields) -> MaskRevision:
         mask = make_mask(frame)
         folder = session.get(Dataset, frame.dataset_id).folder
         split, stem = frame.split, frame.stem
-    check_source(fields["source"], fields["run_id"])
+    if fields.get("proposal") is None:
+        check_source(fields["source"], fields["run_id"])
     path = new_mask_file(folder, split, stem, mask)
     try:
         with session_scope() as session:
@@ -163,6 +181,7 @@ def save_mask_revision(
     author: str = "",
     comment: str | None = None,
     run_id: int | None = None,
+    proposal_id: int | None = None,
 ) -> MaskRevision:
     """Save ``mask`` as the frame's new current mask, keeping every earlier one.
 
@@ -173,16 +192,48 @@ def save_mask_revision(
     source : "uploaded", "drawn" or "predicted" (then ``run_id`` says by which run).
     author : who saved it, as typed in the app.
     comment : optional note.
+    proposal_id : the proposal (``db.predictions``) the expert started from. The revision then
+        records it, its run, and the pixels and cosmics changed from it; its source is
+        "predicted" when nothing was changed, else "corrected" (``source`` is not used).
 
     Raises
     ------
-    RefusedFile for a mask of the wrong size or type; nothing is changed then.
+    RefusedFile for a mask of the wrong size or type; StoreError for a proposal of another
+    frame; nothing is changed then.
     """
-
     def checked(frame):
         return check_mask_array(mask, (frame.height, frame.width), f"mask for {frame.name}")
 
-    return _save(frame_id, checked, source=source, author=author, comment=comment, run_id=run_id)
+    if proposal_id is None:
+        return _save(frame_id, checked, source=source, author=author, comment=comment, run_id=run_id)
+    from segcore.components import proposal_changes
+
+    from .predictions import get_proposal
+
+    made = get_proposal(proposal_id)
+    if made.frame_id != frame_id:
+        raise StoreError(f"proposal {proposal_id} is for frame {made.frame_id}, not frame {frame_id}")
+    frame = _frame_name_and_shape(frame_id)
+    saved = check_mask_array(mask, frame[1], f"mask for {frame[0]}")
+    changes = proposal_changes(io.read_mask(made.mask_path, shape=saved.shape), saved)
+    return _save(
+        frame_id,
+        lambda _: saved,
+        source="corrected" if changes.pixels else "predicted",
+        author=author,
+        comment=comment,
+        run_id=made.run_id,
+        proposal=dict(proposal_id=proposal_id, changed_pixels=changes.pixels, changed_cosmics=changes.cosmics),
+    )
+
+
+def _frame_name_and_shape(frame_id: int) -> tuple[str, tuple[int, int]]:
+    """(name, (height, width)) of a frame."""
+    with session_scope(write=False) as session:
+        frame = session.get(Frame, frame_id)
+        if frame is None:
+            raise NotFound(f"frame {frame_id} does not exist")
+        return frame.name, (frame.height, frame.width)
 
 
 def _current_row(session: Session, frame_id: int) -> MaskRevisionRow | None:
@@ -231,6 +282,9 @@ def restore_revision(revision_id: int, author: str = "", comment: str | None = N
         if old is None:
             raise NotFound(f"mask revision {revision_id} does not exist")
         frame_id, source, run_id = old.frame_id, old.source, old.run_id
+        # A restored proposal-based mask keeps saying which proposal it came from.
+        proposal = None if old.proposal_id is None and source != "corrected" else dict(
+            proposal_id=old.proposal_id, changed_pixels=old.changed_pixels, changed_cosmics=old.changed_cosmics)
     mask = read_revision(revision_id)
     return _save(
         frame_id,
@@ -240,6 +294,7 @@ def restore_revision(revision_id: int, author: str = "", comment: str | None = N
         comment=comment or f"restored revision {revision_id}",
         run_id=run_id,
         restored_from_id=revision_id,
+        proposal=proposal,
     )
 
 

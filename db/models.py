@@ -28,7 +28,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from segcore.metrics import PER_IMAGE_SCORES
 
 SPLITS = ("train", "validation", "test", "real")
-MASK_SOURCES = ("uploaded", "drawn", "predicted")
+#: Where a saved mask came from: a file, the brush, a proposal saved as it was, or a proposal the
+#: expert corrected (components accepted or rejected, pixels painted).
+MASK_SOURCES = ("uploaded", "drawn", "predicted", "corrected")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
 #: Where a run's evaluation threshold comes from: chosen on the validation frames when
@@ -133,6 +135,10 @@ class MaskRevisionRow(Base):
     comment: Mapped[Optional[str]] = mapped_column(Text)
     cosmic_pixels: Mapped[int] = mapped_column(Integer)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The proposal the expert started from, and how much was changed from it.
+    proposal_id: Mapped[Optional[int]] = mapped_column(ForeignKey("proposals.id", ondelete="SET NULL"))
+    changed_pixels: Mapped[Optional[int]] = mapped_column(Integer)
+    changed_cosmics: Mapped[Optional[int]] = mapped_column(Integer)
 
     frame: Mapped[Frame] = relationship(back_populates="revisions")
 
@@ -252,3 +258,64 @@ class EvaluationResult(Base):
 
 
 RESULT_METRICS = PER_IMAGE_SCORES
+
+
+#: What made a prediction job's proposals: a training run's model, an LA Cosmic run's
+#: parameters, or a model file the user uploaded.
+MODEL_SOURCES = ("train", "lacosmic", "file")
+
+
+class PredictionJob(Base):
+    """Proposals for a set of frames, made by one model in a background process."""
+
+    __tablename__ = "prediction_jobs"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
+        CheckConstraint(_one_of("model_source", MODEL_SOURCES), name="model_source"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Kept (as None) when the dataset is deleted, so the job can say what happened to it.
+    dataset_id: Mapped[Optional[int]] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
+    dataset_name: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+    model_source: Mapped[str] = mapped_column(String(16))
+    #: what the proposals say made them, e.g. "run 3 (LA Cosmic)"
+    model_name: Mapped[str] = mapped_column(String(300))
+    model_path: Mapped[Optional[str]] = mapped_column(String(1000))
+    #: LA Cosmic's parameters
+    params: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    #: None until the worker reads it from the model file (an uploaded model's own)
+    threshold: Mapped[Optional[float]] = mapped_column(Float)
+    #: "frame", a split name, or "dataset"
+    scope: Mapped[str] = mapped_column(String(16))
+    frame_ids: Mapped[list[int]] = mapped_column(JSON)
+    folder: Mapped[str] = mapped_column(String(1000), default="")
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    frames_done: Mapped[int] = mapped_column(Integer, default=0)
+    precision: Mapped[Optional[str]] = mapped_column(String(32))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    ended_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    pid: Mapped[Optional[int]] = mapped_column(Integer)
+    process_started: Mapped[Optional[float]] = mapped_column(Float)
+    heartbeat: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class ProposalRow(Base):
+    """One frame's proposed mask from a prediction job: never ground truth until an expert saves it."""
+
+    __tablename__ = "proposals"
+    __table_args__ = (UniqueConstraint("job_id", "frame_id", name="uq_proposals_job_frame"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("prediction_jobs.id", ondelete="CASCADE"), index=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"), index=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    mask_path: Mapped[str] = mapped_column(String(1000))
+    #: float16 cosmic probabilities (.npy); None for LA Cosmic, whose masks have none
+    probabilities_path: Mapped[Optional[str]] = mapped_column(String(1000))
+    cosmic_pixels: Mapped[int] = mapped_column(Integer)
+    cosmics: Mapped[int] = mapped_column(Integer)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -21,12 +21,15 @@ LOG_FILE = "worker.log"
 _children: dict[int, subprocess.Popen] = {}
 
 
-def worker_command(run_id: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "db.worker", str(run_id), *extra]
+def worker_command(run_id: int, *extra: str, module: str = "db.worker") -> list[str]:
+    return [sys.executable, "-m", module, str(run_id), *extra]
 
 
-def spawn_worker(run_id: int, folder: Path, home: Path, database_url: str, resume: bool) -> subprocess.Popen:
-    """Start ``python -m db.worker RUN_ID`` detached, logging to ``<folder>/worker.log``."""
+def spawn_worker(
+    run_id: int, folder: Path, home: Path, database_url: str, resume: bool, module: str = "db.worker"
+) -> subprocess.Popen:
+    """Start ``python -m <module> ID`` detached (a run's worker, or a prediction job's with
+    ``module="db.prediction_worker"``), logging to ``<folder>/worker.log``."""
     folder.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["COSMICS_HOME"] = str(home)
@@ -35,7 +38,7 @@ def spawn_worker(run_id: int, folder: Path, home: Path, database_url: str, resum
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with open(folder / LOG_FILE, "ab") as log:
         process = subprocess.Popen(
-            worker_command(run_id, *(["--resume"] if resume else [])),
+            worker_command(run_id, *(["--resume"] if resume else []), module=module),
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -73,13 +76,13 @@ def process_alive(pid: int | None, started: float | None) -> bool:
         return False
 
 
-def is_worker_of(pid: int, run_id: int) -> bool:
-    """Does ``pid`` run this run's worker (so stopping it stops nothing else)?"""
+def is_worker_of(pid: int, run_id: int, module: str = "db.worker") -> bool:
+    """Does ``pid`` run this run's (or job's) worker (so stopping it stops nothing else)?"""
     try:
         cmdline = psutil.Process(pid).cmdline()
     except psutil.Error:
         return False
-    return "db.worker" in cmdline and str(run_id) in cmdline
+    return module in cmdline and str(run_id) in cmdline
 
 
 def kill_process_group(pid: int) -> None:

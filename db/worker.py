@@ -146,15 +146,16 @@ class StoreListener(TrainingListener):
 class _Heartbeat:
     """Beats from a thread while the process lives, also in phases without batches."""
 
-    def __init__(self, run_id: int, seconds: float = PROCESS_HEARTBEAT_SECONDS):
-        self.run_id, self.seconds = run_id, seconds
+    def __init__(self, run_id: int, seconds: float = PROCESS_HEARTBEAT_SECONDS, table=Run):
+        # ``table``: Run, or a prediction job's table, whose rows beat the same way.
+        self.run_id, self.seconds, self.table = run_id, seconds, table
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.seconds):
             _write(
-                lambda s: s.execute(update(Run).where(Run.id == self.run_id).values(heartbeat=utcnow())),
+                lambda s: s.execute(update(self.table).where(self.table.id == self.run_id).values(heartbeat=utcnow())),
                 "heartbeat",
                 retries=1,
             )

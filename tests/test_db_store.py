@@ -295,7 +295,7 @@ def test_migrations_create_exactly_the_model_schema(store):
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert differences == []
-    assert version == "0004"
+    assert version == "0005"
 
 
 def test_existing_database_survives_restart_and_upgrade(store, tmp_path):
@@ -344,7 +344,7 @@ def test_a_later_migration_that_rebuilds_a_table_keeps_every_row(store, tmp_path
     shutil.copytree(Path(db.__file__).with_name("migrations"), scripts, ignore=shutil.ignore_patterns("__pycache__"))
     (scripts / "versions" / "0099_frame_note.py").write_text(
         "import sqlalchemy as sa\nfrom alembic import op\n"
-        "revision = '0099'\ndown_revision = '0004'\nbranch_labels = None\ndepends_on = None\n"
+        "revision = '0099'\ndown_revision = '0005'\nbranch_labels = None\ndepends_on = None\n"
         "def upgrade():\n"
         "    sqlite = op.get_bind().dialect.name == 'sqlite'\n"
         "    with op.batch_alter_table('frames', recreate='always' if sqlite else 'never') as batch:\n"
@@ -413,7 +413,7 @@ def test_migrations_keep_a_0002_run_a_training_run_with_its_threshold_fixed(tmp_
         assert (run.name, run.config, run.precision, run.epochs_run) == ("old run", {"epochs": 3}, "float32", 3)
         assert (run.kind, run.trains) == ("train", True)
         with get_engine().connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
             # The source and the kind are checked by the database too.
             with pytest.raises(Exception, match="(?i)check"):
                 connection.execute(text("UPDATE runs SET threshold_source = 'guessed' WHERE id = 7"))

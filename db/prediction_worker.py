@@ -1,0 +1,190 @@
+"""The prediction process: ``python -m db.prediction_worker JOB_ID``.
+
+Started by :func:`db.predictions.start_prediction`. It loads the job's model (a run's model
+file, an uploaded one, or LA Cosmic with a run's parameters), then for each frame in turn
+writes the proposal's files and row and the progress, so the app can show proposals while
+the job still runs. A cancel file stops it after the current frame. Any error ends the job
+"failed" with one line saying why (the traceback is in its log); masks are never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import psutil
+from sqlalchemy import delete, update
+
+from segcore.errors import SegcoreError
+from segcore.listeners import CancelToken
+
+from .errors import StoreError
+from .models import ACTIVE_STATUSES, Dataset, Frame, PredictionJob, ProposalRow, utcnow
+from .paths import from_stored, to_stored
+from .predictions import CANCEL_FILE, finish_prediction, prediction_dir
+from .session import init_db, session_scope
+from .worker import _Heartbeat, _write
+
+#: ``detect(frame) -> (mask, probabilities or None)``
+Detect = Callable[[np.ndarray], tuple[np.ndarray, "np.ndarray | None"]]
+
+
+def _claim(job_id: int) -> PredictionJob | None:
+    pid = os.getpid()
+    with session_scope() as session:
+        job = session.get(PredictionJob, job_id)
+        if job is None or job.status not in ACTIVE_STATUSES:
+            print(f"prediction job {job_id}: nothing to do", file=sys.stderr)
+            return None
+        if (prediction_dir(job_id) / CANCEL_FILE).exists():
+            job.status, job.ended_at = "cancelled", utcnow()
+            return None
+        job.status, job.pid = "running", pid
+        job.process_started = psutil.Process(pid).create_time()
+        job.started_at = job.heartbeat = utcnow()
+        session.flush()
+        session.expunge(job)
+        return job
+
+
+def model_detector(path: Path, threshold: float | None) -> tuple[Detect, float, str]:
+    """A saved model as a detector: (detect, threshold used, the arithmetic it computes in).
+
+    Refuses, naming the file, a model that is not a cosmic segmentation model (3 input
+    channels, 2 output classes per pixel).
+    """
+    from segcore.inference import inference_model, model_precision, model_threshold, predict_probabilities
+    from segcore.model import load_model
+
+    model = load_model(path, compile=False)
+    inputs, outputs = model.inputs[0].shape, model.outputs[0].shape
+    if len(inputs) != 4 or inputs[-1] != 3 or len(outputs) != 4 or outputs[-1] != 2:
+        raise StoreError(
+            f"{path.name}: not a cosmic segmentation model: it maps {tuple(inputs)[1:]} to {tuple(outputs)[1:]}, "
+            "a cosmic model maps a frame's 3 input channels to 2 classes (background, cosmic) per pixel"
+        )
+    if threshold is None:
+        threshold = model_threshold(model)
+    fast = inference_model(model)
+
+    def detect(frame):
+        # float16 is what is kept; the mask is thresholded from the kept values so the two agree.
+        probabilities = predict_probabilities(fast, frame).astype(np.float16)
+        return probabilities > threshold, probabilities
+
+    return detect, float(threshold), model_precision(fast)
+
+
+def lacosmic_detector(params: dict) -> tuple[Detect, float, None]:
+    from segcore.classical import LACosmicParams, lacosmic_mask
+    from segcore.evaluator import DETECTOR_THRESHOLD
+
+    chosen = LACosmicParams(**params)
+    return (lambda frame: (lacosmic_mask(frame, chosen), None)), DETECTOR_THRESHOLD, None
+
+
+def _frame_or_none(frame_id: int, dataset_id: int | None, dataset_name: str):
+    """(name, path) of a frame still stored, None for a deleted frame; StoreError when its dataset was deleted."""
+    with session_scope(write=False) as session:
+        if dataset_id is None or session.get(Dataset, dataset_id) is None:
+            raise StoreError(f"dataset {dataset_name!r} was deleted while its frames were being predicted")
+        frame = session.get(Frame, frame_id)
+        return None if frame is None else (frame.name, from_stored(frame.path))
+
+
+def _store_proposal(job_id: int, frame_id: int, threshold: float, mask: np.ndarray, probabilities) -> None:
+    from segcore import io
+    from segcore.metrics import n_cosmics
+
+    folder = prediction_dir(job_id)
+    mask_path = folder / f"{frame_id}.png"
+    io.write_mask(mask_path, mask)
+    probabilities_path = None
+    if probabilities is not None:
+        probabilities_path = folder / f"{frame_id}.npy"
+        np.save(probabilities_path, probabilities)
+    with session_scope() as session:
+        # A frame deleted meanwhile gets no proposal (its row would point nowhere).
+        if session.get(Frame, frame_id) is None:
+            return
+        session.execute(delete(ProposalRow).where(ProposalRow.job_id == job_id, ProposalRow.frame_id == frame_id))
+        session.add(ProposalRow(
+            job_id=job_id, frame_id=frame_id, threshold=threshold, mask_path=to_stored(mask_path),
+            probabilities_path=to_stored(probabilities_path) if probabilities_path else None,
+            cosmic_pixels=int(np.count_nonzero(mask)), cosmics=n_cosmics(mask),
+        ))
+
+
+def predict(job: PredictionJob, cancel: CancelToken) -> str:
+    """Make the job's proposals frame by frame; the final status."""
+    from segcore import io
+
+    if job.model_source == "lacosmic":
+        detect, threshold, precision = lacosmic_detector(job.params or {})
+    else:
+        if not job.model_path:
+            raise StoreError(f"prediction job {job.id} has no model file")
+        detect, threshold, precision = model_detector(from_stored(job.model_path), job.threshold)
+    _write(lambda s: s.execute(update(PredictionJob).where(PredictionJob.id == job.id).values(
+        threshold=threshold, precision=precision, heartbeat=utcnow())), "model loaded")
+    print(f"prediction {job.id}: {job.model_name} at threshold {threshold:g} on {len(job.frame_ids)} frame(s)",
+          flush=True)
+    for done, frame_id in enumerate(job.frame_ids, start=1):
+        if cancel.cancelled:
+            print(f"prediction {job.id}: cancelled after {done - 1} frame(s)", flush=True)
+            return "cancelled"
+        found = _frame_or_none(frame_id, job.dataset_id, job.dataset_name)
+        if found is None:
+            print(f"prediction {job.id}: frame {frame_id} was deleted; skipped", flush=True)
+        else:
+            name, path = found
+            frame = io.read_frame(path)
+            mask, probabilities = detect(frame)
+            if mask.shape != frame.shape:
+                raise StoreError(f"{name}: the model gave a {mask.shape} mask for a {frame.shape} frame")
+            _store_proposal(job.id, frame_id, threshold, mask, probabilities)
+        _write(lambda s: s.execute(update(PredictionJob).where(PredictionJob.id == job.id).values(
+            frames_done=done, heartbeat=utcnow())), "progress")
+    return "finished"
+
+
+def run_prediction(job_id: int) -> int:
+    """Do one stored prediction job and record how it ended; the process exit code."""
+    job = _claim(job_id)
+    if job is None:
+        return 0
+    pid = os.getpid()
+    cancel = CancelToken(prediction_dir(job_id) / CANCEL_FILE)
+    signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
+    try:
+        with _Heartbeat(job_id, table=PredictionJob):
+            status = predict(job, cancel)
+        finish_prediction(job_id, status, only_if_pid=pid)
+        print(f"prediction {job_id}: {status}", flush=True)
+        return 0
+    except BaseException as exc:
+        traceback.print_exc()
+        # The store's and segcore's errors name the file or record already; others need their type.
+        text = str(exc) if isinstance(exc, SegcoreError) else f"{type(exc).__name__}: {exc}"
+        finish_prediction(job_id, "failed", error=" ".join(text.split())[:2000], only_if_pid=pid)
+        return 1
+    finally:
+        sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m db.prediction_worker", description="Run one stored prediction job.")
+    parser.add_argument("job_id", type=int)
+    args = parser.parse_args(argv)
+    init_db()
+    return run_prediction(args.job_id)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
