@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import io, metrics
+from .curves import SplitCurves, headline_names as curve_headline_names
 from .inference import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
@@ -29,6 +30,7 @@ from .inference import (
     model_threshold,
     predict_probabilities,
 )
+from .postprocess import check_dilation, dilate
 from .preprocess import display_image
 
 #: ``progress(done, total)``, called after each image.
@@ -48,16 +50,26 @@ SCORE_COLUMNS = (
     "recall",
     "f1",
     "specificity",
+    "count_error",
+    "abs_count_error",
     "count_score",
     "true_count",
     "pred_count",
     "object_recall",
     "object_precision",
+    "object_f1",
 )
 #: Pixel confusion counts kept per image, so pooled scores can be recomputed.
 COUNT_COLUMNS = ("tp", "fp", "fn", "tn")
+#: Matched (true, predicted) cosmic pairs per image, so pooled object scores can be recomputed.
+MATCHED_COLUMN = "matched_count"
+#: Split-level numbers of :attr:`EvaluationResult.pooled`, in order: pixel scores from the summed counts,
+#: object scores from the summed cosmic counts, and the numbers read from the pixel curves.
+POOLED_KEYS = ("precision", "recall", "f1", "iou", "object_precision", "object_recall", "object_f1",
+               *curve_headline_names())
 #: Means reported at the top level of :meth:`EvaluationResult.to_json_dict`.
-JSON_MEAN_KEYS = ("iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "count_score")
+JSON_MEAN_KEYS = ("iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "count_error", "abs_count_error",
+                  "count_score", "object_precision", "object_recall", "object_f1")
 
 # Overlay colours, RGB.
 TRUE_POSITIVE_COLOR = (0, 255, 0)  # green: cosmic found
@@ -91,11 +103,17 @@ class EvaluationResult:
         ``prediction`` (path of the written mask) when masks were written.
     threshold : probability threshold of the masks (:data:`DETECTOR_THRESHOLD`
         for a detector's masks).
-    pooled : pixel iou, precision, recall and f1 from the confusion counts
-        summed over all images (every pixel weighs the same).
-    probabilities : float16 probability maps by image name, when kept.
+    pooled : the :data:`POOLED_KEYS`: pixel precision, recall, f1 and iou from the
+        confusion counts summed over all images (every pixel weighs the same);
+        object precision, recall and f1 from the summed cosmic counts; and average
+        precision, ROC AUC, precision at 95 % recall and TPR at 0.01 % and 0.1 % FPR
+        from the pixel curves (:mod:`segcore.curves`; NaN when undefined).
+    probabilities : float16 probability maps by image name, when kept (grown by
+        ``dilation`` when it is not 0).
     precision : the Keras dtype policy the network computed in; None for a
         detector without a network.
+    curves : the split's pixel histogram and object curve (:class:`segcore.curves.SplitCurves`).
+    dilation : pixels every predicted mask was grown by before scoring and writing.
     """
 
     per_image: pd.DataFrame
@@ -103,6 +121,8 @@ class EvaluationResult:
     pooled: dict[str, float]
     probabilities: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     precision: str | None = "float32"
+    curves: SplitCurves = field(default_factory=SplitCurves, repr=False)
+    dilation: int = 0
 
     def summary(self) -> pd.DataFrame:
         """Mean and standard deviation of each score over the images.
@@ -120,8 +140,9 @@ class EvaluationResult:
         threshold, the network's precision policy and number of images."""
         means = self.per_image[list(JSON_MEAN_KEYS)].astype(float).mean()
         result = {key: _json_number(means[key]) for key in JSON_MEAN_KEYS}
-        result["pooled"] = {key: _json_number(self.pooled[key]) for key in ("precision", "recall", "f1")}
+        result["pooled"] = {key: _json_number(self.pooled[key]) for key in POOLED_KEYS}
         result["threshold"] = float(self.threshold)
+        result["dilation"] = int(self.dilation)
         result["precision_policy"] = self.precision
         result["n_images"] = int(len(self.per_image))
         return result
@@ -150,22 +171,31 @@ def _score_row(true: np.ndarray, pred: np.ndarray) -> dict:
     objects = metrics.object_scores(true, pred)
     row["true_count"] = int(objects["true_count"])
     row["pred_count"] = int(objects["pred_count"])
+    row["count_error"] = metrics.count_error(row["true_count"], row["pred_count"])
+    row["abs_count_error"] = abs(row["count_error"])
     row["count_score"] = metrics.count_score(row["true_count"], row["pred_count"])
-    row["object_recall"] = objects["object_recall"]
-    row["object_precision"] = objects["object_precision"]
+    for key in ("object_recall", "object_precision", "object_f1"):
+        row[key] = objects[key]
+    row[MATCHED_COLUMN] = int(objects["matched"])
     row.update(tp=tp, fp=fp, fn=fn, tn=tn)
     return row
 
 
-def _build_result(rows: list[dict], threshold: float, probabilities: dict, precision: str | None) -> EvaluationResult:
-    columns = ["image", "image_path", *SCORE_COLUMNS, *COUNT_COLUMNS]
+def _build_result(
+    rows: list[dict], threshold: float, probabilities: dict, precision: str | None, curves: SplitCurves, dilation: int
+) -> EvaluationResult:
+    columns = ["image", "image_path", *SCORE_COLUMNS, *COUNT_COLUMNS, MATCHED_COLUMN]
     if rows and "prediction" in rows[0]:
         columns.append("prediction")
     table = pd.DataFrame(rows, columns=columns)
     totals = [int(table[c].sum()) for c in COUNT_COLUMNS]
     scores = metrics.scores_from_counts(*totals)
     pooled = {key: scores[key] for key in ("precision", "recall", "f1", "iou")}
-    return EvaluationResult(table, threshold, pooled, probabilities, precision)
+    pooled.update(metrics.object_scores_from_counts(
+        int(table["true_count"].sum()), int(table["pred_count"].sum()), int(table[MATCHED_COLUMN].sum())
+    ))
+    pooled.update(curves.histogram.headline())
+    return EvaluationResult(table, threshold, pooled, probabilities, precision, curves, dilation)
 
 
 def _score_image(image: Path, true: np.ndarray, pred: np.ndarray, predictions_dir) -> dict:
@@ -182,14 +212,25 @@ def _score_frames(
     predict: Callable[[Path, np.ndarray], np.ndarray],
     progress: ProgressCallback | None,
     predictions_dir,
+    threshold: float,
+    curves: SplitCurves,
+    dilation: int,
 ) -> list[dict]:
-    """Read each frame and its mask, predict a mask with ``predict(image path, frame)``, score it."""
+    """Read each frame and its mask, predict probabilities (or a bool mask) with ``predict(image path,
+    frame)``, grow them by ``dilation``, add them to ``curves`` and score the mask above ``threshold``."""
     rows: list[dict] = []
     for done, (image, mask_path) in enumerate(pairs, start=1):
         frame = io.read_frame(image)
         # Read the mask before predicting, so a bad mask fails fast.
         true = io.read_mask(mask_path, shape=frame.shape)
-        rows.append(_score_image(image, true, predict(image, frame), predictions_dir))
+        predicted = dilate(predict(image, frame), dilation)
+        if predicted.dtype == bool:
+            curves.add_mask(true, predicted)
+            pred = predicted
+        else:
+            curves.add(true, predicted)
+            pred = predicted > threshold
+        rows.append(_score_image(image, true, pred, predictions_dir))
         if progress is not None:
             progress(done, len(pairs))
     return rows
@@ -206,6 +247,7 @@ def evaluate_pairs(
     batch_size: int | None = None,
     keep_probabilities: bool = False,
     precision: str | None = "auto",
+    dilation: int = 0,
 ) -> EvaluationResult:
     """Run a model on image/mask pairs and score every image.
 
@@ -224,6 +266,8 @@ def evaluate_pairs(
         :func:`rescore` can apply another threshold without the network.
     precision : the model runs as :func:`segcore.inference.inference_model`
         prepares it for this precision ("auto" by default); None runs it as given.
+    dilation : grow every predicted mask by this many pixels (see
+        :func:`segcore.postprocess.dilate`) before scoring, curves and writing.
 
     Returns
     -------
@@ -235,6 +279,7 @@ def evaluate_pairs(
         If a frame or mask cannot be read, or a mask's size differs from its frame's.
     """
     threshold = _check_threshold(model_threshold(model) if threshold is None else threshold)
+    dilation = check_dilation(dilation)
     _check_tiling(tile, overlap)
     pairs = _check_pairs(pairs, predictions_dir)
     if keep_probabilities:
@@ -246,11 +291,12 @@ def evaluate_pairs(
     def predict(image: Path, frame: np.ndarray) -> np.ndarray:
         probs = predict_probabilities(model, frame, tile=tile, overlap=overlap, batch_size=batch_size)
         if keep_probabilities:
-            kept[image.name] = probs.astype(np.float16)
-        return probs > threshold
+            kept[image.name] = dilate(probs, dilation).astype(np.float16)
+        return probs
 
-    rows = _score_frames(pairs, predict, progress, predictions_dir)
-    return _build_result(rows, threshold, kept, model_precision(model))
+    curves = SplitCurves()
+    rows = _score_frames(pairs, predict, progress, predictions_dir, threshold, curves, dilation)
+    return _build_result(rows, threshold, kept, model_precision(model), curves, dilation)
 
 
 def evaluate_detector(
@@ -258,6 +304,7 @@ def evaluate_detector(
     pairs: Iterable[tuple[str | os.PathLike, str | os.PathLike]],
     progress: ProgressCallback | None = None,
     predictions_dir: str | os.PathLike | None = None,
+    dilation: int = 0,
 ) -> EvaluationResult:
     """Score a detector that gives masks itself (e.g. LA Cosmic) on image/mask pairs.
 
@@ -268,7 +315,7 @@ def evaluate_detector(
     ----------
     detect : ``detect(frame) -> mask``, the frame as :func:`segcore.io.read_frame`
         reads it (float32, 2-D); the mask has the frame's shape, non-zero = cosmic.
-    pairs, progress, predictions_dir : as in :func:`evaluate_pairs`.
+    pairs, progress, predictions_dir, dilation : as in :func:`evaluate_pairs`.
 
     Returns
     -------
@@ -282,13 +329,15 @@ def evaluate_detector(
     ValueError
         If the detector's mask is not of its frame's shape (naming the image).
     """
+    dilation = check_dilation(dilation)
     pairs = _check_pairs(pairs, predictions_dir)
 
     def predict(image: Path, frame: np.ndarray) -> np.ndarray:
         return _check_mask(detect(frame), frame.shape, f"the detector's mask of {image.name}")
 
-    rows = _score_frames(pairs, predict, progress, predictions_dir)
-    return _build_result(rows, DETECTOR_THRESHOLD, {}, None)
+    curves = SplitCurves()
+    rows = _score_frames(pairs, predict, progress, predictions_dir, DETECTOR_THRESHOLD, curves, dilation)
+    return _build_result(rows, DETECTOR_THRESHOLD, {}, None, curves, dilation)
 
 
 def rescore(
@@ -308,7 +357,8 @@ def rescore(
 
     Returns
     -------
-    EvaluationResult carrying the same probability maps.
+    EvaluationResult carrying the same probability maps and dilation (the maps were
+    kept grown).
 
     Notes
     -----
@@ -325,13 +375,15 @@ def rescore(
             + "; evaluate with keep_probabilities=True"
         )
     rows = []
+    curves = SplitCurves()
     for done, (image, mask_path) in enumerate(pairs, start=1):
         probs = result.probabilities[image.name]
         true = io.read_mask(mask_path, shape=probs.shape)
+        curves.add(true, probs)
         rows.append(_score_image(image, true, probs > threshold, predictions_dir))
         if progress is not None:
             progress(done, len(pairs))
-    return _build_result(rows, threshold, result.probabilities, result.precision)
+    return _build_result(rows, threshold, result.probabilities, result.precision, curves, result.dilation)
 
 
 # --------------------------------------------------------------------------- #

@@ -21,10 +21,15 @@ from typing import Iterable
 
 import cv2
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import maximum_bipartite_matching
 
 SCORE_NAMES = ("iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "specificity")
 #: Every per-image score an evaluation reports, in the order the app shows them.
 PER_IMAGE_SCORES = (*SCORE_NAMES, "count_score", "object_recall", "object_precision")
+#: Per-image numbers that follow from the others (:func:`derived_scores`), so a table of the
+#: scores above and the cosmic counts can always be given them.
+DERIVED_SCORES = ("object_f1", "count_error", "abs_count_error")
 
 
 # --------------------------------------------------------------------------- #
@@ -320,11 +325,53 @@ def count_score(true_count: int, pred_count: int) -> float:
     return min(1.0, float(pred_count) / float(true_count))
 
 
+def matched_pairs(true_labels: np.ndarray, pred_labels: np.ndarray, n_true: int, n_pred: int) -> int:
+    """Most (true cosmic, predicted cosmic) pairs that overlap with no cosmic in two pairs."""
+    overlap = (true_labels > 0) & (pred_labels > 0)
+    if not overlap.any():
+        return 0
+    pairs = np.unique(true_labels[overlap].astype(np.int64) * (n_pred + 1) + pred_labels[overlap])
+    rows, cols = np.divmod(pairs, n_pred + 1)
+    graph = csr_matrix((np.ones(rows.size, np.int8), (rows - 1, cols - 1)), shape=(n_true, n_pred))
+    matched = maximum_bipartite_matching(graph, perm_type="column")
+    return int(np.count_nonzero(matched >= 0))
+
+
+def object_counts(true, pred) -> tuple[int, int, int]:
+    """(true count, predicted count, matched pairs) under the rule of :func:`object_scores`."""
+    true, pred = _check_pair(true, pred)
+    n_true, true_labels = label_cosmics(true)
+    n_pred, pred_labels = label_cosmics(pred)
+    return n_true, n_pred, matched_pairs(true_labels, pred_labels, n_true, n_pred)
+
+
+def object_scores_from_counts(true_count: int, pred_count: int, matched: int) -> dict[str, float]:
+    """``object_recall``, ``object_precision`` and ``object_f1`` from cosmic counts.
+
+    With no true cosmics the recall is 1.0 when none are predicted and 0.0
+    otherwise; with no predicted cosmics the precision is 1.0 when there are no
+    true ones and 0.0 otherwise; F1 = 2 matched / (true + predicted), 1.0 when
+    both are 0.
+    """
+    if min(true_count, pred_count, matched) < 0 or matched > min(true_count, pred_count):
+        raise ValueError(f"impossible counts: true {true_count}, predicted {pred_count}, matched {matched}")
+    nothing = true_count == 0 and pred_count == 0
+    return {
+        "object_recall": _ratio(matched, true_count, nothing),
+        "object_precision": _ratio(matched, pred_count, nothing),
+        "object_f1": _ratio(2 * matched, true_count + pred_count, nothing),
+    }
+
+
 def object_scores(true, pred) -> dict[str, float | int]:
     """How many cosmics were found, and how many predicted cosmics are real.
 
-    A true cosmic is found when any predicted cosmic overlaps it by at least
-    one pixel; a predicted cosmic is correct when it overlaps any true cosmic.
+    Matching rule: a true cosmic and a predicted cosmic (8-connected components)
+    can be matched when they overlap by at least one pixel; each cosmic, true or
+    predicted, is matched at most once, and the most pairs possible are matched
+    (a maximum bipartite matching). So one predicted blob covering two true
+    cosmics finds one of them, and a true track split in two predicted pieces
+    makes one of the pieces a false cosmic.
 
     Parameters
     ----------
@@ -334,29 +381,52 @@ def object_scores(true, pred) -> dict[str, float | int]:
     Returns
     -------
     dict
-        ``object_recall`` (found / true count), ``object_precision``
-        (correct / predicted count), ``true_count``, ``pred_count``,
-        ``matched_true`` and ``matched_pred``. With no true cosmics the
-        recall is 1.0 when none are predicted and 0.0 otherwise; with no
-        predicted cosmics the precision is 1.0 when there are no true ones
-        and 0.0 otherwise.
+        ``object_recall`` (matched / true count), ``object_precision``
+        (matched / predicted count), ``object_f1``, ``true_count``,
+        ``pred_count``, ``matched``, and ``matched_true`` and
+        ``matched_pred`` (both equal to ``matched``). Empty cases as in
+        :func:`object_scores_from_counts`.
     """
-    true, pred = _check_pair(true, pred)
-    n_true, true_labels = label_cosmics(true)
-    n_pred, pred_labels = label_cosmics(pred)
-    overlap = true & pred
-    found = np.zeros(n_true + 1, dtype=bool)
-    found[true_labels[overlap]] = True
-    correct = np.zeros(n_pred + 1, dtype=bool)
-    correct[pred_labels[overlap]] = True
-    matched_true = int(np.count_nonzero(found))
-    matched_pred = int(np.count_nonzero(correct))
-    nothing = n_true == 0 and n_pred == 0
+    n_true, n_pred, matched = object_counts(true, pred)
     return {
-        "object_recall": _ratio(matched_true, n_true, nothing),
-        "object_precision": _ratio(matched_pred, n_pred, nothing),
+        **object_scores_from_counts(n_true, n_pred, matched),
         "true_count": n_true,
         "pred_count": n_pred,
-        "matched_true": matched_true,
-        "matched_pred": matched_pred,
+        "matched": matched,
+        "matched_true": matched,
+        "matched_pred": matched,
     }
+
+
+def count_error(true_count: int, pred_count: int) -> float:
+    """Signed count error of one frame, ``(pred_count - true_count) / max(true_count, 1)``.
+
+    Negative when cosmics are missed, positive when too many are predicted,
+    penalising both alike (unlike :func:`count_score`). On a frame without
+    true cosmics every predicted cosmic counts as one whole error (the
+    denominator is 1), so false cosmics on empty frames are not forgiven.
+    """
+    if true_count < 0 or pred_count < 0:
+        raise ValueError(
+            f"counts must be non-negative, got true_count={true_count}, pred_count={pred_count}"
+        )
+    return float(pred_count - true_count) / float(max(true_count, 1))
+
+
+def derived_scores(object_precision, object_recall, true_count, pred_count) -> dict[str, np.ndarray]:
+    """:data:`DERIVED_SCORES` of many frames from their object scores and cosmic counts.
+
+    ``object_f1`` is 2PR / (P + R) (0 when both are 0; NaN where either is NaN), which
+    equals :func:`object_scores_from_counts`' F1; ``count_error`` is :func:`count_error`,
+    ``abs_count_error`` its absolute value.
+    """
+    precision = np.asarray(object_precision, np.float64)
+    recall = np.asarray(object_recall, np.float64)
+    true_count = np.asarray(true_count, np.float64)
+    pred_count = np.asarray(pred_count, np.float64)
+    total = precision + recall
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(total > 0, 2 * precision * recall / np.where(total > 0, total, 1), 0.0)
+    f1 = np.where(np.isnan(total), np.nan, f1)
+    error = (pred_count - true_count) / np.maximum(true_count, 1)
+    return {"object_f1": f1, "count_error": error, "abs_count_error": np.abs(error)}

@@ -17,10 +17,12 @@ from segcore.metrics import (
     Cosmic,
     confusion_counts,
     count_cosmics,
+    count_error,
     count_score,
     label_cosmics,
     n_cosmics,
     object_scores,
+    object_scores_from_counts,
     pooled_scores,
     scores_from_counts,
     segmentation_scores,
@@ -314,32 +316,94 @@ def test_object_scores_hand_computed_case():
     assert object_scores(true, pred) == {
         "object_recall": pytest.approx(2 / 3),
         "object_precision": pytest.approx(2 / 3),
+        "object_f1": pytest.approx(2 / 3),
         "true_count": 3,
         "pred_count": 3,
+        "matched": 2,
         "matched_true": 2,
         "matched_pred": 2,
     }
 
 
-def test_one_predicted_cosmic_spanning_two_true_cosmics_finds_both():
+def test_one_predicted_cosmic_spanning_two_true_cosmics_finds_one():
     true = np.array([[1, 0, 1]])
     pred = np.array([[1, 1, 1]])
     scores = object_scores(true, pred)
-    assert (scores["matched_true"], scores["matched_pred"]) == (2, 1)
-    assert scores["object_recall"] == 1.0
+    assert scores["matched"] == 1
+    assert scores["object_recall"] == 0.5
     assert scores["object_precision"] == 1.0
+    assert scores["object_f1"] == pytest.approx(2 / 3)
+
+
+def test_a_true_cosmic_split_in_two_predicted_pieces_leaves_one_piece_false():
+    true = np.array([[1, 1, 1]])
+    pred = np.array([[1, 0, 1]])
+    scores = object_scores(true, pred)
+    assert (scores["matched"], scores["object_recall"], scores["object_precision"]) == (1, 1.0, 0.5)
+
+
+def test_matching_takes_the_most_pairs_not_the_first_overlap():
+    # predicted A touches true 1 and true 2, predicted B only true 1: pairing A with true 1 (both first in
+    # raster order) would leave true 2 unfound; the best matching pairs B-1 and A-2
+    true = np.zeros((3, 6), bool)
+    true[0:3, 0] = True  # true 1, a vertical bar
+    true[0, 4:6] = True  # true 2
+    pred = np.zeros((3, 6), bool)
+    pred[0, 0:5] = True  # A
+    pred[2, 0] = True  # B
+    scores = object_scores(true, pred)
+    assert scores["matched"] == 2 == brute_force_matches(true, pred)
+
+
+def brute_force_matches(true, pred) -> int:
+    """The most one-to-one (true, predicted) pairs that overlap, by trying every assignment."""
+    true_labels, pred_labels = sk_label(true, connectivity=2), sk_label(pred, connectivity=2)
+    touching = [
+        {int(p) for p in np.unique(pred_labels[(true_labels == t) & (pred_labels > 0)])}
+        for t in range(1, true_labels.max() + 1)
+    ]
+
+    def best(index: int, used: frozenset) -> int:
+        if index == len(touching):
+            return 0
+        options = [best(index + 1, used)]
+        options += [1 + best(index + 1, used | {p}) for p in touching[index] if p not in used]
+        return max(options)
+
+    return best(0, frozenset())
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_object_scores_match_regionprops_reference(seed):
-    true, pred = random_pair(seed, shape=(40, 40), true_density=0.08, pred_density=0.08)
-    true_regions = regionprops(sk_label(true, connectivity=2))
-    pred_regions = regionprops(sk_label(pred, connectivity=2))
-    found = sum(pred[tuple(r.coords.T)].any() for r in true_regions)
-    correct = sum(true[tuple(r.coords.T)].any() for r in pred_regions)
+def test_object_scores_match_a_brute_force_matching(seed):
+    # dense small masks, so blobs merge and split and the matching matters
+    true, pred = random_pair(seed, shape=(10, 12), true_density=0.25, pred_density=0.3)
+    n_true = sk_label(true, connectivity=2).max()
+    n_pred = sk_label(pred, connectivity=2).max()
+    matched = brute_force_matches(true, pred)
     scores = object_scores(true, pred)
-    assert scores["object_recall"] == pytest.approx(found / len(true_regions))
-    assert scores["object_precision"] == pytest.approx(correct / len(pred_regions))
+    assert (scores["true_count"], scores["pred_count"], scores["matched"]) == (n_true, n_pred, matched)
+    assert scores["object_recall"] == pytest.approx(matched / n_true)
+    assert scores["object_precision"] == pytest.approx(matched / n_pred)
+    assert scores["object_f1"] == pytest.approx(2 * matched / (n_true + n_pred))
+
+
+@pytest.mark.parametrize(
+    ("true_count", "pred_count", "expected"),
+    [(4, 2, -0.5), (4, 6, 0.5), (4, 4, 0.0), (0, 0, 0.0), (0, 3, 3.0), (1, 0, -1.0)],
+    ids=["under", "over", "exact", "both-empty", "false-cosmics-on-an-empty-frame", "all-missed"],
+)
+def test_count_error_is_signed_relative_with_one_for_an_empty_truth(true_count, pred_count, expected):
+    assert count_error(true_count, pred_count) == expected
+
+
+def test_count_error_rejects_negative_counts():
+    with pytest.raises(ValueError, match="non-negative"):
+        count_error(2, -1)
+
+
+def test_object_scores_from_counts_refuse_more_matches_than_cosmics():
+    with pytest.raises(ValueError, match="impossible"):
+        object_scores_from_counts(2, 1, 2)
 
 
 @pytest.mark.parametrize(
@@ -355,6 +419,7 @@ def test_object_scores_empty_conventions(true, pred, expected):
     scores = object_scores(true, pred)
     assert scores["object_recall"] == expected
     assert scores["object_precision"] == expected
+    assert scores["object_f1"] == expected
 
 
 def test_object_scores_shape_mismatch_raises_naming_both_shapes():
@@ -415,3 +480,19 @@ def test_threshold_within_tolerance_of_the_best_f1_prefers_half():
     # half the cosmics at 0.02: only t = 0.01 finds them (F1 1.0 against 0.67), far beyond the tolerance
     probs[0, 50:] = 0.02
     assert best_f1_threshold([(true, probs)]) == (0.01, 1.0)
+
+
+def test_derived_scores_agree_with_the_scores_of_the_masks():
+    from segcore.metrics import derived_scores
+
+    rows = [object_scores(*random_pair(seed, shape=(12, 12), true_density=0.2)) for seed in SEEDS]
+    rows.append(object_scores(np.zeros((3, 3)), np.zeros((3, 3))))
+    rows.append(object_scores(np.eye(3), np.zeros((3, 3))))
+    derived = derived_scores(
+        [r["object_precision"] for r in rows], [r["object_recall"] for r in rows],
+        [r["true_count"] for r in rows], [r["pred_count"] for r in rows],
+    )
+    np.testing.assert_allclose(derived["object_f1"], [r["object_f1"] for r in rows])
+    expected = [count_error(r["true_count"], r["pred_count"]) for r in rows]
+    np.testing.assert_allclose(derived["count_error"], expected)
+    np.testing.assert_allclose(derived["abs_count_error"], np.abs(expected))
