@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from scipy.ndimage import gaussian_filter
 from skimage.measure import label, regionprops
 
 from segcore.io import read_mask, read_raw
