@@ -91,10 +91,14 @@ Runs (``db.runs``): training in its own process, never inside a web request
     ``wait_for_run(run_id, timeout)``
 ``run_log(run_id, tail=200) -> str``  the worker's log
 ``delete_run(run_id)``  (refused while active)
-``evaluate_run(run_id, split="test", threshold=None, checkpoint="best", masks="current", progress=None)
-    -> EvaluationInfo``  (``threshold=None``: the run's ``evaluation_threshold``) evaluates in the calling process (segcore's inference defaults) and stores the
+``evaluate_run(run_id, split="test", threshold=None, checkpoint="best", masks="current", progress=None,
+    dilation=0) -> EvaluationInfo``  (``threshold=None``: the run's ``evaluation_threshold``) evaluates in the calling process (segcore's inference defaults) and stores the
     result with the precision the network computed in; ``masks="run"`` uses the revisions the run
-    trained on, ``"current"`` the frames' masks now.
+    trained on, ``"current"`` the frames' masks now; ``dilation`` grows every predicted mask by that
+    many pixels before scoring and writing (``EvaluationInfo.dilation``). ``EvaluationInfo.pooled``
+    holds ``segcore.evaluator.POOLED_KEYS`` (pixel and object scores over the split, average precision,
+    ROC AUC, precision at 95 % recall, TPR at 0.01 % / 0.1 % FPR); the curves are in
+    ``EvaluationInfo.curves_path`` (``curves.json`` beside the predicted masks).
 
 LA Cosmic runs (``db.classical``): a detector that needs no training, as a run like any other
 ----------------------------------------------------------------------------------------------
@@ -137,9 +141,12 @@ Results (``db.results``): what the app shows
 ``list_evaluations(run_id=None) -> list[EvaluationInfo]``; ``get_evaluation(evaluation_id)``
 ``per_image_results(evaluation_id) -> DataFrame`` (image, frame_id, iou, dice, pixel_accuracy, precision,
     recall, f1, specificity, count_score, true_count, pred_count, object_recall, object_precision,
-    prediction_path)
+    prediction_path, and from those object_f1, count_error, abs_count_error)
+``evaluation_curves(evaluation_id) -> segcore.curves.SplitCurves | None`` (pixel histogram and object curve;
+    None for evaluations stored before curves were kept)
 ``compare_runs(run_ids, split="test") -> DataFrame`` (one row per run: kind, latest evaluation's mean metrics,
-    training_precision, evaluation_precision, threshold (the evaluation's), run_threshold, threshold_source)
+    training_precision, evaluation_precision, threshold (the evaluation's), run_threshold, threshold_source,
+    dilation, ``pooled_<key>`` for each of ``POOLED_KEYS``)
 ``compare_per_image(evaluation_ids, metric="iou") -> DataFrame`` (images x evaluations)
 ``prediction_mask(result_id) -> bool (H, W)``
 
@@ -219,6 +226,7 @@ from .results import (
     compare_per_image,
     compare_runs,
     epoch_metrics,
+    evaluation_curves,
     get_evaluation,
     list_evaluations,
     list_runs,
@@ -242,7 +250,7 @@ __all__ = [
     "save_mask_revision",
     "cancel_run", "delete_run", "evaluate_run", "get_run", "refresh_run_states", "resume_run", "run_log", "start_run",
     "start_lacosmic_run", "wait_for_run",
-    "compare_per_image", "compare_runs", "epoch_metrics", "get_evaluation", "list_evaluations", "list_runs",
+    "compare_per_image", "compare_runs", "epoch_metrics", "evaluation_curves", "get_evaluation", "list_evaluations", "list_runs",
     "per_image_results", "prediction_mask", "run_revisions", "runs_table",
     "PredictionInfo", "Proposal", "cancel_prediction", "frame_proposals", "get_prediction", "get_proposal",
     "list_predictions", "prediction_log", "proposal_mask", "proposal_probabilities", "refresh_prediction_states",

@@ -128,7 +128,7 @@ def start_lacosmic_run(
     return run_id
 
 
-def lacosmic_evaluation(run: Run, threshold: float | None, checkpoint: str) -> tuple[Evaluate, str]:
+def lacosmic_evaluation(run: Run, threshold: float | None, checkpoint: str, dilation: int = 0) -> tuple[Evaluate, str]:
     """How an LA Cosmic run is evaluated (with its stored parameters), and what the evaluation
     records as its checkpoint; for :func:`db.evaluations.evaluate_run`."""
     if threshold is not None and float(threshold) != DETECTOR_THRESHOLD:
@@ -140,7 +140,9 @@ def lacosmic_evaluation(run: Run, threshold: float | None, checkpoint: str) -> t
     params = lacosmic_params(run.config)
 
     def evaluate(pairs, progress, predictions_dir):
-        return evaluate_detector(lambda frame: lacosmic_mask(frame, params), pairs, progress, predictions_dir)
+        return evaluate_detector(
+            lambda frame: lacosmic_mask(frame, params), pairs, progress, predictions_dir, dilation=dilation
+        )
 
     return evaluate, LACOSMIC_CHECKPOINT
 

@@ -2,12 +2,15 @@
 per image and in summary.
 
 Predicted masks are written under ``<run>/evaluations/<token>/`` (one 0/1 PNG
-per image) and the rows are inserted in one transaction once every image is
-scored, so a half-done evaluation never shows.
+per image), with the split's pixel histogram and object curve in ``curves.json``
+there, and the rows are inserted in one transaction once every image is scored,
+so a half-done evaluation never shows. The dilation the masks were grown by is kept
+in the evaluation's ``pooled`` JSON (no column of its own).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +24,10 @@ from .models import FALLBACK_THRESHOLD, LACOSMIC_CHECKPOINT, RESULT_METRICS, SPL
 from .paths import from_stored, remove_tree, run_dir, to_stored, to_stored_any, token
 from .session import session_scope
 
-__all__ = ["EvaluationInfo", "evaluate_run", "evaluation_info", "store_evaluation"]
+__all__ = ["CURVES_FILE", "EvaluationInfo", "evaluate_run", "evaluation_info", "store_evaluation"]
+
+#: The file in an evaluation's predictions folder holding its curves (``segcore.curves.SplitCurves.to_dict``).
+CURVES_FILE = "curves.json"
 
 
 @dataclass(frozen=True)
@@ -34,12 +40,21 @@ class EvaluationInfo:
     checkpoint: Path | str  # the model file, or "lacosmic" for an LA Cosmic run's stored parameters
     predictions_dir: Path
     summary: dict[str, dict[str, float | None]]  # metric -> {"mean": .., "std": ..}
-    pooled: dict[str, float | None]  # pixel precision/recall/f1/iou over the whole split
+    # split-level numbers (segcore.evaluator.POOLED_KEYS; evaluations made before the curves hold
+    # pixel precision/recall/f1/iou only)
+    pooled: dict[str, float | None]
     created: datetime
     n_images: int
+    dilation: int = 0  # pixels the predicted masks were grown by
+
+    @property
+    def curves_path(self) -> Path:
+        return self.predictions_dir / CURVES_FILE
 
 
 def evaluation_info(row: Evaluation, n_images: int) -> EvaluationInfo:
+    pooled = dict(row.pooled or {})
+    dilation = int(pooled.pop("dilation", 0) or 0)
     return EvaluationInfo(
         id=row.id,
         run_id=row.run_id,
@@ -49,9 +64,10 @@ def evaluation_info(row: Evaluation, n_images: int) -> EvaluationInfo:
         checkpoint=row.checkpoint if row.checkpoint == LACOSMIC_CHECKPOINT else from_stored(row.checkpoint),
         predictions_dir=from_stored(row.predictions_dir),
         summary=row.summary,
-        pooled=row.pooled,
+        pooled=pooled,
         created=row.created,
         n_images=n_images,
+        dilation=dilation,
     )
 
 
@@ -112,6 +128,7 @@ def evaluate_run(
     checkpoint: str = "best",
     masks: str = "current",
     progress: Callable[[int, int], None] | None = None,
+    dilation: int = 0,
 ) -> EvaluationInfo:
     """Evaluate a run's model (or an LA Cosmic run's parameters) on one split of its dataset,
     in this process, and store the result.
@@ -127,7 +144,15 @@ def evaluate_run(
         LA Cosmic run, which detects with its stored parameters).
     masks : "current" (the frames' masks now) or "run" (the revisions the run trained with).
     progress : ``progress(done, total)`` after each image.
+    dilation : grow every predicted mask by this many pixels before scoring and
+        writing it (``segcore.postprocess.dilate``), kept with the evaluation.
     """
+    from segcore.postprocess import check_dilation
+
+    try:
+        dilation = check_dilation(dilation)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
     if split not in SPLITS or split == "real":
         raise StoreError(f"split must be train, validation or test, got {split!r}")
     with session_scope(write=False) as session:
@@ -137,16 +162,16 @@ def evaluate_run(
         if run.kind == "lacosmic":
             from .classical import lacosmic_evaluation
 
-            evaluate, stored_checkpoint = lacosmic_evaluation(run, threshold, checkpoint)
+            evaluate, stored_checkpoint = lacosmic_evaluation(run, threshold, checkpoint, dilation)
         else:
-            evaluate, stored_checkpoint = _model_evaluation(run, threshold, checkpoint)
+            evaluate, stored_checkpoint = _model_evaluation(run, threshold, checkpoint, dilation)
         pairs = _pairs(session, run, split, masks)
     if not pairs:
         raise StoreError(f"run {run_id}: no frames with masks in the {split} split to evaluate on")
     return store_evaluation(run_id, split, pairs, stored_checkpoint, evaluate, progress)
 
 
-def _model_evaluation(run: Run, threshold: float | None, checkpoint: str) -> tuple[Evaluate, str]:
+def _model_evaluation(run: Run, threshold: float | None, checkpoint: str, dilation: int = 0) -> tuple[Evaluate, str]:
     """How a training run's model file is evaluated, and the checkpoint path as stored."""
     if threshold is None:
         threshold = FALLBACK_THRESHOLD if run.threshold is None else run.threshold
@@ -160,7 +185,9 @@ def _model_evaluation(run: Run, threshold: float | None, checkpoint: str) -> tup
         from segcore.model import load_model
 
         model = load_model(model_path, compile=False)
-        return evaluate_pairs(model, pairs, threshold=threshold, progress=progress, predictions_dir=predictions_dir)
+        return evaluate_pairs(
+            model, pairs, threshold=threshold, progress=progress, predictions_dir=predictions_dir, dilation=dilation
+        )
 
     return evaluate, to_stored_any(model_path)
 
@@ -175,10 +202,11 @@ def store_evaluation(
 ) -> EvaluationInfo:
     """Score the (frame path, mask path, frame id, revision id) pairs with ``evaluate`` and store
     the evaluation and its per-image rows in one transaction; the predicted masks go under
-    ``<run>/evaluations/<token>/``, removed again if anything fails."""
+    ``<run>/evaluations/<token>/`` with the curves (:data:`CURVES_FILE`), removed again if anything fails."""
     predictions = run_dir(run_id) / "evaluations" / token()
     try:
         result = evaluate([(f, m) for f, m, _, _ in pairs], progress, predictions)
+        _write_curves(predictions / CURVES_FILE, result)
         by_path = {str(f): (fid, rid) for f, _, fid, rid in pairs}
         summary = result.summary()
         with session_scope() as session:
@@ -193,7 +221,10 @@ def store_evaluation(
                     metric: {"mean": _number(row["mean"]), "std": _number(row["std"])}
                     for metric, row in summary.iterrows()
                 },
-                pooled={key: _number(value) for key, value in result.pooled.items()},
+                pooled={
+                    **{key: _number(value) for key, value in result.pooled.items()},
+                    "dilation": int(result.dilation),
+                },
             )
             session.add(evaluation)
             session.flush()
@@ -217,3 +248,8 @@ def store_evaluation(
     except BaseException:
         remove_tree(predictions)
         raise
+
+
+def _write_curves(path: Path, result) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"threshold": float(result.threshold), **result.curves.to_dict()}))

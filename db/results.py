@@ -10,7 +10,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
+import json
+
 from segcore import io
+from segcore.curves import SplitCurves
+from segcore.evaluator import POOLED_KEYS
+from segcore.metrics import DERIVED_SCORES, derived_scores
 
 from .errors import NotFound
 from .evaluations import EvaluationInfo, evaluation_info
@@ -24,6 +29,7 @@ __all__ = [
     "compare_per_image",
     "compare_runs",
     "epoch_metrics",
+    "evaluation_curves",
     "get_evaluation",
     "list_evaluations",
     "list_runs",
@@ -162,7 +168,9 @@ def get_evaluation(evaluation_id: int) -> EvaluationInfo:
 
 
 def per_image_results(evaluation_id: int) -> pd.DataFrame:
-    """One row per image: every metric, true and predicted cosmic counts, the predicted mask's path."""
+    """One row per image: every metric, true and predicted cosmic counts, the predicted mask's path,
+    and the scores that follow from them (``segcore.metrics.DERIVED_SCORES``: object_f1, count_error,
+    abs_count_error)."""
     with session_scope(write=False) as session:
         if session.get(Evaluation, evaluation_id) is None:
             raise NotFound(f"evaluation {evaluation_id} does not exist")
@@ -186,7 +194,20 @@ def per_image_results(evaluation_id: int) -> pd.DataFrame:
     ]
     table = pd.DataFrame.from_records(records, columns=columns)
     table[list(RESULT_METRICS)] = table[list(RESULT_METRICS)].astype(float)  # None -> NaN
+    derived = derived_scores(table["object_precision"], table["object_recall"], table["true_count"], table["pred_count"])
+    for name in DERIVED_SCORES:
+        table[name] = derived[name]
     return table
+
+
+def evaluation_curves(evaluation_id: int) -> SplitCurves | None:
+    """The split's pixel histogram and object curve (``segcore.curves.SplitCurves``); None for an
+    evaluation stored before curves were kept, or whose file is gone."""
+    path = get_evaluation(evaluation_id).curves_path
+    try:
+        return SplitCurves.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def prediction_mask(result_id: int) -> np.ndarray:
@@ -227,9 +248,10 @@ def compare_runs(run_ids, split: str = "test") -> pd.DataFrame:
             "threshold": evaluation.threshold if evaluation else None,
             "evaluation_precision": evaluation.precision if evaluation else None,
         }
-        for metric in (*RESULT_METRICS, "true_count", "pred_count"):
+        record["dilation"] = int((evaluation.pooled or {}).get("dilation", 0) or 0) if evaluation else None
+        for metric in (*RESULT_METRICS, *DERIVED_SCORES, "true_count", "pred_count"):
             record[metric] = _mean(evaluation, metric)
-        for key in ("precision", "recall", "f1", "iou"):
+        for key in POOLED_KEYS:
             record[f"pooled_{key}"] = (evaluation.pooled or {}).get(key) if evaluation else None
         records.append(record)
     return pd.DataFrame.from_records(records)
@@ -237,7 +259,7 @@ def compare_runs(run_ids, split: str = "test") -> pd.DataFrame:
 
 def compare_per_image(evaluation_ids, metric: str = "iou") -> pd.DataFrame:
     """Images as rows, one column per evaluation (named ``run <id> / eval <id>``) holding ``metric``."""
-    if metric not in (*RESULT_METRICS, "true_count", "pred_count"):
+    if metric not in (*RESULT_METRICS, *DERIVED_SCORES, "true_count", "pred_count"):
         raise ValueError(f"unknown metric {metric!r}")
     columns = {}
     for evaluation_id in evaluation_ids:
