@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from segcore import io  # noqa: E402
+from segcore import io  # noqa: E402  (after the TensorFlow log level)
 from segcore.data import pair_split  # noqa: E402
 from segcore.inference import load_inference_model, model_threshold, predict_probabilities  # noqa: E402
 from segcore.metrics import confusion_counts, scores_from_counts  # noqa: E402

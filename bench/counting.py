@@ -18,11 +18,11 @@ import time
 
 import numpy as np
 
-import common  # noqa: F401  (puts the repository on sys.path)
+import common
 from common import append_results, load_average, load_line, section_header, table, versions_line, wait_for_quiet
 
-from segcore import metrics  # noqa: E402
-from segcore.synth import simulate_frame  # noqa: E402
+from segcore import metrics
+from segcore.synth import simulate_frame
 
 TARGET_MS_512 = 1.0
 SEED = 424242

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from segcore.data import pair_split  # noqa: E402
-from segcore.io import read_mask  # noqa: E402
+from segcore.data import pair_split
+from segcore.io import read_mask
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 

@@ -20,14 +20,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 from skimage.measure import label
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from segcore.synth import FAMILIES, simulate_frame  # noqa: E402
+from segcore.synth import FAMILIES, simulate_frame
 
 SIGCLIPS = (4.5, 8.0, 12.0, 20.0, 40.0)
 

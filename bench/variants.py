@@ -16,10 +16,8 @@ from collections import defaultdict
 
 import numpy as np
 
-import common  # noqa: F401  (puts the repository on sys.path)
-
-from segcore.inference import padded_shape, tile_layout  # noqa: E402
-from segcore.preprocess import normalize_frame, to_network_input  # noqa: E402
+from segcore.inference import padded_shape, tile_layout
+from segcore.preprocess import normalize_frame, to_network_input
 
 
 def architecture(model) -> dict:
