@@ -117,6 +117,6 @@ def _as_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    if dtype == bool:
+    if np.issubdtype(dtype, np.bool_):
         return values >= 0.5
     return values.astype(dtype)
