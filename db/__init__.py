@@ -126,6 +126,9 @@ Predictions (``db.predictions``): proposals for any frames, kept apart from grou
     model_name, model_source "train"/"lacosmic"/"file", threshold, precision, error);
     ``list_predictions(dataset_id=None)``; ``cancel_prediction(job_id)``; ``wait_for_prediction(job_id, timeout)``;
     ``refresh_prediction_states()`` (dead or silent jobs marked failed); ``prediction_log(job_id)``
+``prediction_models() -> list[RunInfo]`` the runs (any dataset) that can predict now.
+``propose_from_evaluation(result_id) -> Proposal`` an evaluation's predicted mask of a frame as a proposal
+    (once; a finished job of scope "evaluation").
 ``frame_proposals(frame_id) -> list[Proposal]`` (newest first); ``get_proposal(id)``;
     ``proposal_mask(id) -> bool (H, W)``; ``proposal_probabilities(id) -> float32 (H, W) | None``
 ``save_mask_revision(..., proposal_id=N)`` records the proposal, its run and the pixels and cosmics
@@ -212,6 +215,8 @@ from .predictions import (
     Proposal,
     cancel_prediction,
     frame_proposals,
+    prediction_models,
+    propose_from_evaluation,
     get_prediction,
     get_proposal,
     list_predictions,
@@ -253,6 +258,6 @@ __all__ = [
     "compare_per_image", "compare_runs", "epoch_metrics", "evaluation_curves", "get_evaluation", "list_evaluations", "list_runs",
     "per_image_results", "prediction_mask", "run_revisions", "runs_table",
     "PredictionInfo", "Proposal", "cancel_prediction", "frame_proposals", "get_prediction", "get_proposal",
-    "list_predictions", "prediction_log", "proposal_mask", "proposal_probabilities", "refresh_prediction_states",
+    "list_predictions", "prediction_log", "prediction_models", "propose_from_evaluation", "proposal_mask", "proposal_probabilities", "refresh_prediction_states",
     "start_prediction", "wait_for_prediction",
 ]

@@ -36,6 +36,8 @@ __all__ = [
     "PredictionInfo",
     "Proposal",
     "cancel_prediction",
+    "prediction_models",
+    "propose_from_evaluation",
     "frame_proposals",
     "get_prediction",
     "get_proposal",
@@ -414,6 +416,70 @@ def frame_proposals(frame_id: int) -> list[Proposal]:
             .order_by(ProposalRow.id.desc())
         ).all()
         return [_proposal(row, job) for row, job in rows]
+
+
+def prediction_models() -> list:
+    """The runs of every dataset that can predict (newest first): training runs that are not
+    active and have a model file, and finished LA Cosmic runs; as ``RunInfo``."""
+    from .runs import get_run
+
+    with session_scope(write=False) as session:
+        runs = session.scalars(select(Run).where(Run.status.not_in(ACTIVE_STATUSES)).order_by(Run.id.desc())).all()
+        usable = []
+        for run in runs:
+            try:
+                _run_model(session, run, None)
+            except StoreError:
+                continue
+            usable.append(run.id)
+    return [get_run(run_id) for run_id in usable]
+
+
+def propose_from_evaluation(result_id: int) -> Proposal:
+    """An evaluation's predicted mask of one frame as a proposal (made once, then reused), so a mask
+    saved from it records its run and what was changed, like one from a prediction job."""
+    from .models import Evaluation, EvaluationResult
+
+    with session_scope() as session:
+        result = session.get(EvaluationResult, result_id)
+        if result is None:
+            raise NotFound(f"evaluation result {result_id} does not exist")
+        if result.frame_id is None or not result.prediction_path:
+            raise StoreError(f"evaluation result {result_id} has no stored frame or predicted mask")
+        for job, proposal in session.execute(
+            select(PredictionJob, ProposalRow).join(ProposalRow, ProposalRow.job_id == PredictionJob.id)
+            .where(ProposalRow.frame_id == result.frame_id, PredictionJob.scope == "evaluation")
+        ).all():
+            if (job.params or {}).get("evaluation_result_id") == result_id:
+                return _proposal(proposal, job)
+        evaluation = session.get(Evaluation, result.evaluation_id)
+        run = session.get(Run, evaluation.run_id)
+        frame = session.get(Frame, result.frame_id)
+        dataset = session.get(Dataset, frame.dataset_id)
+        name = f"{run.name} (LA Cosmic)" if run.kind == "lacosmic" else run.name
+        job = PredictionJob(
+            dataset_id=dataset.id, dataset_name=dataset.name, run_id=run.id, model_source=run.kind,
+            model_name=f"{name}, evaluation {evaluation.id}", params={"evaluation_result_id": result_id},
+            threshold=evaluation.threshold, scope="evaluation", frame_ids=[frame.id], status="finished",
+            frames_done=1, precision=evaluation.precision, ended_at=utcnow(),
+        )
+        session.add(job)
+        session.flush()
+        folder = prediction_dir(job.id)
+        remove_tree(folder)
+        folder.mkdir(parents=True)
+        job.folder = to_stored(folder)
+        from segcore import io
+        from segcore.metrics import n_cosmics
+
+        mask = io.read_mask(from_stored(result.prediction_path), shape=(frame.height, frame.width))
+        target = folder / f"{frame.id}.png"
+        io.write_mask(target, mask)
+        row = ProposalRow(job_id=job.id, frame_id=frame.id, threshold=evaluation.threshold,
+                          mask_path=to_stored(target), cosmic_pixels=int(mask.sum()), cosmics=n_cosmics(mask))
+        session.add(row)
+        session.flush()
+        return _proposal(row, job)
 
 
 def get_proposal(proposal_id: int) -> Proposal:

@@ -8,8 +8,9 @@ from streamlit_drawable_canvas import st_canvas
 
 import db
 from segcore import io
+from segcore.components import apply_decisions, component_at, proposal_changes
 from segcore.errors import SegcoreError
-from segcore.metrics import count_cosmics, n_cosmics
+from segcore.metrics import count_cosmics, label_cosmics, n_cosmics
 from ui.common import (
     SPLIT_LABELS,
     author_input,
@@ -17,7 +18,6 @@ from ui.common import (
     evaluations_for_dataset,
     flash,
     init_store,
-    prediction_for_frame,
     select_dataset,
     show_error,
     show_flash,
@@ -37,18 +37,30 @@ from ui.images import (
     thumbnail,
     zoom_window,
 )
+from ui.proposals import (
+    clicked_pixels,
+    prediction_jobs,
+    predict_form,
+    proposal_label,
+    proposal_overlay,
+    source_text,
+    window_picture,
+)
 
 CANVAS_SIDE = 520
 #: Undo steps kept per frame (each is a full-resolution mask).
 MAX_UNDO = 30
 ZOOMS = [1, 2, 4, 8, 16, 32, 64]
-TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon"}
+TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Pick cosmics": "point"}
+#: Splits whose masks score the runs: changing one asks for a confirmation.
+SCORED_SPLITS = ("validation", "test")
 METRICS = {"iou": "IoU", "f1": "F1", "count_score": "Count score", "object_recall": "Cosmics found"}
 
 init_store()
 st.title("Label")
-st.caption("Paint the cosmic-ray hits of a frame, zoomed in down to single pixels, and save the mask as a new "
-           "revision; earlier revisions are kept and can be compared or restored.")
+st.caption("Paint the cosmic-ray hits of a frame, zoomed in down to single pixels, or start from a model's "
+           "proposal and accept or reject its cosmics one by one; save the mask as a new revision. Earlier "
+           "revisions are kept and can be compared or restored.")
 show_flash()
 
 # --- choosing the frame -------------------------------------------------------------------
@@ -220,10 +232,22 @@ if results is not None and frame.id in set(results["frame_id"].dropna().astype(i
         f"cosmics in the mask {int(row['true_count'])}, predicted {int(row['pred_count'])}."
     )
 
+with st.sidebar:
+    st.markdown("#### Proposals")
+    with st.expander("Predict with a model", icon=":material/auto_awesome:"):
+        predict_form(dataset, frame)
+    prediction_jobs(dataset.id)
+
 # --- the mask being edited ------------------------------------------------------------------
 
 has_prediction = results is not None and frame.id in set(results["frame_id"].dropna().astype(int))
-if st.session_state.pop("_lbl_reset_base", False) or not has_prediction:
+try:
+    proposals = {f"proposal:{p.id}": p for p in db.frame_proposals(frame.id)[:6]}
+except SegcoreError as exc:
+    show_error(exc, "Could not read the proposals")
+    proposals = {}
+bases = ["current"] + (["prediction"] if has_prediction else []) + list(proposals)
+if st.session_state.pop("_lbl_reset_base", False) or st.session_state.get("lbl_base") not in bases:
     st.session_state["lbl_base"] = "current"
 
 
@@ -235,17 +259,23 @@ def new_canvas() -> None:
 
 
 def load_work(base: str) -> dict:
+    saved = db.current_mask(frame.id)
+    if saved is None:
+        saved = np.zeros((frame.height, frame.width), bool)
+    proposal = None
     if base == "prediction":
-        mask = prediction_for_frame(eval_id, frame.id)
-    else:
-        mask = db.current_mask(frame.id)
-    if mask is None:
-        mask = np.zeros((frame.height, frame.width), bool)
+        # The run's prediction is a proposal, never ground truth: saving it records where it came from.
+        row = results[results["frame_id"] == frame.id].iloc[0]
+        proposal = db.propose_from_evaluation(int(row["result_id"]))
+    elif base.startswith("proposal:"):
+        proposal = proposals[base]
+    mask = saved if proposal is None else db.proposal_mask(proposal.id)
     new_canvas()
     return {"key": (frame.id, base, eval_id if base == "prediction" else None), "name": frame.name,
-            "base": mask.astype(bool),
+            "base": mask.astype(bool), "saved": saved,
             "mask": mask.astype(bool).copy(), "undo": [], "edited": None, "params": None,
-            "revision": frame.revision_id}
+            "revision": frame.revision_id, "proposal": proposal,
+            "labels": label_cosmics(mask)[1] if proposal is not None else None, "decisions": {}}
 
 
 def current_work() -> dict:
@@ -258,20 +288,52 @@ def has_edits(work: dict) -> bool:
     return not np.array_equal(work["mask"], work["base"])
 
 
+def keep_for_undo(work: dict) -> None:
+    work["undo"] = (work["undo"] + [(work["mask"], dict(work["decisions"]))])[-MAX_UNDO:]
+
+
+def fold_strokes(work: dict) -> None:
+    """Strokes on the canvas become part of the mask (an undo step)."""
+    if work["edited"] is not None and not np.array_equal(work["edited"], work["mask"]):
+        keep_for_undo(work)
+        work["mask"] = work["edited"]
+    work["edited"] = None
+
+
 def undo() -> None:
     work = current_work()
     if work["edited"] is not None and not np.array_equal(work["edited"], work["mask"]):
         work["edited"] = None  # strokes on the canvas only: drop them
     elif work["undo"]:
-        work["mask"] = work["undo"].pop()
+        work["mask"], work["decisions"] = work["undo"].pop()
         work["edited"] = None
     new_canvas()
 
 
 def discard() -> None:
     work = current_work()
-    work.update(mask=work["base"].copy(), undo=[], edited=None)
+    work.update(mask=work["base"].copy(), undo=[], edited=None, decisions={})
     new_canvas()
+
+
+def decide(labels_decided: dict[int, bool]) -> None:
+    """Accept (True) or reject (False) whole proposal cosmics."""
+    work = current_work()
+    fold_strokes(work)
+    keep_for_undo(work)
+    work["mask"] = apply_decisions(work["mask"], work["labels"], labels_decided)
+    work["decisions"] = {**work["decisions"], **labels_decided}
+    new_canvas()
+
+
+def decide_all(keep: bool) -> None:
+    decide({k: keep for k in range(1, int(current_work()["labels"].max()) + 1)})
+
+
+def decide_chosen(keep: bool) -> None:
+    chosen = st.session_state.get("lbl_component")
+    if chosen:
+        decide({int(chosen): keep})
 
 
 def forget_work(frame_id: int) -> None:
@@ -300,13 +362,13 @@ canvas_col, tools_col = st.columns([2, 1], gap="medium")
 with tools_col:
     base = st.radio(
         "Start from",
-        ["current", "prediction"],
+        bases,
         key="lbl_base",
-        horizontal=True,
-        format_func=lambda b: "Saved mask" if b == "current" else "Model prediction",
-        disabled=not has_prediction,
-        help="Correct the frame's saved mask, or start from the selected run's predicted mask."
-        if has_prediction else "Choose an evaluated model run in the sidebar to start from its prediction.",
+        format_func=lambda b: "Saved mask" if b == "current" else
+        f"Prediction of run {by_eval[eval_id][0].name} (evaluation {eval_id})" if b == "prediction" else
+        proposal_label(proposals[b]),
+        help="Correct the frame's saved mask, or start from a proposal: a model's prediction, which becomes "
+        "ground truth only when you save it. Make proposals under *Proposals* in the sidebar.",
     )
     # Unsaved edits are kept per frame, so going to another frame and back loses nothing.
     works = st.session_state.setdefault("lbl_works", {})
@@ -325,10 +387,49 @@ with tools_col:
     st.session_state["_lbl_key"] = key
     work = works[key]
 
+    from_proposal = work["proposal"] is not None
+    if from_proposal:
+        labels = work["labels"]
+        n_proposed = int(labels.max())
+        decided = work["decisions"]
+        st.markdown("#### Proposed cosmics")
+        st.caption(f"{n_proposed} proposed: {sum(decided.values())} accepted, "
+                   f"{sum(not v for v in decided.values())} rejected, **{n_proposed - len(decided)} undecided** "
+                   "(orange on the frame; saved as proposed unless rejected). With the *Pick cosmics* tool a "
+                   "click on a cosmic decides it.")
+        a1, a2 = st.columns(2)
+        a1.button("Accept all", icon=":material/done_all:", on_click=decide_all, args=(True,), key="lbl_accept_all",
+                  width="stretch", disabled=not n_proposed)
+        a2.button("Reject all", icon=":material/remove_done:", on_click=decide_all, args=(False,),
+                  key="lbl_reject_all", width="stretch", disabled=not n_proposed)
+        found = count_cosmics(work["base"])[:500]
+        state = {True: "accepted", False: "rejected"}
+        # Undecided cosmics first: they are what is left to do.
+        order = sorted(range(1, len(found) + 1), key=lambda k: (k in decided, k))
+        if st.session_state.get("lbl_component") not in [0, *order]:
+            st.session_state["lbl_component"] = 0
+        st.selectbox("Proposed cosmic", [0, *order], key="lbl_component",
+                     format_func=lambda k: "choose one" if k == 0 else
+                     f"#{k}: {found[k - 1].area} px at row {found[k - 1].centroid[0]:.0f}, column "
+                     f"{found[k - 1].centroid[1]:.0f} · {state.get(decided.get(k), 'undecided')}",
+                     disabled=not n_proposed)
+        c1, c2 = st.columns(2)
+        c1.button("Accept", icon=":material/check:", on_click=decide_chosen, args=(True,), key="lbl_accept",
+                  width="stretch", disabled=not st.session_state.get("lbl_component"))
+        c2.button("Reject", icon=":material/close:", on_click=decide_chosen, args=(False,), key="lbl_reject",
+                  width="stretch", disabled=not st.session_state.get("lbl_component"))
+        click_keeps = st.radio("A click with *Pick cosmics*", [True, False], key="lbl_click", horizontal=True,
+                               format_func=lambda k: "accepts" if k else "rejects")
+
     st.markdown("#### Draw")
-    tool = st.segmented_control("Tool", list(TOOLS), default="Brush", key="lbl_tool", persist_state="session",
+    tools = list(TOOLS) if from_proposal else [t for t in TOOLS if TOOLS[t] != "point"]
+    if st.session_state.get("lbl_tool") not in tools:
+        st.session_state["lbl_tool"] = "Brush"
+    tool = st.segmented_control("Tool", tools, default="Brush", key="lbl_tool", persist_state="session",
                                 required=True,
-                                help="Polygon: click the corners, then click the first corner again to close it.")
+                                help="Polygon: click the corners, then click the first corner again to close it. "
+                                "Pick cosmics: click a proposed cosmic to accept or reject it whole.")
+    picking = TOOLS[tool] == "point"
     erase = st.toggle("Erase (strokes remove cosmic pixels)", key="lbl_erase", persist_state="session")
     brush = st.slider("Brush size (frame pixels)", 1, 25, 1, key="lbl_brush", persist_state="session")
 
@@ -383,13 +484,15 @@ canvas_hw = canvas_size(window, canvas_side)
 params = (window, low, high, gamma, opacity, colour, tool, erase, brush)
 if work["params"] != params:
     # The view or tool changed: strokes so far become part of the mask, the canvas starts empty.
-    if work["edited"] is not None and not np.array_equal(work["edited"], work["mask"]):
-        work["undo"] = (work["undo"] + [work["mask"]])[-MAX_UNDO:]
-        work["mask"] = work["edited"]
-    work["edited"] = None
+    fold_strokes(work)
     if work["params"] is not None:
         new_canvas()
     work["params"] = params
+if from_proposal:
+    background = window_picture(proposal_overlay(gray, work["mask"], work["labels"], work["decisions"],
+                                                 hex_to_rgb(colour), opacity), window, canvas_hw)
+else:
+    background = canvas_background(gray, work["mask"], window, canvas_hw, opacity, hex_to_rgb(colour))
 
 with canvas_col:
     scale = canvas_hw[1] / window.width
@@ -398,8 +501,9 @@ with canvas_col:
         fill_color=colour_now,
         # At least 2 screen pixels, so a thin stroke on a shrunk view still covers whole pixels.
         stroke_width=max(2, round(brush * scale)) if tool == "Brush" else 1,
+        point_display_radius=max(2, round(scale / 2)),
         stroke_color=colour_now,
-        background_image=canvas_background(gray, work["mask"], window, canvas_hw, opacity, hex_to_rgb(colour)),
+        background_image=background,
         update_streamlit=True,
         height=canvas_hw[0],
         width=canvas_hw[1],
@@ -408,10 +512,23 @@ with canvas_col:
         key=f"lbl_canvas_{st.session_state.get('_lbl_canvas', 0)}",
     )
     st.caption(f"Showing {window.describe()}; one frame pixel = {scale:.3g} screen pixels. "
-               + ("Strokes **remove** cosmic pixels (blue). " if erase else "Strokes **add** cosmic pixels (yellow). ")
+               + (f"A click on a proposed cosmic **{'accepts' if click_keeps else 'rejects'}** it. " if picking else
+                  "Strokes **remove** cosmic pixels (blue). " if erase else "Strokes **add** cosmic pixels (yellow). ")
                + "Hover over the drawing for its toolbar (undo or redo a stroke, clear).")
 
-image_data = result.image_data
+if picking:
+    clicks = clicked_pixels(result.json_data, window, canvas_hw)
+    canvas_id = st.session_state.get("_lbl_canvas", 0)
+    seen = work.get("clicks_seen", (canvas_id, 0))
+    seen = seen[1] if seen[0] == canvas_id else 0
+    reach = max(2, int(np.ceil(4 / scale)))  # a few screen pixels beside a one-pixel hit still hit it
+    picked = {component_at(work["labels"], r, c, reach) for r, c in clicks[seen:]} - {0}
+    work["clicks_seen"] = (canvas_id, len(clicks))
+    if picked:
+        decide({k: click_keeps for k in picked})
+        st.rerun()
+
+image_data = None if picking else result.image_data
 if image_data is not None and image_data[..., 3].any():
     work["edited"] = edited_mask(work["mask"], image_data, window, erase=erase)
 else:
@@ -425,25 +542,36 @@ with tools_col:
              width=220)
 
 with canvas_col:
-    added = int(np.count_nonzero(current & ~work["base"]))
-    removed = int(np.count_nonzero(work["base"] & ~current))
+    # Changes are counted against the saved mask (the ground truth), whatever the start was.
+    added = int(np.count_nonzero(current & ~work["saved"]))
+    removed = int(np.count_nonzero(work["saved"] & ~current))
     changed = bool(added or removed)
-    m1, m2, m3 = st.columns(3)
+    m1, m2, m3, m4 = st.columns(4)
     m1.metric("Cosmics", n_cosmics(current), help="Connected groups of cosmic pixels (8-connectivity), "
               "counted live on the mask you are editing.")
     m2.metric("Cosmic pixels", int(np.count_nonzero(current)))
-    m3.metric("Changed pixels", f"+{added} −{removed}", help="Added and removed against the mask you started from.")
+    m3.metric("Changed pixels", f"+{added} −{removed}", help="Added and removed against the frame's saved mask.")
+    if from_proposal:
+        changes = proposal_changes(work["base"], current)
+        m4.metric("Changed from the proposal", f"{changes.cosmics} cosmic(s)",
+                  help=f"{changes.pixels} pixel(s): {changes.added_pixels} added, {changes.removed_pixels} removed. "
+                  "Saved with the mask, with the proposal it came from.")
     b1, b2, _ = st.columns([1, 1, 1])
     b1.button("Undo", icon=":material/undo:", on_click=undo, width="stretch", key="lbl_undo",
               disabled=not (work["undo"] or work["edited"] is not None),
               help="Undo the last change. The toolbar over the drawing area (hover over it) undoes single strokes.")
     b2.button("Discard edits", icon=":material/delete_sweep:", on_click=discard, width="stretch",
-              key="lbl_discard", disabled=not changed and work["edited"] is None,
+              key="lbl_discard", disabled=not has_edits(work) and not work["decisions"],
               help="Back to the mask you started from.")
 
     with st.form("lbl_save", clear_on_submit=True, border=True):
         f1, f2 = st.columns([3, 2], vertical_alignment="bottom")
         comment = f1.text_input("Comment (optional)", placeholder="e.g. added a faint track at the bottom edge")
+        scored = frame.split in SCORED_SPLITS and frame.revision_id is not None
+        confirmed = f1.checkbox(
+            f"Change this {frame.split} mask: runs were scored on the saved one", key="lbl_confirm_scored",
+            help="Evaluations on this split were made on the older mask; they stay as they are until re-run.",
+        ) if scored else True
         save = f2.form_submit_button("Save as new revision", type="primary", icon=":material/save:",
                                      width="stretch")
     if save:
@@ -451,14 +579,15 @@ with canvas_col:
             st.error("Type your name under *Your name* in the sidebar first: every revision records who saved it.")
         elif not changed and base == "current" and frame.revision_id is not None:
             st.info("Nothing to save: the mask is the same as the saved one.")
+        elif not confirmed and changed:
+            st.warning(f"This is a {frame.split} frame: runs are scored on its mask. Tick *Change this "
+                       f"{frame.split} mask* to save; evaluations made before stay on the older mask.")
         else:
             try:
-                if base == "prediction" and not changed:
-                    revision = db.save_mask_revision(frame.id, current, source="predicted", author=author,
-                                                     comment=comment or None, run_id=by_eval[eval_id][0].id)
-                else:
-                    revision = db.save_mask_revision(frame.id, current, source="drawn", author=author,
-                                                     comment=comment or None)
+                proposal = work["proposal"]
+                revision = db.save_mask_revision(frame.id, current, source="drawn", author=author,
+                                                 comment=comment or None,
+                                                 proposal_id=None if proposal is None else proposal.id)
             except SegcoreError as exc:
                 show_error(exc, "The mask was not saved")
             else:
@@ -477,6 +606,7 @@ if others:
 
 st.markdown("#### Mask history")
 history = db.mask_history(frame.id)
+runs_by_id = {r.id: r for r in db.list_runs()} if any(r.run_id for r in history) else {}
 if not history:
     st.caption("No saved mask yet. Draw the cosmics and press *Save as new revision*.")
     st.stop()
@@ -485,7 +615,7 @@ st.dataframe(
         {
             "Revision": r.id,
             "Saved": r.created.strftime("%Y-%m-%d %H:%M:%S"),
-            "Source": r.source + (f" (run {r.run_id})" if r.run_id else ""),
+            "Source": source_text(r, runs_by_id),
             "Author": r.author,
             "Cosmic pixels": r.cosmic_pixels,
             "Comment": (r.comment or "") + (f" [restored from {r.restored_from_id}]" if r.restored_from_id else ""),
