@@ -1,0 +1,149 @@
+"""The Label page's proposals, through Streamlit's AppTest: predicting with a finished run, correcting
+a proposal cosmic by cosmic, and what it saves (checked against scikit-image's labels)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage.measure import label
+
+import db
+from segcore.classical import LACosmicParams, lacosmic_mask
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 120
+PARAMS = LACosmicParams(sigclip=4.5, objlim=2.0, niter=2)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh store whose demo (made on first start) is 4/2/2/1 frames of 64 pixels."""
+    monkeypatch.setenv("COSMICS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("COSMICS_DB_URL", raising=False)
+    monkeypatch.setenv("COSMICS_DEMO_FRAMES", "4,2,2,1")
+    monkeypatch.setenv("COSMICS_DEMO_SIZE", "64")
+    db.reset()
+    yield tmp_path / "home"
+    db.reset()
+
+
+def _label_page():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/2_Label.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _button(at, label: str):
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r}; have {[b.label for b in at.button]}"
+    return found[0]
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _lacosmic_run(dataset_id: int) -> int:
+    """A finished LA Cosmic run with fixed parameters, as its worker leaves it."""
+    from db.models import Run
+
+    with db.session_scope() as session:
+        run = Run(name="baseline", dataset_id=dataset_id, kind="lacosmic", status="finished", threshold=0.5,
+                  threshold_source="fixed", config={**PARAMS.to_dict(), "tune": False})
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def _in_process(monkeypatch):
+    from db import prediction_worker, predictions
+
+    monkeypatch.setattr(predictions, "_launch", lambda job_id: None)
+    monkeypatch.setattr(prediction_worker.signal, "signal", lambda *args: None)
+    return prediction_worker.run_prediction
+
+
+def test_predict_with_lacosmic_then_reject_all_and_accept_one_cosmic_saves_exactly_it(home):
+    at = _label_page()
+    demo = db.list_datasets()[0]
+    frame = db.list_frames(demo.id)[0]
+    run_id = _lacosmic_run(demo.id)
+    at.run()
+    at.text_input(key="_author_box").input("Ada").run()
+
+    at.selectbox(key="lbl_predict_run").set_value(run_id)
+    at.radio(key="lbl_predict_scope").set_value("frame")
+    _button(at, "Predict").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (job,) = db.list_predictions(demo.id)
+    job = db.wait_for_prediction(job.id, timeout=TIMEOUT)
+    assert job.status == "finished", job.error
+    (proposal,) = db.frame_proposals(frame.id)
+    proposed = lacosmic_mask(db.read_frame(frame.id), PARAMS)
+    labels = label(proposed, connectivity=2)
+    assert labels.max() >= 2, "the demo frame should give LA Cosmic at least two cosmics"
+
+    at.run()
+    at.radio(key="lbl_base").set_value(f"proposal:{proposal.id}").run()
+    assert _metrics(at)["Cosmic pixels"] == str(int(proposed.sum()))
+    assert f"**{labels.max()} undecided**" in "\n".join(c.value for c in at.caption)
+
+    _button(at, "Reject all").click().run()
+    assert _metrics(at)["Cosmic pixels"] == "0"
+    at.selectbox(key="lbl_component").set_value(2).run()
+    _button(at, "Accept").click().run()
+    kept = labels == 2  # skimage numbers components in raster order, as the page does
+    assert _metrics(at)["Cosmic pixels"] == str(int(kept.sum()))
+    _button(at, "Save as new revision").click().run()
+    assert not at.exception
+
+    revision = db.current_revision(frame.id)
+    np.testing.assert_array_equal(db.current_mask(frame.id), kept)
+    assert (revision.source, revision.proposal_id, revision.run_id, revision.author) == (
+        "corrected", proposal.id, run_id, "Ada")
+    assert (revision.changed_pixels, revision.changed_cosmics) == (int(proposed.sum() - kept.sum()), labels.max() - 1)
+    history = at.dataframe[0].value
+    assert history["Source"].iloc[0] == (f"proposal of run {run_id}, LA Cosmic corrected: {labels.max() - 1} "
+                                         f"cosmic(s), {revision.changed_pixels} px changed")
+
+
+def test_changing_a_test_mask_from_a_proposal_asks_for_confirmation_first(home, monkeypatch):
+    at = _label_page()
+    demo = db.list_datasets()[0]
+    frame = db.list_frames(demo.id, "test")[0]
+    saved = db.current_revision(frame.id)
+    run_id = _lacosmic_run(demo.id)
+    assert _in_process(monkeypatch)(db.start_prediction(demo.id, run_id, frame_ids=[frame.id])) == 0
+    (proposal,) = db.frame_proposals(frame.id)
+
+    at.text_input(key="_author_box").input("Ada").run()
+    at.selectbox(key="lbl_split").set_value("test").run()
+    at.selectbox(key="lbl_frame").set_value(frame.id).run()
+    at.radio(key="lbl_base").set_value(f"proposal:{proposal.id}").run()
+    _button(at, "Reject all").click().run()
+    _button(at, "Save as new revision").click().run()
+
+    assert "runs are scored on its mask" in "\n".join(w.value for w in at.warning)
+    assert db.current_revision(frame.id).id == saved.id  # nothing saved
+    at.checkbox(key="lbl_confirm_scored").check()
+    _button(at, "Save as new revision").click().run()
+    assert db.current_revision(frame.id).id != saved.id
+    assert not db.current_mask(frame.id).any()
+
+
+def test_a_failed_prediction_job_says_why_on_the_page(home, monkeypatch):
+    at = _label_page()
+    demo = db.list_datasets()[0]
+    run = _in_process(monkeypatch)
+    job_id = db.start_prediction(demo.id, model_file=("broken.keras", b"not a model"), split="real")
+    assert run(job_id) == 1
+
+    at.run()
+    errors = "\n".join(e.value for e in at.error)
+    assert f"Job {job_id}: broken.keras" in errors and "not a readable Keras model" in errors
+    assert db.get_prediction(job_id).status == "failed"
