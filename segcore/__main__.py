@@ -1,4 +1,4 @@
-"""Command line: ``python -m segcore {synth,train,evaluate,predict} ...``.
+"""Command line: ``python -m segcore {synth,train,evaluate,predict,lacosmic,clean} ...``.
 
 Bad input ends with one line ``error: <file>: <problem>`` and exit status 2,
 never a traceback.
@@ -129,6 +129,7 @@ def cmd_evaluate(args) -> int:
         tile=args.tile,
         overlap=args.overlap,
         precision=args.precision,
+        dilation=args.dilate,
     )
     if args.csv:
         result.per_image.to_csv(args.csv, index=False)
@@ -138,6 +139,8 @@ def cmd_evaluate(args) -> int:
         print(result.summary().to_string(float_format=lambda v: f"{v:.4f}"))
         pooled = ", ".join(f"{k} {v:.4f}" for k, v in result.pooled.items())
         print(f"pooled over {len(pairing.pairs)} frames: {pooled}")
+        if args.dilate:
+            print(f"predicted masks grown by {args.dilate} pixels")
     return 0
 
 
@@ -148,7 +151,7 @@ def cmd_predict(args) -> int:
     threshold = model_threshold(model) if args.threshold is None else args.threshold
     return _write_masks(
         args.files, Path(args.out), args.overlays,
-        lambda frame: predict_mask(model, frame, threshold=threshold, tile=args.tile, overlap=args.overlap),
+        _grown(lambda frame: predict_mask(model, frame, threshold=threshold, tile=args.tile, overlap=args.overlap), args),
     )
 
 
@@ -173,7 +176,61 @@ def cmd_lacosmic(args) -> int:
         print(f"tuned on {len(pairing.pairs)} frames: sigclip {params.sigclip}, objlim {params.objlim}, "
               f"sigfrac {params.sigfrac} (pooled F1 {best['f1']:.4f}, precision {best['precision']:.4f}, "
               f"recall {best['recall']:.4f})")
-    return _write_masks(args.files, Path(args.out), args.overlays, lambda frame: lacosmic_mask(frame, params))
+    return _write_masks(args.files, Path(args.out), args.overlays, _grown(lambda frame: lacosmic_mask(frame, params), args))
+
+
+def _grown(detect, args):
+    """``detect`` with its masks grown by ``--dilate`` pixels."""
+    from .postprocess import check_dilation, dilate
+
+    pixels = check_dilation(args.dilate)
+    return detect if pixels == 0 else (lambda frame: dilate(detect(frame), pixels))
+
+
+def cmd_clean(args) -> int:
+    from tqdm.auto import tqdm
+
+    from . import io
+    from .postprocess import clean_frame
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SegcoreError(f"{out}: is a file; give a folder for the cleaned frames")
+    paths = [Path(p) for p in args.files]
+    for path in paths:
+        if path.parent.resolve() == out.resolve():
+            raise SegcoreError(f"{path}: is in --out {out}; its cleaned copy would overwrite it")
+    names = [path.name for path in paths] + [f"{path.stem}_mask.png" for path in paths]
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice:
+        raise SegcoreError(f"two frames would both write {out / twice}; clean them into separate --out folders")
+    if args.model:
+        from .inference import load_inference_model, model_threshold, predict_mask
+
+        model = load_inference_model(args.model, args.precision)
+        threshold = model_threshold(model) if args.threshold is None else args.threshold
+        detect = _grown(lambda frame: predict_mask(model, frame, threshold=threshold, tile=args.tile, overlap=args.overlap), args)
+    else:
+        from .classical import lacosmic_mask
+
+        detect = _grown(lacosmic_mask, args)
+    out.mkdir(parents=True, exist_ok=True)
+    cleaned, failures = 0, 0
+    with tqdm(paths, desc="cleaning", unit="frame") as bar:
+        for path in bar:
+            try:
+                raw = io.read_raw(path)
+                frame = io.read_frame(path)
+            except SegcoreError as exc:
+                bar.write(f"error: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            mask = detect(frame)
+            io.write_frame(out / path.name, clean_frame(raw, mask))
+            io.write_mask(out / f"{path.stem}_mask.png", mask)
+            cleaned += 1
+    print(f"{cleaned} cleaned frames and their masks written to {out}" + (f"; {failures} files failed" if failures else ""))
+    return EXIT_BAD_INPUT if failures else 0
 
 
 def _write_masks(files, out: Path, overlays: bool, detect) -> int:
@@ -235,6 +292,13 @@ def _add_tiling(parser) -> None:
         "--precision", default="auto", choices=PRECISION_POLICIES,
         help="arithmetic of the network: auto (default) is bfloat16 on CPUs with bfloat16 instructions, "
         "float16 on GPUs, float32 elsewhere",
+    )
+
+
+def _add_dilate(parser) -> None:
+    parser.add_argument(
+        "--dilate", type=int, default=0, metavar="N",
+        help="grow every predicted mask by N pixels in every direction, a safety margin around hits (default 0)",
     )
 
 
@@ -325,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--csv", help="write the per-image table here")
     evaluate.add_argument("--predictions", help="write predicted masks into this folder")
     _add_tiling(evaluate)
+    _add_dilate(evaluate)
     evaluate.set_defaults(run=cmd_evaluate)
 
     predict = commands.add_parser("predict", help="write cosmic masks and counts for frames")
@@ -333,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, help="folder for masks and counts.csv")
     predict.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png")
     _add_tiling(predict)
+    _add_dilate(predict)
     predict.set_defaults(run=cmd_predict)
 
     classical = commands.add_parser(
@@ -353,7 +419,23 @@ def build_parser() -> argparse.ArgumentParser:
     classical.add_argument("--saturation", type=float, help="saturation level, ADU (default: none)")
     classical.add_argument("--tune", metavar="DATA", help="dataset folder whose labelled split tunes the parameters")
     classical.add_argument("--tune-split", default="Validation", choices=["Train", "Validation", "Test"])
+    _add_dilate(classical)
     classical.set_defaults(run=cmd_lacosmic)
+
+    clean = commands.add_parser(
+        "clean", help="frames with their cosmics replaced from the pixels around them, and the masks",
+        description="Each frame is written to OUT under its own name, in its own format and pixel type, with every "
+        "masked pixel replaced by the median of the unmasked pixels around it (5x5, or a larger window where "
+        "those are masked too); unmasked pixels are copied unchanged. The mask goes beside it as <stem>_mask.png.",
+    )
+    clean.add_argument("files", nargs="+", help="frame files (PNG, TIFF, NPY)")
+    detector = clean.add_mutually_exclusive_group(required=True)
+    detector.add_argument("--model", help="a trained model (.keras) finds the cosmics")
+    detector.add_argument("--lacosmic", action="store_true", help="LA Cosmic finds them (parameters measured per frame)")
+    clean.add_argument("--out", required=True, help="folder for the cleaned frames and their masks")
+    _add_tiling(clean)
+    _add_dilate(clean)
+    clean.set_defaults(run=cmd_clean)
     return parser
 
 
