@@ -59,7 +59,10 @@ Masks (``db.masks``): every mask a frame ever had; never overwritten in place
 ``current_revision(frame_id) -> MaskRevision | None``; ``current_mask(frame_id) -> bool (H, W) | None``
 ``mask_history(frame_id) -> list[MaskRevision]`` (newest first); ``read_revision(revision_id) -> bool (H, W)``
 ``restore_revision(revision_id, author="", comment=None) -> MaskRevision`` (a new revision copying an old one)
-``adopt_prediction(result_id, author="", comment=None) -> MaskRevision`` (a predicted mask becomes current)
+``adopt_prediction(result_id, author="", comment=None) -> MaskRevision`` (an evaluation's predicted mask becomes
+    current, through a proposal the revision records)
+``evaluations_on_older_masks(dataset_id, frame_id=None) -> {evaluation id: frames}`` evaluations that scored masks
+    changed since (the frames whose current revision is not the one scored)
 
 Runs (``db.runs``): training in its own process, never inside a web request
 ---------------------------------------------------------------------------
@@ -208,7 +211,7 @@ from .runs import (
     start_run,
     wait_for_run,
 )
-from .evaluations import EvaluationInfo, evaluate_run
+from .evaluations import EvaluationInfo, evaluate_run, evaluations_on_older_masks
 from .classical import LACOSMIC_PARAMETERS, TUNED_PARAMETERS, start_lacosmic_run
 from .predictions import (
     PredictionInfo,
@@ -253,7 +256,8 @@ __all__ = [
     "import_zip",
     "adopt_prediction", "current_mask", "current_revision", "mask_history", "read_revision", "restore_revision",
     "save_mask_revision",
-    "cancel_run", "delete_run", "evaluate_run", "get_run", "refresh_run_states", "resume_run", "run_log", "start_run",
+    "cancel_run", "delete_run", "evaluate_run", "evaluations_on_older_masks", "get_run", "refresh_run_states",
+    "resume_run", "run_log", "start_run",
     "start_lacosmic_run", "wait_for_run",
     "compare_per_image", "compare_runs", "epoch_metrics", "evaluation_curves", "get_evaluation", "list_evaluations", "list_runs",
     "per_image_results", "prediction_mask", "run_revisions", "runs_table",

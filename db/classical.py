@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import update
 
 from segcore.classical import OBJLIM_GRID, SIGCLIP_GRID, SIGFRAC_GRID, LACosmicParams, lacosmic_mask, tune_lacosmic, tuning_grid
+from segcore.data import read_pairs
 from segcore.evaluator import DETECTOR_THRESHOLD, evaluate_detector
 from segcore.listeners import CancelToken
 
@@ -152,14 +153,6 @@ def lacosmic_evaluation(run: Run, threshold: float | None, checkpoint: str, dila
 # --------------------------------------------------------------------------- #
 
 
-def _labelled_frames(pairs) -> Iterator[tuple]:
-    from segcore import io
-
-    for frame_path, mask_path, _, _ in pairs:
-        frame = io.read_frame(frame_path)
-        yield frame, io.read_mask(mask_path, shape=frame.shape)
-
-
 def detect_with_lacosmic(run_id: int, config: dict[str, Any], cancel: CancelToken) -> str:
     """Tune (when asked), record the parameters, evaluate the test split; the final status.
 
@@ -186,7 +179,8 @@ def detect_with_lacosmic(run_id: int, config: dict[str, Any], cancel: CancelToke
         if validation:
             grid = tuning_grid(lacosmic_params(config), **config["tuning_grid"])
             print(f"run {run_id}: tuning {len(grid)} parameter sets on {len(validation)} validation frames", flush=True)
-            best, ranking = tune_lacosmic(_labelled_frames(validation), grid, frames_done)
+            labelled = read_pairs((frame_path, mask_path) for frame_path, mask_path, _, _ in validation)
+            best, ranking = tune_lacosmic(labelled, grid, frames_done)
             chosen = {
                 **{name: getattr(best, name) for name in TUNED_PARAMETERS},
                 "tuned": True,

@@ -253,3 +253,26 @@ def store_evaluation(
 def _write_curves(path: Path, result) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"threshold": float(result.threshold), **result.curves.to_dict()}))
+
+
+def evaluations_on_older_masks(dataset_id: int, frame_id: int | None = None) -> dict[int, int]:
+    """Evaluation id -> how many of the frames it scored have had their mask changed since (their
+    current revision is not the one it scored against), for the dataset's runs; only evaluations
+    with such frames, and with ``frame_id`` only those that scored that frame."""
+    current = (
+        select(MaskRevisionRow.frame_id, func.max(MaskRevisionRow.id).label("revision_id"))
+        .group_by(MaskRevisionRow.frame_id)
+        .subquery()
+    )
+    query = (
+        select(EvaluationResult.evaluation_id, func.count())
+        .join(Evaluation, Evaluation.id == EvaluationResult.evaluation_id)
+        .join(Run, Run.id == Evaluation.run_id)
+        .join(current, current.c.frame_id == EvaluationResult.frame_id)
+        .where(Run.dataset_id == dataset_id, EvaluationResult.revision_id != current.c.revision_id)
+        .group_by(EvaluationResult.evaluation_id)
+    )
+    if frame_id is not None:
+        query = query.where(EvaluationResult.frame_id == frame_id)
+    with session_scope(write=False) as session:
+        return {int(e): int(n) for e, n in session.execute(query).all()}

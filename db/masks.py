@@ -299,24 +299,13 @@ def restore_revision(revision_id: int, author: str = "", comment: str | None = N
 
 
 def adopt_prediction(result_id: int, author: str = "", comment: str | None = None) -> MaskRevision:
-    """Make a run's predicted mask for one test image the frame's current mask."""
-    with session_scope(write=False) as session:
-        result = session.get(EvaluationResult, result_id)
-        if result is None:
-            raise NotFound(f"evaluation result {result_id} does not exist")
-        if result.frame_id is None or not result.prediction_path:
-            raise StoreError(f"evaluation result {result_id} has no stored frame or predicted mask")
-        run_id = session.get(Evaluation, result.evaluation_id).run_id
-        frame_id, path = result.frame_id, from_stored(result.prediction_path)
-    mask = io.read_mask(path)
-    return _save(
-        frame_id,
-        lambda frame: check_mask_array(mask, (frame.height, frame.width), os.fspath(path)),
-        source="predicted",
-        author=author,
-        comment=comment,
-        run_id=run_id,
-    )
+    """Make a run's predicted mask for one evaluated image the frame's current mask; it goes through
+    a proposal (``db.predictions.propose_from_evaluation``), which the revision records."""
+    from .predictions import propose_from_evaluation
+
+    proposal = propose_from_evaluation(result_id)
+    mask = io.read_mask(proposal.mask_path)
+    return save_mask_revision(proposal.frame_id, mask, author=author, comment=comment, proposal_id=proposal.id)
 
 
 def copy_revision_file(revision_path: Path, target: Path) -> None:

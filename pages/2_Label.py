@@ -594,6 +594,10 @@ with canvas_col:
                 forget_work(frame.id)
                 flash(f"Saved revision {revision.id} of {frame.name}: {n_cosmics(current)} cosmic(s), "
                       f"{revision.cosmic_pixels} pixel(s).", "toast")
+                older = db.evaluations_on_older_masks(dataset.id, frame.id) if frame.split in SCORED_SPLITS else {}
+                if older:
+                    flash(f"Evaluation(s) {', '.join(map(str, sorted(older)))} scored the older mask of {frame.name}; "
+                          "evaluate the runs again on Results to score the new one.", "warning")
                 st.rerun()
 
 others = sorted({w["name"] for k, w in st.session_state.get("lbl_works", {}).items()

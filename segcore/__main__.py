@@ -157,8 +157,7 @@ def cmd_predict(args) -> int:
 
 def cmd_lacosmic(args) -> int:
     from .classical import LACosmicParams, lacosmic_mask, tune_lacosmic, tuning_grid
-    from .data import pair_split
-    from .io import read_frame, read_mask
+    from .data import pair_split, read_pairs
 
     params = LACosmicParams(
         sigclip=args.sigclip, sigfrac=args.sigfrac, objlim=args.objlim, niter=args.niter, gain=args.gain,
@@ -168,7 +167,7 @@ def cmd_lacosmic(args) -> int:
         pairing = pair_split(args.tune, args.tune_split)
         if not pairing.pairs:
             raise SegcoreError(f"{Path(args.tune) / args.tune_split}: no frames with masks to tune on")
-        pairs = ((read_frame(image), read_mask(mask)) for image, mask in pairing.pairs)
+        pairs = read_pairs(pairing.pairs)
         total = len(pairing.pairs)
         update = _progress_bar(total, f"tuning on {args.tune_split}")
         params, ranking = tune_lacosmic(pairs, tuning_grid(params), lambda done: update(done, total))

@@ -134,6 +134,18 @@ def check_pairs(pairs) -> None:
             )
 
 
+def read_pairs(pairs):
+    """Yield (frame, mask) arrays of (frame path, mask path) pairs, one pair in memory at a time.
+
+    Raises
+    ------
+    InputFileError naming a file that cannot be read or a mask whose size differs from its frame.
+    """
+    for image, mask in pairs:
+        frame = io.read_frame(image)
+        yield frame, io.read_mask(mask, shape=frame.shape)
+
+
 # --- tf.data -------------------------------------------------------------------
 
 

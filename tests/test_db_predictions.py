@@ -310,3 +310,32 @@ def test_migration_0005_downgrades_keeping_corrected_masks_as_drawn(labelled, no
     revision = db.current_revision(proposal.frame_id)
     assert (revision.id, revision.source, revision.proposal_id) == (corrected.id, "drawn", None)
     assert db.list_predictions() == []
+
+
+def test_evaluations_that_scored_a_changed_mask_are_named(labelled, no_process):
+    run_id = _finished_run(labelled, kind="lacosmic", config={**LACosmicParams(niter=1).to_dict(), "tune": False})
+    evaluation = db.evaluate_run(run_id, "test")
+    test_frame, train_frame = db.list_frames(labelled, "test")[0], db.list_frames(labelled, "train")[0]
+    assert db.evaluations_on_older_masks(labelled) == {}
+
+    db.save_mask_revision(test_frame.id, np.zeros((64, 64), bool), author="ana")
+    db.save_mask_revision(train_frame.id, np.zeros((64, 64), bool), author="ana")
+
+    assert db.evaluations_on_older_masks(labelled) == {evaluation.id: 1}
+    assert db.evaluations_on_older_masks(labelled, test_frame.id) == {evaluation.id: 1}
+    assert db.evaluations_on_older_masks(labelled, train_frame.id) == {}
+
+
+def test_adopting_an_evaluation_prediction_goes_through_a_proposal(labelled, no_process):
+    run_id = _finished_run(labelled, kind="lacosmic", config={**LACosmicParams(niter=1).to_dict(), "tune": False})
+    evaluation = db.evaluate_run(run_id, "test")
+    (row,) = db.per_image_results(evaluation.id).itertuples()
+
+    revision = db.adopt_prediction(int(row.result_id), author="ana")
+    again = db.propose_from_evaluation(int(row.result_id))
+
+    assert (revision.source, revision.run_id, revision.proposal_id, revision.changed_pixels) == (
+        "predicted", run_id, again.id, 0)
+    np.testing.assert_array_equal(db.current_mask(row.frame_id), db.prediction_mask(int(row.result_id)))
+    assert again.model_name == f"model run (LA Cosmic), evaluation {evaluation.id}"
+    assert [p.id for p in db.frame_proposals(row.frame_id)] == [again.id]  # made once
