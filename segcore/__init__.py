@@ -1,8 +1,20 @@
 """segcore: finding and counting cosmic-ray hits in X-ray detector frames.
 
-Modules: io (frames and masks), preprocess, synth (demo data), data (pairing and
-tf.data), model (DeepLabV3+), metrics, trainer, evaluator. Run
-``python -m segcore --help`` for the command line.
+Modules:
+
+- ``io``: reading frames and masks (PNG, TIFF, NPY), writing masks; ``errors``: the one error type
+- ``preprocess``: the network's input recipes, display scaling
+- ``synth``: simulated detector frames with exact masks (the demo data)
+- ``data``: frame/mask pairs in the dataset layout, ``tf.data`` pipelines
+- ``model``: DeepLabV3+ (ResNet50 or tiny backbone), backbone weights, save and load
+- ``losses``, ``training_metrics``, ``listeners``, ``precision``, ``trainer``: training and its parts
+- ``inference``: the model to predict with, overlapping tiles, probabilities
+- ``metrics``: segmentation scores and cosmic counting; ``curves``: precision-recall and ROC curves
+- ``evaluator``: scoring a model or detector on a split, results tables, overlays
+- ``classical``: LA Cosmic, a detector that needs no training
+- ``components``: accepting or rejecting a proposed mask cosmic by cosmic
+- ``postprocess``: growing a predicted mask, cleaning the frame under it
+- ``__main__``: the command line; run ``python -m segcore --help``
 """
 
 __version__ = "0.1.0"

@@ -77,6 +77,7 @@ def _train_config(args):
         flat_epochs=args.flat_epochs,
         decay_rate=args.decay_rate,
         patience=args.patience,
+        backbone=args.backbone,
         backbone_weights=args.backbone_weights,
         freeze_backbone=args.freeze_backbone,
         decoder_kernel=args.decoder_kernel,
@@ -303,7 +304,7 @@ def _add_dilate(parser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .preprocess import INPUT_RECIPES
-    from .trainer import LOSSES, TrainConfig
+    from .trainer import BACKBONES, LOSSES, TrainConfig
 
     def default(name):
         return TrainConfig.__dataclass_fields__[name].default
@@ -342,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="frames per original epoch, the decay step (default %(default)s, the original script's epoch)",
     )
     train.add_argument("--patience", type=int, default=default("patience"), help="early stopping patience on val_loss")
+    train.add_argument(
+        "--backbone", default=default("backbone"), choices=BACKBONES,
+        help="default %(default)s; tiny builds and trains in seconds (with --backbone-weights none), to try a pipeline",
+    )
     train.add_argument("--backbone-weights", default="imagenet", help="imagenet, none, or a weights file")
     train.add_argument("--freeze-backbone", action="store_true")
     train.add_argument("--decoder-kernel", type=int, default=3)

@@ -267,6 +267,7 @@ def deeplab_architecture(model) -> dict | None:
         "decoder_kernel": int(block.kernel_size[0]),
         "separable": block.name.endswith("_sepconv"),
         "full_resolution": "refine_block1_conv" in names,
+        "backbone": "tiny" if "tiny1_conv" in names else "resnet50",
     }
 
 

@@ -1,4 +1,4 @@
-"""DeepLabV3+ on a ResNet50 backbone: builder, backbone weights, save and load.
+"""DeepLabV3+ on a ResNet50 (or tiny) backbone: builder, backbone weights, save and load.
 
 The network takes the frame as its input recipe makes it (3 channels of values
 around [-1, 1], see :mod:`segcore.preprocess`) and returns 2-class logits at the
@@ -10,6 +10,10 @@ ImageNet weights were trained on "caffe" inputs (0..255, BGR mean subtracted).
 A fixed, weightless first layer maps [-1, 1] onto that range, so ImageNet
 features (and the moving statistics of a frozen backbone) see inputs on the
 scale they were learnt for. Callers feed [-1, 1] and nothing else.
+
+The "tiny" backbone (four small strided blocks, random weights only) gives the
+same decoder the same strides in a network that builds and trains in seconds:
+for trying a pipeline end to end, not for finding cosmics well.
 """
 
 from __future__ import annotations
@@ -32,9 +36,13 @@ PYRAMID_DILATIONS = (6, 12, 18)
 #: Channels of the full-resolution head (cheap at full size, enough for 1-pixel hits).
 FULL_RESOLUTION_FILTERS = 16
 
-# ResNet50 layer names are kept (conv1_*, pool1_*, conv2_block1_* ...); the head's
-# layers never start with "conv" or "pool", so the backbone is findable by name.
-BACKBONE_LAYER_PATTERN = re.compile(r"^(conv[1-5]_|pool1_)")
+#: Channels of the tiny backbone's four stride-2 blocks (features at strides 2, 4, 8, 16).
+TINY_BACKBONE_FILTERS = (8, 16, 32, 64)
+
+# ResNet50 layer names are kept (conv1_*, pool1_*, conv2_block1_* ...) and the tiny
+# backbone's start with tiny1_ .. tiny4_; the head's layers never start with "conv",
+# "pool" or "tiny", so the backbone is findable by name.
+BACKBONE_LAYER_PATTERN = re.compile(r"^(conv[1-5]_|pool1_|tiny[1-4]_)")
 
 # The Keras ImageNet "notop" ResNet50 weights, as keras.applications fetches them.
 IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -133,7 +141,7 @@ def set_model_threshold(model, threshold: float) -> None:
     raise ValueError(f"model {model.name!r} has no {CARD_LAYER} layer to record a threshold in")
 
 
-def conv_block(x, name, filters=256, kernel_size=3, dilation_rate=1, separable=False):
+def conv_block(x, name, filters=256, kernel_size=3, dilation_rate=1, separable=False, strides=1):
     """Convolution (no bias, He-normal) -> batch norm -> ReLU.
 
     ``separable=True`` uses an atrous depthwise-separable convolution, as in the
@@ -143,6 +151,7 @@ def conv_block(x, name, filters=256, kernel_size=3, dilation_rate=1, separable=F
         x = layers.SeparableConv2D(
             filters,
             kernel_size,
+            strides=strides,
             dilation_rate=dilation_rate,
             padding="same",
             use_bias=False,
@@ -154,6 +163,7 @@ def conv_block(x, name, filters=256, kernel_size=3, dilation_rate=1, separable=F
         x = layers.Conv2D(
             filters,
             kernel_size,
+            strides=strides,
             dilation_rate=dilation_rate,
             padding="same",
             use_bias=False,
@@ -176,6 +186,23 @@ def resnet50_backbone(frame):
     """ResNet50 (no top, random weights) on ``frame``; returns the Keras ResNet50 model."""
     scaled = imagenet_input_scaling(frame)
     return keras.applications.ResNet50(include_top=False, weights=None, input_tensor=scaled)
+
+
+def resnet50_features(frame, backbone_weights):
+    """ResNet50 on ``frame`` with ``backbone_weights`` loaded: (stride-4, stride-16 features, weights_used)."""
+    resnet = resnet50_backbone(frame)
+    weights_used = load_backbone_weights(resnet, backbone_weights)
+    return resnet.get_layer(LOW_LEVEL_LAYER).output, resnet.get_layer(HIGH_LEVEL_LAYER).output, weights_used
+
+
+def tiny_features(frame):
+    """Four 3x3 blocks of stride 2 (:data:`TINY_BACKBONE_FILTERS` channels): (stride-4, stride-16 features)."""
+    x = frame
+    features = []
+    for index, filters in enumerate(TINY_BACKBONE_FILTERS, start=1):
+        x = conv_block(x, f"tiny{index}", filters=filters, strides=2)
+        features.append(x)
+    return features[1], features[3]
 
 
 def dilated_spatial_pyramid_pooling(x, separable=False):
@@ -244,8 +271,9 @@ def build_deeplabv3plus(
     full_resolution: bool = True,
     input_recipe: str | None = None,
     threshold: float | None = None,
+    backbone: str = "resnet50",
 ):
-    """Build DeepLabV3+ with a ResNet50 backbone.
+    """Build DeepLabV3+ with a ResNet50 (or tiny) backbone.
 
     Parameters
     ----------
@@ -277,6 +305,10 @@ def build_deeplabv3plus(
         recorded in the model's card; the default recipe when None.
     threshold : float or None
         Decision threshold to record in the card (normally chosen after training).
+    backbone : str
+        "resnet50" (the published network) or "tiny": four 3x3 blocks of stride 2
+        (:data:`TINY_BACKBONE_FILTERS` channels) under the same decoder, which builds
+        and trains in seconds; it has random weights only (``backbone_weights`` "none").
 
     Returns
     -------
@@ -292,6 +324,8 @@ def build_deeplabv3plus(
     InputFileError
         When a backbone weights file is missing or does not fit ResNet50.
     """
+    if backbone not in ("resnet50", "tiny"):
+        raise ValueError(f"backbone must be 'resnet50' or 'tiny', got {backbone!r}")
     input_shape = tuple(input_shape)
     if len(input_shape) != 3 or input_shape[2] != 3:
         raise ValueError(f"input_shape must be (H, W, 3), got {input_shape}")
@@ -307,17 +341,21 @@ def build_deeplabv3plus(
     if int(decoder_kernel) < 1:
         raise ValueError(f"decoder_kernel must be a positive integer, got {decoder_kernel}")
 
-    backbone_weights_source(backbone_weights)  # a missing file fails before the slow build
+    weights_source = backbone_weights_source(backbone_weights)  # a missing file fails before the slow build
+    if backbone == "tiny" and weights_source != "random":
+        raise ValueError(
+            f"the tiny backbone starts from random weights only (backbone_weights 'none'), got {backbone_weights!r}"
+        )
 
     from .preprocess import DEFAULT_RECIPE
 
     frame = keras.Input(shape=input_shape, name="frame")
     card = ModelCard(input_recipe or DEFAULT_RECIPE, threshold, name=CARD_LAYER)(frame)
-    resnet = resnet50_backbone(card)
-    weights_used = load_backbone_weights(resnet, backbone_weights)
-
-    high_level = resnet.get_layer(HIGH_LEVEL_LAYER).output
-    low_level = resnet.get_layer(LOW_LEVEL_LAYER).output
+    if backbone == "tiny":
+        low_level, high_level = tiny_features(card)
+        weights_used = "random"
+    else:
+        low_level, high_level, weights_used = resnet50_features(card, backbone_weights)
     x = dilated_spatial_pyramid_pooling(high_level, separable=separable)
     if dropout > 0:
         x = layers.Dropout(dropout, name="aspp_dropout")(x)
@@ -412,7 +450,7 @@ def _short(exc: BaseException, limit: int = 200) -> str:
 
 
 def backbone_layer_names(model) -> list[str]:
-    """Names of the ResNet50 layers in ``model``, in model order."""
+    """Names of the backbone's layers (ResNet50 or tiny) in ``model``, in model order."""
     return [layer.name for layer in model.layers if BACKBONE_LAYER_PATTERN.match(layer.name)]
 
 
@@ -423,7 +461,7 @@ def set_backbone_trainable(model, trainable: bool) -> None:
     """
     names = set(backbone_layer_names(model))
     if not names:
-        raise ValueError(f"model {model.name!r} has no ResNet50 backbone layers")
+        raise ValueError(f"model {model.name!r} has no backbone layers")
     for layer in model.layers:
         if layer.name in names:
             layer.trainable = bool(trainable)

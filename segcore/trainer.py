@@ -31,6 +31,9 @@ from .precision import PRECISION_POLICIES, explain_precision
 from .preprocess import DEFAULT_RECIPE, INPUT_RECIPES
 #: "cross_entropy" is the original loss; see segcore.losses for "dice_cross_entropy".
 LOSSES = ("cross_entropy", "dice_cross_entropy")
+#: Backbones of segcore.model.build_deeplabv3plus: "resnet50" is the published one; "tiny" builds
+#: and trains in seconds (random weights only), for trying a pipeline end to end.
+BACKBONES = ("resnet50", "tiny")
 #: Frames in one epoch of the original script: its learning-rate decay step.
 ORIGINAL_EPOCH_FRAMES = 31860
 
@@ -49,6 +52,7 @@ class TrainConfig:
     decay_rate: float = 0.1
     decay_frames: int = ORIGINAL_EPOCH_FRAMES
     patience: int = 30
+    backbone: str = "resnet50"
     backbone_weights: str = "imagenet"
     freeze_backbone: bool = False
     decoder_kernel: int = 3
@@ -102,6 +106,13 @@ class TrainConfig:
             problems.append(f"input recipe must be one of {', '.join(INPUT_RECIPES)} (got {self.input_recipe!r})")
         if not 0 <= self.cosmic_crop_fraction <= 1:
             problems.append(f"cosmic crop fraction must be in [0, 1] (got {self.cosmic_crop_fraction})")
+        if self.backbone not in BACKBONES:
+            problems.append(f"backbone must be one of {', '.join(BACKBONES)} (got {self.backbone!r})")
+        elif self.backbone != "resnet50" and str(self.backbone_weights).lower() not in ("none", "random"):
+            problems.append(
+                f"the {self.backbone} backbone has random weights only: backbone weights must be 'none' "
+                f"(got {self.backbone_weights!r})"
+            )
         if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
             problems.append(f"time limit must be positive minutes (got {self.time_limit_minutes})")
         if problems:
@@ -379,6 +390,7 @@ def train(
                 if config.resume:
                     warnings.warn(f"{last}: no checkpoint to resume from; starting afresh", RuntimeWarning)
                 model, weights_used = build_deeplabv3plus(
+                    backbone=config.backbone,
                     backbone_weights=config.backbone_weights,
                     freeze_backbone=config.freeze_backbone,
                     dropout=config.dropout,

@@ -275,9 +275,27 @@ def test_separable_model_folds_and_keeps_its_output():
 
 def test_architecture_of_both_layouts_is_read_back(deeplab, published):
     assert inf.deeplab_architecture(deeplab) == {
-        "num_classes": 2, "decoder_kernel": 3, "separable": False, "full_resolution": True
+        "num_classes": 2, "decoder_kernel": 3, "separable": False, "full_resolution": True, "backbone": "resnet50"
     }
     assert inf.deeplab_architecture(published)["full_resolution"] is False
+
+
+def test_tiny_backbone_model_is_rebuilt_and_folded_with_its_output():
+    keras.utils.set_random_seed(6)
+    model, _ = build_deeplabv3plus(backbone="tiny", backbone_weights="none", full_resolution=False)
+    rng = np.random.default_rng(6)  # non-trivial statistics, so the folding has something to get wrong
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.2, channels),
+                               rng.normal(0, 0.2, channels), rng.uniform(0.5, 2.0, channels)])
+    assert inf.deeplab_architecture(model)["backbone"] == "tiny"
+    prepared = inf.inference_model(model, "float32")
+    assert prepared is not model and prepared.get_layer("tiny1_conv").use_bias  # its batch norm folded in
+    frame = random_frame((48, 80), seed=26)
+    np.testing.assert_allclose(
+        inf.predict_probabilities(prepared, frame), inf.predict_probabilities(model, frame), atol=1e-4, rtol=0
+    )
 
 
 def test_inference_model_returns_the_model_when_it_already_has_that_form(deeplab, published, small_model):

@@ -15,6 +15,7 @@ from segcore.model import (
     FULL_RESOLUTION_FILTERS,
     HIGH_LEVEL_LAYER,
     LOW_LEVEL_LAYER,
+    TINY_BACKBONE_FILTERS,
     ResizeLike,
     backbone_layer_names,
     build_deeplabv3plus,
@@ -137,6 +138,40 @@ def test_backbone_taps_resnet50_at_stride_4_and_16(model, plain_resnet):
     low, high = probe(np.zeros((1, 64, 64, 3), np.float32))
     assert tuple(low.shape) == (1, 16, 16, 64)
     assert tuple(high.shape) == (1, 4, 4, 256)
+
+
+def test_tiny_backbone_taps_its_blocks_at_stride_4_and_16():
+    keras.utils.set_random_seed(0)
+    tiny, weights_used = build_deeplabv3plus(backbone="tiny", backbone_weights="none")
+    assert weights_used == "random"
+    names = backbone_layer_names(tiny)
+    assert names == [f"tiny{i}_{part}" for i in range(1, 5) for part in ("conv", "bn", "relu")]
+    assert not any(layer.name.startswith(("conv", "pool")) for layer in tiny.layers)  # no ResNet50 in it
+    probe = keras.Model(tiny.input, [tiny.get_layer("tiny2_relu").output, tiny.get_layer("tiny4_relu").output])
+    low, high = probe(np.zeros((1, 64, 96, 3), np.float32))
+    assert tuple(low.shape) == (1, 16, 24, TINY_BACKBONE_FILTERS[1])
+    assert tuple(high.shape) == (1, 4, 6, TINY_BACKBONE_FILTERS[3])
+    assert tuple(tiny(np.zeros((1, 64, 96, 3), np.float32)).shape) == (1, 64, 96, 2)
+
+
+def test_tiny_backbone_freezes_and_unfreezes():
+    tiny, _ = build_deeplabv3plus(backbone="tiny", backbone_weights="none", freeze_backbone=True)
+    assert not any(tiny.get_layer(name).trainable for name in backbone_layer_names(tiny))
+    assert tiny.get_layer("aspp_project_bn").trainable
+    set_backbone_trainable(tiny, True)
+    assert all(tiny.get_layer(name).trainable for name in backbone_layer_names(tiny))
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(backbone="tiny", backbone_weights="imagenet"), "tiny backbone starts from random weights only"),
+        (dict(backbone="vgg16", backbone_weights="none"), "backbone must be 'resnet50' or 'tiny'"),
+    ],
+)
+def test_backbone_choices_that_cannot_be_built_are_refused(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        build_deeplabv3plus(**arguments)
 
 
 @pytest.mark.parametrize("shape", [(100, 100, 3), (64, 72, 3), (64, 64, 1)])

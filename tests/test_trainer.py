@@ -220,6 +220,8 @@ def test_dataset_without_training_masks_is_a_clear_error(tmp_path):
         ("crop_size", 100, "multiple of 16"), ("batch_size", 0, "batch size"), ("out", "m.h5", ".keras"),
         ("steps_per_epoch", -3, "steps per epoch"), ("validation_steps", 0, "validation steps"),
         ("flat_epochs", -1, "flat epochs"), ("decay_rate", -0.1, "decay rate"), ("decoder_kernel", 0, "decoder kernel"),
+        ("backbone", "vgg16", "backbone must be one of resnet50, tiny"),
+        ("backbone", "tiny", "tiny backbone has random weights only"),  # with the default ImageNet weights
     ],
 )
 def test_impossible_settings_are_refused(tmp_path, field, value, message):
