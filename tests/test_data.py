@@ -50,6 +50,18 @@ def test_check_pairs_names_a_mask_of_the_wrong_size(dataset):
         data.check_pairs(data.pair_split(dataset, "Train").pairs)
 
 
+def test_read_pairs_yields_the_files_and_names_a_mask_of_the_wrong_size(dataset):
+    pairs = data.pair_split(dataset, "Train").pairs
+    for (image, mask), (frame, true) in zip(pairs, data.read_pairs(pairs), strict=True):
+        np.testing.assert_array_equal(frame, io.read_frame(image))
+        np.testing.assert_array_equal(true, io.read_frame(mask) > 0)
+    io.write_mask(dataset / "TrainAnnotation" / "f2.png", np.zeros((40, 50), bool))
+    reader = data.read_pairs(pairs)
+    next(reader), next(reader)  # one pair at a time: the first two are fine
+    with pytest.raises(InputFileError, match=r"f2.png"):
+        next(reader)
+
+
 def test_training_batches_have_the_promised_shapes(dataset):
     batches = list(data.train_dataset(data.pair_split(dataset, "Train").pairs, crop_size=32, batch_size=4).take(3))
     for x, y in batches:
