@@ -1,11 +1,13 @@
 """Pooled pixel scores of a model per detector family and background kind on a simulated split.
 
     python bench/by_family.py MODEL DATA [--split Test] [--seed 0]
+    python bench/by_family.py lacosmic DATA --sigclip 6 --objlim 2 --sigfrac 0.3   # LA Cosmic with these parameters
 
 DATA must come from ``python -m segcore synth DATA --seed SEED`` (or ``generate_dataset``):
 frame ``frame_<i>.png`` is ``simulate_frame(default_rng([seed, i]), size)``, so each
 frame's detector family and background are re-simulated from its index. The threshold
-is the model's own (chosen on validation), else 0.5.
+is the model's own (chosen on validation), else 0.5. MODEL ``lacosmic`` scores LA Cosmic
+(``segcore.classical``) with the given parameters (e.g. those ``bench/race.py`` tuned).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from segcore import io  # noqa: E402  (after the TensorFlow log level)
+from segcore.classical import LACosmicParams, lacosmic_mask  # noqa: E402
 from segcore.data import pair_split  # noqa: E402
 from segcore.inference import load_inference_model, model_threshold, predict_probabilities  # noqa: E402
 from segcore.metrics import confusion_counts, scores_from_counts  # noqa: E402
@@ -29,15 +32,29 @@ from segcore.synth import simulate_frame  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model")
+    parser.add_argument("model", help="a .keras file, or 'lacosmic'")
     parser.add_argument("data")
     parser.add_argument("--split", default="Test")
     parser.add_argument("--seed", type=int, default=0, help="the seed DATA was simulated with")
     parser.add_argument("--threshold", type=float)
+    parser.add_argument("--sigclip", type=float, default=LACosmicParams.sigclip)
+    parser.add_argument("--objlim", type=float, default=LACosmicParams.objlim)
+    parser.add_argument("--sigfrac", type=float, default=LACosmicParams.sigfrac)
     args = parser.parse_args()
 
-    model = load_inference_model(args.model)
-    threshold = model_threshold(model) if args.threshold is None else args.threshold
+    if args.model == "lacosmic":
+        params = LACosmicParams(sigclip=args.sigclip, objlim=args.objlim, sigfrac=args.sigfrac)
+        threshold = f"none (LA Cosmic, {params})"
+
+        def detect(frame):
+            return lacosmic_mask(frame, params)
+    else:
+        model = load_inference_model(args.model)
+        threshold = model_threshold(model) if args.threshold is None else args.threshold
+
+        def detect(frame):
+            return predict_probabilities(model, frame) > threshold
+
     counts = defaultdict(lambda: np.zeros(4, np.int64))
     frames = defaultdict(int)
     for image, mask in pair_split(args.data, args.split).pairs:
@@ -46,7 +63,7 @@ def main() -> int:
         sim = simulate_frame(np.random.default_rng([args.seed, index]), frame.shape[0], frame.shape[1])
         if not np.array_equal(sim.frame, frame):
             raise SystemExit(f"{image}: not frame {index} of seed {args.seed}; pass the seed DATA was made with")
-        pred = predict_probabilities(model, frame) > threshold
+        pred = detect(frame)
         found = np.array(confusion_counts(true, pred))
         for group in ("all", f"family {sim.info['detector']['family']}", f"background {sim.info['background']}"):
             counts[group] += found
