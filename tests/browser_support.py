@@ -7,7 +7,9 @@ so a plain test run leaves the documentation alone.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,9 +26,17 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 VIEWPORT = {"width": 1280, "height": 900}
 DOC_SCREENSHOTS = ROOT / "docs" / "screenshots"
 
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-)
+
+
+def missing_browser_requirement() -> str | None:
+    """What the browser tests lack on this machine (the skip or failure reason), or None."""
+    if not CHROMIUM.exists():
+        return f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        return "needs the playwright Python package (pip install -r requirements-dev.txt)"
+    if shutil.which("streamlit") is None and not (Path(sys.executable).parent / "streamlit").exists():
+        return "needs the streamlit command (pip install -r requirements.txt)"
+    return None
 
 
 def free_port() -> int:

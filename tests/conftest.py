@@ -1,11 +1,27 @@
+"""Test tiers and what the browser and PostgreSQL tests need.
+
+Markers (registered in pyproject.toml): ``slow`` (left out by ``-m "not slow"``, the quick
+check while working), ``browser`` and ``postgres``. A browser or PostgreSQL test whose
+requirement is missing is skipped with the reason, or fails with it where
+``COSMICS_REQUIRE_BROWSER=1`` / ``COSMICS_REQUIRE_POSTGRES=1`` says it must run (CI;
+see ``tiers``).
+"""
+
 import os
-import sys
-from pathlib import Path
 
 import pytest
+from tiers import REQUIRE_BROWSER, skip_or_fail
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("browser") is not None:
+        from browser_support import missing_browser_requirement
+
+        missing = missing_browser_requirement()
+        if missing:
+            skip_or_fail(missing, REQUIRE_BROWSER)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,9 @@
 
 ``store`` runs a test on SQLite and, when PostgreSQL's server binaries and
 psycopg are installed, on a throwaway PostgreSQL cluster started for the test
-session (a fresh database per test). ``sqlite_store`` is SQLite only.
+session (a fresh database per test; marked ``postgres``, skipped with the reason
+when PostgreSQL is missing, or failed where ``COSMICS_REQUIRE_POSTGRES=1``).
+``sqlite_store`` is SQLite only.
 
 Use from a test module with ``from db_fixtures import *``.
 """
@@ -20,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tiers import REQUIRE_POSTGRES, skip_or_fail
 
 import db
 from segcore import io
@@ -117,16 +121,16 @@ class PostgresCluster:
 
 @pytest.fixture(scope="session")
 def postgres_cluster():
-    """A PostgreSQL server for the test session, or a skip saying what is missing."""
+    """A PostgreSQL server for the test session, or a skip (a failure where required) saying what is missing."""
     try:
         import psycopg  # noqa: F401  (the driver the URL names)
     except ImportError:
-        pytest.skip("psycopg is not installed (pip install 'psycopg[binary]')")
+        skip_or_fail("psycopg is not installed (pip install 'psycopg[binary]')", REQUIRE_POSTGRES)
     bin_dir = _pg_bin()
     if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+        skip_or_fail("PostgreSQL server binaries not found (apt-get install postgresql)", REQUIRE_POSTGRES)
     if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser to start PostgreSQL as its own user")
+        skip_or_fail("running as root without runuser to start PostgreSQL as its own user", REQUIRE_POSTGRES)
     cluster = None
     try:
         cluster = PostgresCluster(bin_dir)
@@ -135,12 +139,12 @@ def postgres_cluster():
         detail = getattr(exc, "stderr", b"") or b""
         if cluster is not None:
             shutil.rmtree(cluster.root, ignore_errors=True)
-        pytest.skip(f"could not start PostgreSQL: {exc} {detail.decode(errors='replace')[-300:]}")
+        skip_or_fail(f"could not start PostgreSQL: {exc} {detail.decode(errors='replace')[-300:]}", REQUIRE_POSTGRES)
     yield cluster
     cluster.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request, tmp_path, monkeypatch):
     """A fresh store on each backend; yields the COSMICS_HOME folder."""
     if request.param == "sqlite":

@@ -17,7 +17,8 @@ import db
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, RESULTS, COMPARE = (str(ROOT / "pages" / name) for name in ("3_Train.py", "4_Results.py", "5_Compare.py"))
-TINY_RUN = dict(crop_size=64, batch_size=2, epochs=2, steps_per_epoch=2, backbone_weights="none")
+# The pages need a trained run, not a good one: the tiny backbone trains in seconds.
+TINY_RUN = dict(crop_size=64, batch_size=2, epochs=2, steps_per_epoch=2, backbone="tiny", backbone_weights="none")
 
 
 def _use_store(monkeypatch, home: Path) -> None:

@@ -8,23 +8,15 @@ screenshots of the Home, Datasets and Label pages (see ``browser_support``).
 from __future__ import annotations
 
 import re
-import shutil
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_support import needs_chromium, screenshot_folder, serve_app
+from browser_support import screenshot_folder, serve_app
 
 DEMO = {"COSMICS_DEMO_FRAMES": "4,2,2,1", "COSMICS_DEMO_SIZE": "256"}
 
-pytestmark = [
-    needs_chromium,
-    pytest.mark.skipif(shutil.which("streamlit") is None and not (Path(sys.executable).parent / "streamlit").exists(),
-                       reason="needs the streamlit command"),
-]
-playwright = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +46,12 @@ def store(server, monkeypatch):
 
 def wait_idle(page, timeout: float = 60) -> None:
     """Until the script run the last action caused has finished."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     status = page.locator("[data-testid=stStatusWidget]")
     try:
         status.wait_for(state="attached", timeout=1000)
-    except playwright.TimeoutError:
+    except PlaywrightTimeout:
         pass  # the run was over before we looked
     status.wait_for(state="detached", timeout=timeout * 1000)
     page.wait_for_timeout(300)
@@ -65,12 +59,14 @@ def wait_idle(page, timeout: float = 60) -> None:
 
 def choose(page, label: str, index: int, attempts: int = 5) -> None:
     """Pick an option of a select box (again if a late rerun closed the list before the click)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     for attempt in range(attempts):
         page.get_by_role("combobox", name=label).click()
         try:
             page.get_by_role("option").nth(index).click(timeout=3000)
             return
-        except playwright.TimeoutError:
+        except PlaywrightTimeout:
             if attempt == attempts - 1:
                 raise
             wait_idle(page)
