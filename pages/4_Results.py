@@ -46,7 +46,12 @@ def per_image(store: str, evaluation_id: int) -> pd.DataFrame:
     return db.per_image_results(evaluation_id)
 
 
-def _evaluate(run, split: str, threshold: float, masks: str = "run") -> None:
+@st.cache_data(show_spinner=False, max_entries=20)
+def stored_curves(store: str, evaluation_id: int):
+    return db.evaluation_curves(evaluation_id)
+
+
+def _evaluate(run, split: str, threshold: float, masks: str = "run", dilation: int = 0) -> None:
     """Evaluate in this process with a progress bar, then show the new evaluation.
 
     An LA Cosmic run detects with its own parameters; it has no threshold to set.
@@ -64,7 +69,9 @@ def _evaluate(run, split: str, threshold: float, masks: str = "run") -> None:
             bar.progress(done / max(total, 1), text=f"Frame {done} of {total}")
 
         try:
-            result = db.evaluate_run(run_id, split=split, threshold=threshold, masks=masks, progress=progress)
+            result = db.evaluate_run(
+                run_id, split=split, threshold=threshold, masks=masks, progress=progress, dilation=dilation
+            )
         except (ValueError, SegcoreError, OSError) as exc:
             status.update(label="The evaluation failed", state="error")
             st.error(str(exc))
@@ -156,12 +163,76 @@ else:
 columns[2].metric("Mean IoU", f"{summary.loc['iou', 'mean']:.3f}" if "iou" in summary.index else "–")
 columns[3].metric("True cosmics", int(table["true_count"].sum()))
 columns[4].metric("Predicted cosmics", int(table["pred_count"].sum()))
+grown = f" · predicted masks grown by **{evaluation.dilation} px**" if evaluation.dilation else ""
 if is_lacosmic(run):
-    st.caption(f"**{LACOSMIC_LABEL}** · parameters: {lacosmic_parameters_text(run)}")
+    st.caption(f"**{LACOSMIC_LABEL}** · parameters: {lacosmic_parameters_text(run)}{grown}")
 else:
     st.caption(
         f"Threshold of this evaluation: **{evaluation_threshold_text(evaluation, run)}** · "
-        f"the run's threshold: **{threshold_text(run)}**"
+        f"the run's threshold: **{threshold_text(run)}**{grown}"
+    )
+
+# --------------------------------------------------------------------------- #
+# Numbers a paper reports, and the curves they come from
+# --------------------------------------------------------------------------- #
+
+headline = st.columns(len(charts.HEADLINE_METRICS))
+for column, key in zip(headline, charts.HEADLINE_METRICS):
+    value = pooled.get(key)
+    column.metric(charts.label(key), "–" if value is None else f"{value:.3f}")
+means = summary["mean"] if "mean" in summary.columns else pd.Series(dtype=float)
+
+
+def _numbers(keys, values) -> str:
+    return " · ".join(f"{charts.label(k)} **{values[k]:.3f}**" for k in keys if values.get(k) is not None and pd.notna(values.get(k)))
+
+
+pixels_column, cosmics_column, counts_column = st.columns(3)
+pixels_column.markdown("**Pixels**, pooled over the split: " + (_numbers(("precision", "recall", "f1", "iou"), pooled) or "–"))
+cosmics_column.markdown(
+    "**Cosmics**, pooled over the split: " + (_numbers(("object_precision", "object_recall", "object_f1"), pooled) or "–")
+)
+counts_column.markdown("**Counts**, mean over images: " + (_numbers(("abs_count_error", "count_error", "count_score"), means) or "–"))
+
+curves = stored_curves(store_key(), evaluation_id)
+if curves is None:
+    st.info("This evaluation was stored before curves were kept; re-score it below to see its curves.")
+else:
+    if is_lacosmic(run):
+        inspected = evaluation.threshold
+        st.caption(
+            "LA Cosmic gives masks, not probabilities: its curves join its one operating point to "
+            "'nothing marked' and 'everything marked'."
+        )
+    else:
+        inspected = st.slider(
+            "Threshold to inspect", 0.01, 0.99, float(evaluation.threshold), 0.01, key=f"results_inspect_{evaluation_id}",
+            help="Moves the circle along the curves; the diamond is this evaluation's threshold. Re-score below to "
+            "store the scores at another threshold.",
+        )
+    name = f"#{run.id}"
+    points = [
+        {"run": name, "kind": "evaluation", "threshold": evaluation.threshold,
+         **curves.histogram.at_threshold(evaluation.threshold)},
+        {"run": name, "kind": "slider", "threshold": inspected, **curves.histogram.at_threshold(inspected)},
+    ]
+    at = points[1]
+    st.markdown(
+        f"At threshold **{inspected:g}**: precision **{at['precision']:.3f}** · recall **{at['recall']:.3f}** · "
+        f"false-positive rate **{at['fpr']:.2e}**"
+    )
+    table_of = charts.curve_table(curves.histogram)
+    pr_column, roc_column = st.columns(2)
+    pr_column.plotly_chart(
+        charts.pr_curves({name: table_of}, points, objects={name: charts.object_curve_table(curves.objects)}),
+        key="results_pr",
+    )
+    roc_column.plotly_chart(charts.roc_curves({name: table_of}, points), key="results_roc")
+    st.caption(
+        "Solid: pixels (every pixel of the split, from a histogram of the probabilities); dashed: cosmics, "
+        "matched one to one (a true cosmic is found when a predicted one overlaps it by at least a pixel, each "
+        "predicted cosmic finds at most one), at thresholds 0.05 to 0.95. The dotted lines mark where the "
+        "headline numbers are read."
     )
 left, right = st.columns([2, 3])
 with left:
@@ -170,11 +241,6 @@ with left:
         hide_index=True,
         column_config={"metric": "Score", "mean ± std": "Mean ± std over images"},
     )
-    if pooled:
-        st.markdown(
-            "Pooled over every pixel of the split: "
-            + " · ".join(f"{charts.label(k)} **{v:.3f}**" for k, v in pooled.items() if v is not None)
-        )
     st.download_button(
         "Download the per-image table (CSV)",
         table.drop(columns=[c for c in ("prediction_path",) if c in table.columns]).to_csv(index=False).encode(),
@@ -186,28 +252,29 @@ with right:
     st.plotly_chart(charts.metrics_boxplot(table), key="box_all")
 st.caption(
     "Each dot is an image: hover to see which; the dashed line in a box is the mean. "
-    "IoU, Dice, pixel accuracy, precision, recall, F1 and specificity count pixels; "
-    "count score = min(1, predicted / true cosmics); object recall = share of true cosmics touched by a "
-    "predicted one, object precision = share of predicted cosmics touching a true one."
+    "IoU, Dice, pixel accuracy, precision, recall, F1 and specificity count pixels; object precision, recall "
+    "and F1 count cosmics matched one to one; count error = (predicted - true) / true cosmics (a frame without "
+    "true cosmics counts each predicted one as a whole error), which punishes over- and under-counting alike; "
+    "count score = min(1, predicted / true), the original score, which does not punish over-counting."
 )
 
 boxes, images_tab, overlays_tab, rescore_tab = st.tabs(["Each score alone", "Per-image table", "Overlays", "Re-score"])
 
 with boxes:
-    present = [m for m in charts.RESULT_METRICS if m in table.columns and table[m].notna().any()]
+    present = [m for m in charts.SUMMARY_METRICS if m in table.columns and table[m].notna().any()]
     grid = st.columns(3)
     for index, metric in enumerate(present):
         grid[index % 3].plotly_chart(charts.metric_boxplot(table, metric, index), key=f"box_{metric}")
 
 with images_tab:
     st.caption("Click a column header to sort, e.g. by IoU to find the worst images.")
-    shown = [c for c in ("image", *charts.RESULT_METRICS, "true_count", "pred_count") if c in table.columns]
+    shown = [c for c in ("image", *charts.SUMMARY_METRICS, "true_count", "pred_count") if c in table.columns]
     st.dataframe(
         table[shown],
         hide_index=True,
         column_config={
             "image": st.column_config.TextColumn("Image", pinned=True),
-            **{m: st.column_config.NumberColumn(charts.label(m), format="%.3f") for m in charts.RESULT_METRICS},
+            **{m: st.column_config.NumberColumn(charts.label(m), format="%.3f") for m in charts.SUMMARY_METRICS},
             "true_count": st.column_config.NumberColumn("True cosmics"),
             "pred_count": st.column_config.NumberColumn("Predicted cosmics"),
         },
@@ -300,6 +367,11 @@ with rescore_tab:
         else:
             threshold = c1.slider("Threshold", 0.01, 0.99, float(evaluation.threshold), 0.01, help="A pixel is cosmic when its probability is above this.")
         split = c2.selectbox("Split", EVALUATION_SPLITS, index=EVALUATION_SPLITS.index(evaluation.split) if evaluation.split in EVALUATION_SPLITS else 0)
+        dilation = int(st.number_input(
+            "Grow predicted masks by (pixels)", min_value=0, max_value=64, value=int(evaluation.dilation), step=1,
+            help="A safety margin: every predicted cosmic also masks the pixels this close to it (scores, curves "
+            "and the stored masks all see the grown masks).",
+        ))
         masks = st.radio(
             "Score against",
             ("run", "current"),
@@ -307,7 +379,7 @@ with rescore_tab:
             horizontal=True,
         )
         if st.form_submit_button("Re-score", type="primary", icon=":material/refresh:"):
-            _evaluate(run, split, float(threshold), masks)
+            _evaluate(run, split, float(threshold), masks, dilation)
 
 if unevaluated:
     with st.expander(f"Runs without an evaluation ({len(unevaluated)})"):

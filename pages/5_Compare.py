@@ -105,18 +105,59 @@ if len(scored) < 2:
 
 st.subheader("Mean scores side by side")
 means = db.compare_runs([r.id for r in scored], split=split)
-metric_columns = [m for m in charts.RESULT_METRICS if m in means.columns]
 if "run_id" in means.columns:
     means = means.set_index("run_id")
+# the split-level numbers first, then the means over images; the count errors before the count score
+for key in charts.HEADLINE_METRICS:
+    means[key] = means.get(f"pooled_{key}")
+metric_columns = [m for m in (*charts.HEADLINE_METRICS, *charts.SUMMARY_METRICS) if m in means.columns]
 side = means[metric_columns].astype(float).T
 side.columns = [names.get(c, str(c)) for c in side.columns]
+lower_is_better = [charts.label(m) for m in side.index if m == "abs_count_error"]
+higher_is_better = [charts.label(m) for m in side.index if m not in charts.COUNT_ERRORS]
 side.index = [charts.label(m) for m in side.index]
-st.dataframe(side.style.format("{:.4f}", na_rep="–").highlight_max(axis=1, props="font-weight: bold; " + HIGHLIGHT))
-st.caption("The best value of every score is highlighted.")
+best = "font-weight: bold; " + HIGHLIGHT
+st.dataframe(
+    side.style.format("{:.4f}", na_rep="–")
+    .highlight_max(axis=1, props=best, subset=pd.IndexSlice[higher_is_better, :])
+    .highlight_min(axis=1, props=best, subset=pd.IndexSlice[lower_is_better, :])
+)
+st.caption(
+    "The best value of every score is highlighted (the smallest absolute count error). The first rows are read "
+    "from each split's curves; the others are means over its images. Count error = (predicted - true) / true."
+)
 st.markdown(
     "Thresholds: "
     + " · ".join(f"{names[r.id]} **{evaluation_threshold_text(latest[r.id], r)}**" for r in scored)
 )
+
+grown = [f"{names[r.id]} {latest[r.id].dilation} px" for r in scored if latest[r.id].dilation]
+if grown:
+    st.markdown("Predicted masks grown by: " + " · ".join(grown))
+
+st.subheader("Precision-recall and ROC curves")
+stored = {r.id: db.evaluation_curves(latest[r.id].id) for r in scored}
+with_curves = [r for r in scored if stored[r.id] is not None]
+if not with_curves:
+    st.info("These evaluations were stored before curves were kept; re-score them on the Results page.")
+else:
+    tables = {names[r.id]: charts.curve_table(stored[r.id].histogram) for r in with_curves}
+    points = [
+        {"run": names[r.id], "kind": "evaluation", "threshold": latest[r.id].threshold,
+         **stored[r.id].histogram.at_threshold(latest[r.id].threshold)}
+        for r in with_curves
+    ]
+    objects = {names[r.id]: charts.object_curve_table(stored[r.id].objects) for r in with_curves}
+    pr_column, roc_column = st.columns(2)
+    pr_column.plotly_chart(charts.pr_curves(tables, points, objects=objects), key="compare_pr")
+    roc_column.plotly_chart(charts.roc_curves(tables, points), key="compare_roc")
+    st.caption(
+        "Solid: pixels; dashed: cosmics. A diamond marks each run's evaluation threshold; LA Cosmic, which "
+        "gives masks rather than probabilities, is one such point joined to the curve's ends."
+    )
+    left_out = [names[r.id] for r in scored if stored[r.id] is None]
+    if left_out:
+        st.caption("Stored before curves were kept (re-score them to draw): " + ", ".join(left_out))
 
 per_run = {names[r.id]: db.per_image_results(latest[r.id].id) for r in scored}
 st.plotly_chart(charts.grouped_boxplot(per_run), key="compare_boxes")
@@ -140,7 +181,7 @@ c1, c2, c3 = st.columns(3)
 scored_ids = [r.id for r in scored]
 run_a = by_id[c1.selectbox("Run A", scored_ids, format_func=lambda i: run_label(by_id[i]), index=0, key="compare_a")]
 run_b = by_id[c2.selectbox("Run B", scored_ids, format_func=lambda i: run_label(by_id[i]), index=1, key="compare_b")]
-metric = c3.selectbox("Score", charts.RESULT_METRICS, format_func=charts.label, key="compare_metric")
+metric = c3.selectbox("Score", charts.SUMMARY_METRICS, format_func=charts.label, key="compare_metric")
 if run_a.id == run_b.id:
     st.info("Choose two different runs as A and B.")
     st.stop()

@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import db
+from ui import charts
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, RESULTS, COMPARE = (str(ROOT / "pages" / name) for name in ("3_Train.py", "4_Results.py", "5_Compare.py"))
@@ -391,7 +392,8 @@ def _results_page_of(run_id: int):
     summary = at.dataframe[0].value
     iou = summary.set_index("metric").loc["IoU", "mean ± std"]
     assert iou == f"{expected['iou'].mean():.3f} ± {expected['iou'].std(ddof=0):.3f}"
-    assert len(at.get("plotly_chart")) == 1 + 10  # all metrics together, then each alone
+    # the PR and ROC curves, every score together, then each alone (13 with object F1 and the count errors)
+    assert len(at.get("plotly_chart")) == 2 + 1 + 13
     assert len(at.get("image")) == 4  # overlay, frame, true mask, prediction
     return at, evaluation, expected
 
@@ -408,6 +410,26 @@ def test_results_page_shows_the_summary_boxplots_table_and_overlay_of_a_run(popu
     chosen = f"{db.get_run(trained).threshold:g} (chosen on validation)"
     assert f"Threshold of this evaluation: **{chosen}** · the run's threshold: **{chosen}**" in _texts(at, "caption")
     assert counts["Threshold"] == f"{evaluation.threshold:g}"
+
+
+def test_results_page_shows_the_headline_numbers_and_a_point_that_follows_the_slider(populated):
+    trained, _ = populated
+    at, evaluation, _ = _results_page_of(trained)
+    shown = {m.label: m.value for m in at.metric}
+    for key in ("precision_at_95_recall", "tpr_at_0.01%_fpr", "roc_auc"):
+        value = evaluation.pooled[key]
+        assert shown[charts.label(key)] == ("–" if value is None else f"{value:.3f}")
+    curves = db.evaluation_curves(evaluation.id)
+    inspect = next(s for s in at.slider if s.label == "Threshold to inspect")
+    assert inspect.value == pytest.approx(evaluation.threshold)
+    inspect.set_value(0.2).run()
+    _no_exception(at)
+    point = curves.histogram.at_threshold(0.2)
+    assert f"At threshold **0.2**: precision **{point['precision']:.3f}** · recall **{point['recall']:.3f}**" in _texts(
+        at, "markdown"
+    )
+    pr = at.get("plotly_chart")[0]
+    assert "0.2 (slider)" in pr.proto.spec
 
 
 def test_results_page_shows_an_lacosmic_run_like_a_trained_one(lacosmic):
@@ -430,7 +452,7 @@ def test_results_page_rescores_at_a_new_threshold_as_a_new_evaluation(populated)
     at = _page(RESULTS).run()
     at.selectbox(key="results_run").set_value(trained).run()
     before = {e.id for e in db.list_evaluations(trained)}
-    at.slider[0].set_value(0.3)
+    next(s for s in at.slider if s.label == "Threshold").set_value(0.3)
     next(b for b in at.button if b.label == "Re-score").click().run()
     _no_exception(at)
     new = [e for e in db.list_evaluations(trained) if e.id not in before]
@@ -463,7 +485,7 @@ def test_compare_page_shows_differences_scores_curves_and_per_image_changes(popu
     compared = db.compare_runs([trained, copy]).set_index("run_id")
     assert side.loc["IoU", f"#{copy} tiny copy"] == pytest.approx(compared.loc[copy, "iou"])
 
-    assert len(at.get("plotly_chart")) == 3  # grouped boxes, overlaid curves, difference bars
+    assert len(at.get("plotly_chart")) == 5  # PR and ROC curves, grouped boxes, learning curves, difference bars
     at.selectbox(key="compare_a").set_value(trained)
     at.selectbox(key="compare_b").set_value(copy).run()
     difference = at.dataframe[3].value
@@ -504,7 +526,8 @@ def test_compare_page_shows_an_lacosmic_run_next_to_a_trained_one(populated, lac
     at.selectbox(key="compare_a").set_value(trained)
     at.selectbox(key="compare_b").set_value(lacosmic).run()
     _no_exception(at)
-    assert len(at.get("plotly_chart")) == 3  # grouped boxes, the trained run's curves, difference bars
+    # PR and ROC curves of both, grouped boxes, the trained run's learning curves, difference bars
+    assert len(at.get("plotly_chart")) == 5
     difference = at.dataframe[3].value
     per_image = db.compare_per_image(
         [db.list_evaluations(trained)[0].id, db.list_evaluations(lacosmic)[0].id], metric="iou"

@@ -174,3 +174,85 @@ def test_loss_is_drawn_on_a_log_axis(epochs):
     figure = charts.learning_curves(epochs)
     assert figure.layout.yaxis.type == "log"  # the first panel is the loss
     assert figure.layout.yaxis2.type != "log"
+
+
+# --- precision-recall and ROC curves ----------------------------------------------------
+
+
+@pytest.fixture
+def histogram():
+    from segcore.curves import ProbabilityHistogram
+
+    rng = np.random.default_rng(3)
+    true = rng.random((60, 60)) < 0.05
+    probabilities = np.where(true, rng.beta(5, 2, true.shape), rng.beta(1, 8, true.shape))
+    counts = ProbabilityHistogram()
+    counts.add(true, probabilities)
+    return counts, true, probabilities
+
+
+def test_curve_table_rows_are_the_histograms_exact_points(histogram):
+    counts, true, probabilities = histogram
+    table = charts.curve_table(counts)
+    assert table["threshold"].is_monotonic_decreasing
+    row = table[table["threshold"] == 0.5].iloc[0] if (table["threshold"] == 0.5).any() else None
+    point = counts.at_threshold(0.5)
+    if row is not None:
+        assert (row["precision"], row["recall"], row["fpr"]) == pytest.approx((point["precision"], point["recall"], point["fpr"]))
+    # consecutive rows differ: empty bins leave no repeated points
+    assert not (table[["recall", "fpr"]].diff().iloc[1:] == 0).all(axis=1).any()
+    assert (table["recall"].iloc[0], table["recall"].iloc[-1]) == (0.0, 1.0)
+
+
+def test_pr_curves_draw_one_line_per_run_and_mark_the_thresholds(histogram):
+    counts = histogram[0]
+    table = charts.curve_table(counts)
+    points = [
+        {"run": "A", "kind": "evaluation", "threshold": 0.5, **counts.at_threshold(0.5)},
+        {"run": "B", "kind": "slider", "threshold": 0.3, **counts.at_threshold(0.3)},
+    ]
+    figure = charts.pr_curves({"A": table, "B": table}, points)
+    lines = [t for t in figure.data if t.mode == "lines"]
+    assert [t.name for t in lines] == ["A (pixels)", "B (pixels)"]
+    np.testing.assert_allclose(lines[0].x, table.dropna(subset=["precision"])["recall"])
+    markers = [t for t in figure.data if t.mode == "markers"]
+    assert [(t.x[0], t.y[0]) for t in markers] == [
+        (points[0]["recall"], points[0]["precision"]), (points[1]["recall"], points[1]["precision"])
+    ]
+    assert [t.marker.symbol for t in markers] == ["diamond", "circle"]
+    assert markers[1].marker.color == lines[1].line.color  # the point has its run's colour
+
+
+def test_pr_curves_draw_the_object_curve_dashed(histogram):
+    from segcore.curves import ObjectCurve
+
+    _, true, probabilities = histogram
+    objects = ObjectCurve()
+    objects.add(true, probabilities)
+    table = charts.object_curve_table(objects)
+    figure = charts.pr_curves({"A": charts.curve_table(histogram[0])}, objects={"A": table})
+    dashed = [t for t in figure.data if t.line.dash == "dash"]
+    assert len(dashed) == 1 and dashed[0].name == "A (cosmics)"
+    np.testing.assert_allclose(dashed[0].y, table["object_precision"])
+
+
+def test_roc_curves_use_a_log_axis_for_the_false_positive_rate(histogram):
+    counts = histogram[0]
+    table = charts.curve_table(counts)
+    point = {"run": "A", "kind": "slider", "threshold": 0.5, **counts.at_threshold(0.5)}
+    figure = charts.roc_curves({"A": table}, [point])
+    assert figure.layout.xaxis.type == "log"
+    line = figure.data[0]
+    assert min(line.x) > 0  # no zero on a log axis
+    np.testing.assert_allclose(line.y, table[table["fpr"] > 0]["recall"])
+    assert (figure.data[1].x[0], figure.data[1].y[0]) == (point["fpr"], point["recall"])
+
+
+def test_count_errors_come_before_the_count_score_in_the_summary():
+    table = pd.DataFrame({"image": ["a", "b"], "count_error": [-0.5, 2.0], "abs_count_error": [0.5, 2.0],
+                          "count_score": [0.5, 1.0], "f1": [0.2, 0.4]})
+    summary = charts.metric_summary(table)
+    assert list(summary.index) == ["f1", "count_error", "abs_count_error", "count_score"]
+    assert summary.loc["abs_count_error", "mean"] == 1.25
+    figure = charts.metric_boxplot(table, "count_error")
+    assert figure.layout.yaxis.range is None  # not clipped to [0, 1]

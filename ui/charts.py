@@ -16,10 +16,17 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from segcore.metrics import PER_IMAGE_SCORES
+from segcore.curves import headline_names
+from segcore.metrics import SCORE_NAMES
 
-#: Per-image scores, in the order the app shows them.
-RESULT_METRICS = PER_IMAGE_SCORES
+#: Per-image scores between 0 and 1, in the order the app shows them: pixels, then cosmics.
+RESULT_METRICS = (*SCORE_NAMES, "object_precision", "object_recall", "object_f1", "count_score")
+#: Per-image count errors, (predicted - true) / true and its absolute value: not bounded by 1.
+COUNT_ERRORS = ("count_error", "abs_count_error")
+#: Every per-image number of the summary table; the count errors before the original count score.
+SUMMARY_METRICS = (*SCORE_NAMES, "object_precision", "object_recall", "object_f1", *COUNT_ERRORS, "count_score")
+#: Split-level numbers read from the pixel curves, shown above them.
+HEADLINE_METRICS = headline_names()
 
 #: What the user reads instead of a column name.
 LABELS = {
@@ -31,8 +38,16 @@ LABELS = {
     "f1": "F1",
     "specificity": "Specificity",
     "count_score": "Count score",
+    "count_error": "Count error",
+    "abs_count_error": "Absolute count error",
     "object_recall": "Object recall",
     "object_precision": "Object precision",
+    "object_f1": "Object F1",
+    "average_precision": "Average precision",
+    "roc_auc": "ROC AUC",
+    "precision_at_95_recall": "Precision at 95 % recall",
+    "tpr_at_0.01%_fpr": "Recall at 0.01 % FPR",
+    "tpr_at_0.1%_fpr": "Recall at 0.1 % FPR",
     "true_count": "True cosmics",
     "pred_count": "Predicted cosmics",
     "loss": "Loss",
@@ -192,7 +207,7 @@ def overlaid_learning_curves(
 # --------------------------------------------------------------------------- #
 
 
-def metric_summary(per_image: pd.DataFrame, metrics: Sequence[str] = RESULT_METRICS) -> pd.DataFrame:
+def metric_summary(per_image: pd.DataFrame, metrics: Sequence[str] = SUMMARY_METRICS) -> pd.DataFrame:
     """Mean, standard deviation (population, as the evaluator reports it) and
     ``mean ± std`` text of every present metric, one row per metric."""
     present = _present(per_image, metrics)
@@ -248,7 +263,9 @@ def metric_boxplot(per_image: pd.DataFrame, metric: str, index: int = 0) -> go.F
     if metric not in per_image.columns:
         raise ValueError(f"no column {metric!r} in the results")
     figure = go.Figure(_box(per_image[metric], _images(per_image), label(metric), color(index)))
-    figure.update_layout(title=label(metric), showlegend=False, height=320, yaxis=_SCORE_AXIS, **_LAYOUT)
+    # count errors are not bounded by 1: their axis follows the values
+    axis = dict(title="(predicted - true) / true") if metric in COUNT_ERRORS else _SCORE_AXIS
+    figure.update_layout(title=label(metric), showlegend=False, height=320, yaxis=axis, **_LAYOUT)
     return figure
 
 
@@ -364,3 +381,121 @@ def as_text(value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+# --------------------------------------------------------------------------- #
+# Precision-recall and ROC curves
+# --------------------------------------------------------------------------- #
+
+#: False-positive rates marked on the ROC chart (those the headline numbers are read at).
+MARKED_FPRS = (1e-4, 1e-3)
+
+
+def curve_table(histogram) -> pd.DataFrame:
+    """The pixel curves of a ``segcore.curves.ProbabilityHistogram`` as a table, highest threshold first:
+    threshold, precision, recall (= true-positive rate) and fpr, one row wherever the curve moves."""
+    thresholds, tp, fp = histogram.counts()
+    positives, negatives = histogram.n_positive, histogram.n_negative
+    moves = np.concatenate([[True], (np.diff(tp) != 0) | (np.diff(fp) != 0)])
+    predicted = tp + fp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = pd.DataFrame(
+            {
+                "threshold": thresholds,
+                "precision": np.where(predicted > 0, tp / np.maximum(predicted, 1), np.nan),
+                "recall": tp / positives if positives else np.nan,
+                "fpr": fp / negatives if negatives else np.nan,
+            }
+        )
+    return table[moves].reset_index(drop=True)
+
+
+def object_curve_table(objects) -> pd.DataFrame:
+    """A ``segcore.curves.ObjectCurve`` as a table: threshold, object_precision, object_recall, object_f1."""
+    return pd.DataFrame(objects.curve())
+
+
+def _point_trace(point: Mapping, x: str, y: str, point_color: str, symbol: str, name: str) -> go.Scatter:
+    return go.Scatter(
+        x=[point[x]], y=[point[y]], mode="markers", name=name,
+        marker=dict(color=point_color, size=13, symbol=symbol, line=dict(color="black", width=1)),
+        hovertemplate=f"{name}<br>threshold {point['threshold']:g}<br>{x} %{{x:.4g}}<br>{y} %{{y:.4f}}<extra></extra>",
+    )
+
+
+def _add_points(figure: go.Figure, names: list[str], points: Sequence[Mapping], x: str, y: str) -> None:
+    """Operating points: ``{"run": curve name, "threshold", "precision", "recall", "fpr", "kind"}``; kind
+    "evaluation" (a diamond) or "slider" (a circle)."""
+    for point in points:
+        if point.get(x) is None or point.get(y) is None or not np.isfinite([point[x], point[y]]).all():
+            continue
+        index = names.index(point["run"]) if point["run"] in names else 0
+        slider = point.get("kind") == "slider"
+        name = f"{point['run']}: threshold {point['threshold']:g}" + (" (slider)" if slider else "")
+        figure.add_trace(_point_trace(point, x, y, color(index), "circle" if slider else "diamond", name))
+
+
+def pr_curves(
+    curves: Mapping[str, pd.DataFrame],
+    points: Sequence[Mapping] = (),
+    objects: Mapping[str, pd.DataFrame] | None = None,
+) -> go.Figure:
+    """Precision against recall, one line per run (pixels solid, cosmics dashed when given).
+
+    Parameters
+    ----------
+    curves : run label -> :func:`curve_table`.
+    points : operating points to mark (see ``_add_points``): the evaluation's threshold, the slider's.
+    objects : run label -> :func:`object_curve_table`, drawn dashed with markers at its thresholds.
+    """
+    figure = go.Figure()
+    names = list(curves)
+    for index, (name, table) in enumerate(curves.items()):
+        shown = table.dropna(subset=["precision", "recall"])
+        figure.add_trace(go.Scatter(
+            x=shown["recall"], y=shown["precision"], mode="lines", name=f"{name} (pixels)",
+            line=dict(color=color(index)), customdata=shown["threshold"],
+            hovertemplate="threshold %{customdata:.4g}<br>recall %{x:.4f}<br>precision %{y:.4f}<extra>" + name + "</extra>",
+        ))
+    for name, table in (objects or {}).items():
+        index = names.index(name) if name in names else len(names)
+        figure.add_trace(go.Scatter(
+            x=table["object_recall"], y=table["object_precision"], mode="lines+markers", name=f"{name} (cosmics)",
+            line=dict(color=color(index), dash="dash"), marker=dict(size=5), customdata=table["threshold"],
+            hovertemplate="threshold %{customdata:.2f}<br>object recall %{x:.4f}<br>object precision %{y:.4f}"
+            "<extra>" + name + "</extra>",
+        ))
+    _add_points(figure, names, points, "recall", "precision")
+    figure.add_vline(x=0.95, line=dict(color="gray", dash="dot", width=1), annotation_text="95 % recall")
+    figure.update_layout(
+        title="Precision-recall", xaxis=dict(title="recall", range=[-0.02, 1.02]),
+        yaxis=dict(title="precision", range=[-0.02, 1.02]), height=430, **_LAYOUT,
+    )
+    return figure
+
+
+def roc_curves(curves: Mapping[str, pd.DataFrame], points: Sequence[Mapping] = ()) -> go.Figure:
+    """True-positive rate (recall) against false-positive rate on a log axis, one line per run;
+    the rates of :data:`MARKED_FPRS` dotted."""
+    figure = go.Figure()
+    names = list(curves)
+    lowest = []
+    for index, (name, table) in enumerate(curves.items()):
+        # a log axis has no 0: the curve starts at the first false positive
+        shown = table[(table["fpr"] > 0)].dropna(subset=["fpr", "recall"])
+        lowest.append(shown["fpr"].min() if len(shown) else np.nan)
+        figure.add_trace(go.Scatter(
+            x=shown["fpr"], y=shown["recall"], mode="lines", name=name, line=dict(color=color(index)),
+            customdata=shown["threshold"],
+            hovertemplate="threshold %{customdata:.4g}<br>FPR %{x:.3g}<br>recall %{y:.4f}<extra>" + name + "</extra>",
+        ))
+    _add_points(figure, names, [p for p in points if (p.get("fpr") or 0) > 0], "fpr", "recall")
+    for rate in MARKED_FPRS:
+        figure.add_vline(x=rate, line=dict(color="gray", dash="dot", width=1), annotation_text=f"{rate * 100:g} %")
+    low = np.nanmin(lowest) if lowest and np.isfinite(lowest).any() else 1e-6
+    figure.update_layout(
+        title="ROC",
+        xaxis=dict(title="false-positive rate (log)", type="log", range=[math.log10(min(low, 1e-5)), 0]),
+        yaxis=dict(title="true-positive rate (recall)", range=[-0.02, 1.02]), height=430, **_LAYOUT,
+    )
+    return figure
