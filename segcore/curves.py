@@ -51,6 +51,8 @@ def _bin_edges() -> np.ndarray:
 
 #: Increasing probabilities; a pixel is predicted cosmic at an edge when its probability is above it.
 BIN_EDGES = _bin_edges()
+#: Pixels counted at a time by :meth:`ProbabilityHistogram.add`.
+CHUNK_PIXELS = 1 << 22
 #: The recall at which precision is reported, and the false-positive rates at which recall is.
 HEADLINE_RECALL = 0.95
 HEADLINE_FPRS = (1e-4, 1e-3)
@@ -86,12 +88,16 @@ class ProbabilityHistogram:
         probabilities = np.asarray(probabilities)
         if true.shape != probabilities.shape:
             raise ValueError(f"mask shape {true.shape} differs from probabilities shape {probabilities.shape}")
-        true = true if true.dtype == bool else true != 0
-        above = np.searchsorted(self.edges, probabilities.astype(np.float64, copy=False).ravel(), side="left")
-        true = true.ravel()
+        true = (true if true.dtype == bool else true != 0).ravel()
+        probabilities = probabilities.ravel()
         size = self.edges.size + 1
-        self.positives += np.bincount(above[true], minlength=size)
-        self.negatives += np.bincount(above[~true], minlength=size)
+        # in chunks, so that a very large frame needs little memory beside its own
+        for start in range(0, true.size, CHUNK_PIXELS):
+            part = slice(start, start + CHUNK_PIXELS)
+            above = np.searchsorted(self.edges, probabilities[part].astype(np.float64), side="left")
+            cosmic = true[part]
+            self.positives += np.bincount(above[cosmic], minlength=size)
+            self.negatives += np.bincount(above[~cosmic], minlength=size)
 
     def merge(self, other: "ProbabilityHistogram") -> None:
         if not np.array_equal(self.edges, other.edges):
