@@ -42,11 +42,13 @@ def test_synth_refuses_to_mix_into_an_existing_dataset(dataset, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_writes_model_and_checkpoints(model_path, capsys):
     assert model_path.exists()
     assert (model_path.parent / "model_checkpoints" / "best.keras").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_json_matches_the_evaluator(dataset, model_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--model", str(model_path), "--data", str(dataset), "--json"]) == 0
@@ -59,6 +61,7 @@ def test_evaluate_json_matches_the_evaluator(dataset, model_path, capsys):
     assert printed["pooled"]["f1"] == pytest.approx(reference.pooled["f1"])
 
 
+@pytest.mark.slow
 def test_evaluate_table_and_csv(dataset, model_path, tmp_path, capsys):
     table = tmp_path / "per_image.csv"
     assert main(["evaluate", "--model", str(model_path), "--data", str(dataset), "--split", "Validation", "--csv", str(table)]) == 0
@@ -67,6 +70,7 @@ def test_evaluate_table_and_csv(dataset, model_path, tmp_path, capsys):
         assert len(list(csv.DictReader(handle))) == 2
 
 
+@pytest.mark.slow
 def test_predict_writes_masks_and_counts(dataset, model_path, tmp_path):
     frames = sorted((dataset / "Real").iterdir())
     out = tmp_path / "pred"
@@ -83,6 +87,7 @@ def test_predict_writes_masks_and_counts(dataset, model_path, tmp_path):
         assert (out / f"{frame.stem}_overlay.png").exists()
 
 
+@pytest.mark.slow
 def test_predict_reports_a_bad_file_by_name_and_goes_on(dataset, model_path, tmp_path, capsys):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
@@ -93,6 +98,7 @@ def test_predict_reports_a_bad_file_by_name_and_goes_on(dataset, model_path, tmp
     assert (tmp_path / "o" / f"{good.stem}.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -161,6 +167,7 @@ def test_lacosmic_bad_parameter_is_one_clear_line(dataset, tmp_path, capsys):
     assert err.startswith("error: sigclip must be positive") and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_predict_refuses_two_frames_that_would_write_the_same_mask(dataset, model_path, tmp_path, capsys):
     import shutil
 
@@ -176,6 +183,7 @@ def test_predict_refuses_two_frames_that_would_write_the_same_mask(dataset, mode
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_an_error_midway_starts_its_own_line_after_the_progress_bar(dataset, model_path, tmp_path, capsys):
     import shutil
 

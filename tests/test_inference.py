@@ -208,12 +208,14 @@ def legacy_layout(model):
     return keras.Model(model.input, output)
 
 
+@pytest.mark.slow
 def test_published_layout_is_built_with_logits_before_the_last_upsampling(published):
     names = [layer.name for layer in published.layers]
     assert names.index("logits_conv") < names.index("logits_upsample") < names.index("logits")
     assert published.get_layer("logits_conv").output.shape[-1] == 2
 
 
+@pytest.mark.slow
 def test_legacy_layout_model_is_rebuilt_logits_first_with_its_weights_and_the_same_output(published):
     legacy = legacy_layout(published)
     prepared = inf.inference_model(legacy, "float32")
@@ -224,6 +226,7 @@ def test_legacy_layout_model_is_rebuilt_logits_first_with_its_weights_and_the_sa
     np.testing.assert_allclose(inf.predict_probabilities(prepared, frame), expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_bfloat16_inference_model_computes_in_bfloat16_close_to_float32(deeplab):
     prepared = inf.inference_model(deeplab, "mixed_bfloat16")
     assert inf.model_precision(prepared) == "mixed_bfloat16"
@@ -235,6 +238,7 @@ def test_bfloat16_inference_model_computes_in_bfloat16_close_to_float32(deeplab)
     assert np.abs(low - full).mean() < 0.01 and np.abs(low - full).max() < 0.2
 
 
+@pytest.mark.slow
 def test_inference_model_folds_every_batch_norm_into_its_convolution(deeplab):
     from keras import layers
 
@@ -245,6 +249,7 @@ def test_inference_model_folds_every_batch_norm_into_its_convolution(deeplab):
     assert prepared.get_layer("decoder_block1_conv").use_bias
 
 
+@pytest.mark.slow
 def test_folded_batch_norms_give_the_same_output(deeplab):
     # Non-trivial statistics, so the folding has something to get wrong.
     rng = np.random.default_rng(8)
@@ -262,6 +267,7 @@ def test_folded_batch_norms_give_the_same_output(deeplab):
     )
 
 
+@pytest.mark.slow
 def test_separable_model_folds_and_keeps_its_output():
     keras.utils.set_random_seed(5)
     model, _ = build_deeplabv3plus(backbone_weights="none", separable=True)
@@ -273,6 +279,7 @@ def test_separable_model_folds_and_keeps_its_output():
     )
 
 
+@pytest.mark.slow
 def test_architecture_of_both_layouts_is_read_back(deeplab, published):
     assert inf.deeplab_architecture(deeplab) == {
         "num_classes": 2, "decoder_kernel": 3, "separable": False, "full_resolution": True, "backbone": "resnet50"
@@ -298,6 +305,7 @@ def test_tiny_backbone_model_is_rebuilt_and_folded_with_its_output():
     )
 
 
+@pytest.mark.slow
 def test_inference_model_returns_the_model_when_it_already_has_that_form(deeplab, published, small_model):
     for model in (deeplab, published):
         prepared = inf.inference_model(model, "float32")
@@ -305,6 +313,7 @@ def test_inference_model_returns_the_model_when_it_already_has_that_form(deeplab
     assert inf.inference_model(small_model, "mixed_bfloat16") is small_model  # not a DeepLabV3+
 
 
+@pytest.mark.slow
 def test_load_inference_model_reads_a_saved_model(deeplab, tmp_path):
     from segcore.model import save_model
 

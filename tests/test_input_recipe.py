@@ -174,6 +174,7 @@ def small_deeplab():
     return model
 
 
+@pytest.mark.slow
 def test_card_travels_with_the_saved_model_and_the_inference_model(small_deeplab, tmp_path):
     set_model_threshold(small_deeplab, 0.37)
     save_model(small_deeplab, tmp_path / "m.keras")

@@ -161,6 +161,7 @@ def test_tiff_stack_is_refused_as_not_2d_from_its_header(tmp_path):
             read(path)
 
 
+@pytest.mark.slow
 def test_written_files_get_the_users_umask_not_mkstemps_0600(tmp_path):
     import stat
 

@@ -1,4 +1,4 @@
-"""DeepLabV3+ builder, backbone weights, save and load."""
+"""DeepLabV3+ builder, backbone weights, save and load (tests that build ResNet50 are marked slow)."""
 
 from __future__ import annotations
 
@@ -66,12 +66,14 @@ def kernel(model, name):
     return model.get_layer(name).kernel.numpy()
 
 
+@pytest.mark.slow
 def test_logits_keep_the_input_size(model):
     for shape in [(1, 64, 64, 3), (2, 96, 128, 3)]:
         logits = model(np.zeros(shape, np.float32), training=False)
         assert tuple(logits.shape) == shape[:3] + (2,)
 
 
+@pytest.mark.slow
 def test_logits_are_float32_and_not_squashed(model, frames):
     logits = model.predict(frames, verbose=0)
     assert logits.dtype == np.float32
@@ -79,6 +81,7 @@ def test_logits_are_float32_and_not_squashed(model, frames):
     assert not np.allclose(logits.sum(axis=-1), 1.0)
 
 
+@pytest.mark.slow
 def test_pyramid_has_the_published_branches(model):
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     dilations = {layer.dilation_rate[0] for layer in convs}
@@ -90,6 +93,7 @@ def test_pyramid_has_the_published_branches(model):
     assert not any(model.get_layer(f"aspp_{b}_conv").use_bias for b in ("1x1", "rate6", "rate12", "rate18"))
 
 
+@pytest.mark.slow
 def test_decoder_uses_3x3_blocks_and_two_dropouts(model):
     assert model.get_layer("decoder_block1_conv").kernel_size == (3, 3)
     assert model.get_layer("decoder_block2_conv").kernel_size == (3, 3)
@@ -112,6 +116,7 @@ def column_second_differences_inside_upsampling_cells(logits, stride=4):
     return differences[:, :, [c - 1 for c in centres]]
 
 
+@pytest.mark.slow
 def test_full_resolution_head_decides_each_pixel_the_published_layout_interpolates(model, frames):
     names = {layer.name for layer in model.layers}
     assert {"refine_stem_conv", "refine_block1_conv", "refine_block2_conv"} <= names
@@ -126,6 +131,7 @@ def test_full_resolution_head_decides_each_pixel_the_published_layout_interpolat
     assert np.mean(np.abs(full) > 1e-3) > 0.5
 
 
+@pytest.mark.slow
 def test_backbone_taps_resnet50_at_stride_4_and_16(model, plain_resnet):
     names = backbone_layer_names(model)
     reference = {layer.name for layer in plain_resnet.layers}
@@ -180,6 +186,7 @@ def test_fixed_size_not_multiple_of_16_is_refused(shape):
         build_deeplabv3plus(input_shape=shape, backbone_weights="none")
 
 
+@pytest.mark.slow
 def test_freeze_backbone_freezes_every_resnet_layer(model):
     frozen, _ = build_deeplabv3plus(backbone_weights="none", freeze_backbone=True)
     names = backbone_layer_names(frozen)
@@ -194,6 +201,7 @@ def test_freeze_backbone_freezes_every_resnet_layer(model):
     assert count_parameters(frozen, trainable_only=True) == count_parameters(model, trainable_only=True)
 
 
+@pytest.mark.slow
 def test_backbone_loads_from_a_keras_weights_file(tmp_path, plain_resnet):
     path = tmp_path / "resnet50_notop.weights.h5"
     plain_resnet.save_weights(path)
@@ -207,6 +215,7 @@ def test_backbone_loads_from_a_keras_weights_file(tmp_path, plain_resnet):
     )
 
 
+@pytest.mark.slow
 def test_imagenet_weights_come_from_the_keras_cache_file(tmp_path, plain_resnet, monkeypatch):
     path = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
     write_imagenet_h5(plain_resnet, path)
@@ -220,6 +229,7 @@ def test_imagenet_weights_come_from_the_keras_cache_file(tmp_path, plain_resnet,
     assert weights_used == f"file:{path}"
 
 
+@pytest.mark.slow
 def test_imagenet_unreachable_falls_back_to_random_with_a_warning(monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
@@ -231,6 +241,7 @@ def test_imagenet_unreachable_falls_back_to_random_with_a_warning(monkeypatch):
     assert "no network" in weights_used
 
 
+@pytest.mark.slow
 def test_corrupt_imagenet_cache_file_falls_back_to_random(tmp_path, monkeypatch):
     path = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
     path.write_bytes(b"not an hdf5 file")
@@ -247,6 +258,7 @@ def test_missing_backbone_file_is_an_input_file_error(tmp_path):
     assert caught.value.path == str(path)
 
 
+@pytest.mark.slow
 def test_backbone_file_of_another_model_is_an_input_file_error(tmp_path):
     other = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
     path = tmp_path / "other.weights.h5"
@@ -257,6 +269,7 @@ def test_backbone_file_of_another_model_is_an_input_file_error(tmp_path):
             build_deeplabv3plus(input_shape=(64, 64, 3), backbone_weights=path)
 
 
+@pytest.mark.slow
 def test_separable_variant_is_lighter(model):
     light, _ = build_deeplabv3plus(backbone_weights="none", separable=True, decoder_kernel=7)
     assert count_parameters(light) < count_parameters(model)
@@ -266,6 +279,7 @@ def test_separable_variant_is_lighter(model):
     assert tuple(light(np.zeros((1, 64, 64, 3), np.float32)).shape) == (1, 64, 64, 2)
 
 
+@pytest.mark.slow
 def test_save_and_load_give_identical_predictions(tmp_path, model, frames):
     path = tmp_path / "runs" / "model.keras"
     save_model(model, path)
@@ -276,6 +290,7 @@ def test_save_and_load_give_identical_predictions(tmp_path, model, frames):
     assert backbone_layer_names(restored) == backbone_layer_names(model)
 
 
+@pytest.mark.slow
 def test_saved_compiled_model_resumes_with_its_optimizer(tmp_path, model, frames):
     model = keras.models.clone_model(model)  # training must not change the shared model
     model.compile(
@@ -292,6 +307,7 @@ def test_saved_compiled_model_resumes_with_its_optimizer(tmp_path, model, frames
     np.testing.assert_allclose(float(restored.optimizer.learning_rate.numpy()), 1e-4, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_save_refuses_other_suffixes(tmp_path, model):
     with pytest.raises(ValueError, match=".keras"):
         save_model(model, tmp_path / "model.h5")
@@ -314,6 +330,7 @@ class UnregisteredLoss(keras.losses.Loss):
         return keras.ops.mean(y_pred)
 
 
+@pytest.mark.slow
 def test_model_whose_training_setup_cannot_be_restored_loads_uncompiled(tmp_path, model, frames):
     compiled = keras.models.clone_model(model)
     compiled.set_weights(model.get_weights())

@@ -1,6 +1,8 @@
 """Training on a tiny simulated dataset: schedule, listeners, checkpoints, cancel, resume.
 
-One short run is shared by most tests, since building ResNet50 costs seconds.
+One short run of the ResNet50 network is shared by most tests, since building ResNet50 costs
+seconds; the runs that only check when training stops use the tiny backbone. Tests that train
+are marked slow.
 """
 
 import json
@@ -99,6 +101,7 @@ def scheduled_rates(first_batch, count):
     return [learning_rate_at(2 * b, 1e-4, decay_frames=DECAY_FRAMES) for b in range(first_batch, first_batch + count)]
 
 
+@pytest.mark.slow
 def test_training_loss_falls(trained):
     _, end, _ = trained
     losses = end.history["loss"]
@@ -106,6 +109,7 @@ def test_training_loss_falls(trained):
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.slow
 def test_every_batch_gets_the_scheduled_rate_for_the_frames_seen_before_it(trained):
     _, end, recorder = trained
     rates = batch_rates(recorder)
@@ -114,6 +118,7 @@ def test_every_batch_gets_the_scheduled_rate_for_the_frames_seen_before_it(train
     np.testing.assert_allclose(end.history["learning_rate"], rates[STEPS - 1 :: STEPS], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_threshold_is_chosen_on_validation_and_recorded_in_the_model(trained, dataset):
     from segcore import io
     from segcore.data import pair_split
@@ -136,6 +141,7 @@ def test_threshold_is_chosen_on_validation_and_recorded_in_the_model(trained, da
     assert end.threshold == candidates[np.argmin(np.abs(candidates - 0.5))]
 
 
+@pytest.mark.slow
 def test_listener_sees_every_batch_and_epoch_in_order(trained):
     _, end, recorder = trained
     begin = recorder.of("begin")[0][1]
@@ -150,6 +156,7 @@ def test_listener_sees_every_batch_and_epoch_in_order(trained):
     assert recorder.events[-1][0] == "end" and recorder.events[-1][1] is end
 
 
+@pytest.mark.slow
 def test_checkpoints_and_state_are_written(trained):
     out, end, _ = trained
     folder = out.with_name("model_checkpoints")
@@ -160,6 +167,7 @@ def test_checkpoints_and_state_are_written(trained):
     assert state["best_val_loss"] == pytest.approx(min(end.history["val_loss"]))
 
 
+@pytest.mark.slow
 def test_saved_model_holds_the_best_epoch_weights(trained):
     from segcore.model import load_model
 
@@ -170,6 +178,7 @@ def test_saved_model_holds_the_best_epoch_weights(trained):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_epoch(trained, dataset):
     out, end, _ = trained
     recorder = Recorder()
@@ -185,10 +194,11 @@ def test_resume_continues_from_the_last_epoch(trained, dataset):
     np.testing.assert_allclose(batch_rates(recorder), scheduled_rates(3 * STEPS, STEPS), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_cancel_stops_after_the_current_batch_and_keeps_the_best_checkpoint(dataset, tmp_path):
     token = CancelToken()
     recorder = Recorder(cancel_at=(1, 2), token=token)
-    end = train(_config(dataset, tmp_path / "m.keras", epochs=5), listeners=[recorder], cancel=token)
+    end = train(_config(dataset, tmp_path / "m.keras", epochs=5, backbone="tiny"), listeners=[recorder], cancel=token)
     assert end.status == "cancelled"
     assert recorder.of("batch")[-1][1:3] == (1, 2)
     assert end.epochs_run == 1 and end.best_epoch == 0
@@ -230,7 +240,8 @@ def test_impossible_settings_are_refused(tmp_path, field, value, message):
         TrainConfig(**values)
 
 
+@pytest.mark.slow
 def test_time_limit_stops_after_the_epoch_that_reaches_it(dataset, tmp_path):
-    end = train(_config(dataset, tmp_path / "m.keras", epochs=5, time_limit_minutes=1e-4))
+    end = train(_config(dataset, tmp_path / "m.keras", epochs=5, time_limit_minutes=1e-4, backbone="tiny"))
     assert end.status == "finished" and end.stop_reason == "time limit"
     assert end.epochs_run == 1 and (tmp_path / "m.keras").exists()
