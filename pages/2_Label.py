@@ -546,16 +546,16 @@ with canvas_col:
     added = int(np.count_nonzero(current & ~work["saved"]))
     removed = int(np.count_nonzero(work["saved"] & ~current))
     changed = bool(added or removed)
-    m1, m2, m3, m4 = st.columns(4)
+    m1, m2, m3 = st.columns(3)
     m1.metric("Cosmics", n_cosmics(current), help="Connected groups of cosmic pixels (8-connectivity), "
               "counted live on the mask you are editing.")
     m2.metric("Cosmic pixels", int(np.count_nonzero(current)))
     m3.metric("Changed pixels", f"+{added} −{removed}", help="Added and removed against the frame's saved mask.")
     if from_proposal:
         changes = proposal_changes(work["base"], current)
-        m4.metric("Changed from the proposal", f"{changes.cosmics} cosmic(s)",
-                  help=f"{changes.pixels} pixel(s): {changes.added_pixels} added, {changes.removed_pixels} removed. "
-                  "Saved with the mask, with the proposal it came from.")
+        st.caption(f"Changed from the proposal: **{changes.cosmics} cosmic(s), {changes.pixels} pixel(s)** "
+                   f"({changes.added_pixels} added, {changes.removed_pixels} removed); saved with the mask, with the "
+                   "proposal it came from.")
     b1, b2, _ = st.columns([1, 1, 1])
     b1.button("Undo", icon=":material/undo:", on_click=undo, width="stretch", key="lbl_undo",
               disabled=not (work["undo"] or work["edited"] is not None),
