@@ -155,6 +155,8 @@ Results (``db.results``): what the app shows
     dilation, ``pooled_<key>`` for each of ``POOLED_KEYS``)
 ``compare_per_image(evaluation_ids, metric="iou") -> DataFrame`` (images x evaluations)
 ``prediction_mask(result_id) -> bool (H, W)``
+``cleaned_frame(result_id) -> (file name, bytes)`` the evaluated frame with its predicted cosmics replaced by the
+    median of unmasked neighbours (``segcore.postprocess.clean_frame``), in the frame's own format and pixel type
 
 Dataclasses returned: ``DatasetInfo``, ``FrameRecord``, ``ImportReport``, ``ValidationReport``,
 ``MaskRevision``, ``RunInfo``, ``EvaluationInfo``.
@@ -231,6 +233,7 @@ from .predictions import (
     wait_for_prediction,
 )
 from .results import (
+    cleaned_frame,
     compare_per_image,
     compare_runs,
     epoch_metrics,
@@ -259,7 +262,7 @@ __all__ = [
     "cancel_run", "delete_run", "evaluate_run", "evaluations_on_older_masks", "get_run", "refresh_run_states",
     "resume_run", "run_log", "start_run",
     "start_lacosmic_run", "wait_for_run",
-    "compare_per_image", "compare_runs", "epoch_metrics", "evaluation_curves", "get_evaluation", "list_evaluations", "list_runs",
+    "cleaned_frame", "compare_per_image", "compare_runs", "epoch_metrics", "evaluation_curves", "get_evaluation", "list_evaluations", "list_runs",
     "per_image_results", "prediction_mask", "run_revisions", "runs_table",
     "PredictionInfo", "Proposal", "cancel_prediction", "frame_proposals", "get_prediction", "get_proposal",
     "list_predictions", "prediction_log", "prediction_models", "propose_from_evaluation", "proposal_mask", "proposal_probabilities", "refresh_prediction_states",

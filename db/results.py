@@ -11,6 +11,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 import json
+from pathlib import Path
 
 from segcore import io
 from segcore.curves import SplitCurves
@@ -27,6 +28,7 @@ from .session import session_scope
 __all__ = [
     "EvaluationInfo",
     "compare_per_image",
+    "cleaned_frame",
     "compare_runs",
     "epoch_metrics",
     "evaluation_curves",
@@ -208,6 +210,30 @@ def evaluation_curves(evaluation_id: int) -> SplitCurves | None:
         return SplitCurves.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError):
         return None
+
+
+def cleaned_frame(result_id: int) -> tuple[str, bytes]:
+    """An evaluated frame with its predicted cosmics replaced from their surroundings
+    (``segcore.postprocess.clean_frame``), as a file in the frame's own format and pixel type:
+    (the frame's file name, its bytes)."""
+    import tempfile
+
+    from segcore.postprocess import clean_frame
+
+    with session_scope(write=False) as session:
+        row = session.get(EvaluationResult, result_id)
+        if row is None:
+            raise NotFound(f"evaluation result {result_id} does not exist")
+        frame = session.get(Frame, row.frame_id) if row.frame_id is not None else None
+        if frame is None:
+            raise NotFound(f"evaluation result {result_id}: its frame is no longer stored")
+        frame_file = from_stored(frame.path)
+    raw = io.read_raw(frame_file)
+    cleaned = clean_frame(raw, prediction_mask(result_id))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / frame_file.name
+        io.write_frame(path, cleaned)
+        return frame_file.name, path.read_bytes()
 
 
 def prediction_mask(result_id: int) -> np.ndarray:

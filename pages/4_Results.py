@@ -315,6 +315,11 @@ def _pictures(store: str, evaluation_id: int, image: str):
     )
 
 
+@st.cache_data(show_spinner="Cleaning the frame...", max_entries=8)
+def _cleaned(store: str, result_id: int) -> tuple[str, bytes]:
+    return db.cleaned_frame(result_id)
+
+
 with overlays_tab:
     order = table.sort_values("iou", kind="stable") if "iou" in table.columns else table
     image = st.selectbox(
@@ -346,6 +351,17 @@ with overlays_tab:
             small.image(enlarge(true_img, 256), caption="True mask", width="stretch")
         predicted_by = "LA Cosmic's mask" if is_lacosmic(run) else f"Prediction at threshold {evaluation.threshold:g}"
         small.image(enlarge(pred_img, 256), caption=predicted_by, width="stretch")
+        if "result_id" in row and not pd.isna(row["result_id"]):
+            try:
+                name, data = _cleaned(store_key(), int(row["result_id"]))
+            except (SegcoreError, OSError, ValueError) as exc:
+                small.caption(f"No cleaned frame: {exc}")
+            else:
+                small.download_button(
+                    "Download this frame cleaned", data, file_name=f"cleaned_{name}", icon=":material/download:",
+                    help="The frame in its own format, every predicted cosmic pixel replaced by the median of the "
+                    "unmasked pixels around it; the other pixels unchanged.",
+                )
 
 with rescore_tab:
     if is_lacosmic(run):

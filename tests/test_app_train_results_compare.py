@@ -430,6 +430,7 @@ def test_results_page_shows_the_headline_numbers_and_a_point_that_follows_the_sl
     )
     pr = at.get("plotly_chart")[0]
     assert "0.2 (slider)" in pr.proto.spec
+    assert any(b.label == "Download this frame cleaned" for b in at.get("download_button"))
 
 
 def test_results_page_shows_an_lacosmic_run_like_a_trained_one(lacosmic):

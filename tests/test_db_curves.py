@@ -86,3 +86,22 @@ def test_an_evaluation_without_a_curves_file_has_no_curves(lacosmic_run):
     (evaluation,) = db.list_evaluations(run_id)
     evaluation.curves_path.unlink()
     assert db.evaluation_curves(evaluation.id) is None
+
+
+def test_a_cleaned_frame_comes_in_its_own_format_with_the_predicted_cosmics_replaced(lacosmic_run, tmp_path):
+    from segcore import io
+    from segcore.postprocess import clean_frame
+
+    dataset_id, run_id = lacosmic_run
+    (evaluation,) = db.list_evaluations(run_id)
+    row = db.per_image_results(evaluation.id).iloc[0]
+    name, data = db.cleaned_frame(int(row["result_id"]))
+    frame_file = db.frame_path(int(row["frame_id"]))
+    assert name == frame_file.name
+    (tmp_path / name).write_bytes(data)
+    expected = clean_frame(io.read_raw(frame_file), db.prediction_mask(int(row["result_id"])))
+    cleaned = io.read_raw(tmp_path / name)
+    assert cleaned.dtype == expected.dtype
+    np.testing.assert_array_equal(cleaned, expected)
+    with pytest.raises(db.NotFound):
+        db.cleaned_frame(10_000)
