@@ -147,3 +147,27 @@ def test_a_failed_prediction_job_says_why_on_the_page(home, monkeypatch):
     errors = "\n".join(e.value for e in at.error)
     assert f"Job {job_id}: broken.keras" in errors and "not a readable Keras model" in errors
     assert db.get_prediction(job_id).status == "failed"
+
+
+def test_a_running_job_shows_its_progress_from_the_store_in_a_fresh_session_and_can_be_stopped(home, monkeypatch):
+    import os
+
+    from db import predictions
+    from db.models import PredictionJob, utcnow
+    from db.processes import create_time
+
+    _label_page()
+    demo = db.list_datasets()[0]
+    monkeypatch.setattr(predictions, "_launch", lambda job_id: None)
+    job_id = db.start_prediction(demo.id, _lacosmic_run(demo.id), split="train")
+    with db.session_scope() as session:  # as its worker (this process stands in for it) reports
+        session.query(PredictionJob).filter_by(id=job_id).update(dict(
+            status="running", frames_done=3, pid=os.getpid(), process_started=create_time(os.getpid()),
+            heartbeat=utcnow()))
+
+    at = _label_page()  # a browser refresh: a new session reads the job from the store
+
+    bars = [p.proto.text for p in at.get("progress")]
+    assert f"Job {job_id}: baseline (LA Cosmic), 3 of 4 frame(s) (split), running" in "\n".join(bars)
+    at.button(key=f"lbl_stop_job_{job_id}").click().run()
+    assert (db.get_prediction(job_id).folder / "cancel").exists()  # the worker stops after its frame

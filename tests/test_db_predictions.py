@@ -12,7 +12,7 @@ import pytest
 from skimage.measure import label
 
 import db
-from db_fixtures import make_layout, sqlite_store  # noqa: F401
+from db_fixtures import make_layout, postgres_cluster, sqlite_store, store  # noqa: F401
 from model_support import conv_model
 from segcore.classical import LACosmicParams, lacosmic_mask
 from segcore.inference import predict_probabilities
@@ -43,11 +43,21 @@ def _finished_run(dataset_id: int, model=None, threshold: float = 0.5, kind: str
     return run_id
 
 
+def _labelled(tmp_path) -> int:
+    make_layout(tmp_path / "src", {"Train": 2, "Validation": 1, "Test": 1}, real=2)
+    return db.import_folder(tmp_path / "src", name="labelled").dataset_id
+
+
 @pytest.fixture
 def labelled(sqlite_store, tmp_path):
     """A 64 px dataset with masks and 2 real frames without."""
-    make_layout(tmp_path / "src", {"Train": 2, "Validation": 1, "Test": 1}, real=2)
-    return db.import_folder(tmp_path / "src", name="labelled").dataset_id
+    return _labelled(tmp_path)
+
+
+@pytest.fixture
+def labelled_anywhere(store, tmp_path):
+    """The same dataset on SQLite and on PostgreSQL (when installed)."""
+    return _labelled(tmp_path)
 
 
 @pytest.fixture
@@ -111,7 +121,8 @@ def test_a_model_trained_on_one_dataset_predicts_the_frame_on_screen_of_another_
     assert db.frame_proposals(db.list_frames(other, "train")[0].id) == []
 
 
-def test_an_lacosmic_run_proposes_its_masks_with_its_chosen_parameters(labelled, no_process):
+def test_an_lacosmic_run_proposes_its_masks_with_its_chosen_parameters(labelled_anywhere, no_process):
+    labelled = labelled_anywhere
     params = LACosmicParams(sigclip=4.5, objlim=2.0, niter=2)
     run_id = _finished_run(labelled, kind="lacosmic", config={**params.to_dict(), "tune": False})
 
@@ -202,7 +213,8 @@ def test_a_model_of_the_wrong_kind_fails_the_job_saying_so(labelled, tmp_path, n
     assert job.frames_done == 0
 
 
-def test_a_dataset_deleted_mid_job_fails_the_job_saying_so(labelled, monkeypatch, no_process):
+def test_a_dataset_deleted_mid_job_fails_the_job_saying_so(labelled_anywhere, monkeypatch, no_process):
+    labelled = labelled_anywhere
     from db import prediction_worker
 
     run_id = _finished_run(labelled, conv_model(seed=4))
@@ -251,7 +263,10 @@ def test_a_proposal_saved_as_it_is_records_itself_and_its_run(labelled, no_proce
     np.testing.assert_array_equal(db.current_mask(proposal.frame_id), mask)
 
 
-def test_accepting_and_rejecting_components_saves_exactly_those_pixels_and_counts_the_changes(labelled, no_process):
+def test_accepting_and_rejecting_components_saves_exactly_those_pixels_and_counts_the_changes(
+    labelled_anywhere, no_process
+):
+    labelled = labelled_anywhere
     from segcore.components import apply_decisions
 
     frame = db.list_frames(labelled, "test")[0]
@@ -312,7 +327,8 @@ def test_migration_0005_downgrades_keeping_corrected_masks_as_drawn(labelled, no
     assert db.list_predictions() == []
 
 
-def test_evaluations_that_scored_a_changed_mask_are_named(labelled, no_process):
+def test_evaluations_that_scored_a_changed_mask_are_named(labelled_anywhere, no_process):
+    labelled = labelled_anywhere
     run_id = _finished_run(labelled, kind="lacosmic", config={**LACosmicParams(niter=1).to_dict(), "tune": False})
     evaluation = db.evaluate_run(run_id, "test")
     test_frame, train_frame = db.list_frames(labelled, "test")[0], db.list_frames(labelled, "train")[0]
