@@ -171,3 +171,37 @@ def test_a_running_job_shows_its_progress_from_the_store_in_a_fresh_session_and_
     assert f"Job {job_id}: baseline (LA Cosmic), 3 of 4 frame(s) (split), running" in "\n".join(bars)
     at.button(key=f"lbl_stop_job_{job_id}").click().run()
     assert (db.get_prediction(job_id).folder / "cancel").exists()  # the worker stops after its frame
+
+
+# --- the pictures and clicks, without Streamlit ----------------------------------------------
+
+
+def test_undecided_cosmics_show_in_their_own_colour_and_rejected_ones_faintly():
+    from ui.proposals import REJECTED_COLOR, UNDECIDED_COLOR, proposal_overlay
+
+    gray = np.zeros((6, 6), np.uint8)
+    proposal = np.zeros((6, 6), bool)
+    proposal[0, 0] = proposal[3, 3] = proposal[5, 5] = True
+    labels = label(proposal, connectivity=2)
+    mask = proposal.copy()
+    mask[5, 5] = False  # rejected
+    mask[0, 5] = True  # drawn by hand
+
+    rgb = proposal_overlay(gray, mask, labels, {labels[3, 3]: True, labels[5, 5]: False}, (255, 0, 0), opacity=1.0)
+
+    assert tuple(rgb[0, 0]) == UNDECIDED_COLOR  # not decided yet
+    assert tuple(rgb[3, 3]) == tuple(rgb[0, 5]) == (255, 0, 0)  # accepted, and the hand-drawn pixel
+    assert tuple(rgb[5, 5]) == tuple(round(c * 0.5) for c in REJECTED_COLOR)  # faint, over black
+    assert tuple(rgb[2, 2]) == (0, 0, 0)
+
+
+def test_canvas_points_map_back_to_the_frame_pixel_clicked():
+    from ui.images import Window
+    from ui.proposals import clicked_pixels
+
+    window = Window(top=10, left=20, height=8, width=16)  # shown 4x: 32 x 64 canvas pixels
+    # The canvas stores a point as a circle whose left edge is radius + strokeWidth / 2 left of the click.
+    click = {"type": "circle", "left": 4 * 5 + 2 - 3 - 0.5, "top": 4 * 3 + 2, "radius": 3, "strokeWidth": 1}
+    stroke = {"type": "path", "left": 0, "top": 0}
+    assert clicked_pixels({"objects": [click, stroke]}, window, (32, 64)) == [(13, 25)]
+    assert clicked_pixels(None, window, (32, 64)) == []
