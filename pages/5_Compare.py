@@ -181,7 +181,8 @@ c1, c2, c3 = st.columns(3)
 scored_ids = [r.id for r in scored]
 run_a = by_id[c1.selectbox("Run A", scored_ids, format_func=lambda i: run_label(by_id[i]), index=0, key="compare_a")]
 run_b = by_id[c2.selectbox("Run B", scored_ids, format_func=lambda i: run_label(by_id[i]), index=1, key="compare_b")]
-metric = c3.selectbox("Score", charts.SUMMARY_METRICS, format_func=charts.label, key="compare_metric")
+# scores where higher is better, so that "B is better" reads right
+metric = c3.selectbox("Score", charts.RESULT_METRICS, format_func=charts.label, key="compare_metric")
 if run_a.id == run_b.id:
     st.info("Choose two different runs as A and B.")
     st.stop()
