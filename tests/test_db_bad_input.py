@@ -245,6 +245,7 @@ def test_failed_mask_write_leaves_previous_revision_current(stored, monkeypatch)
     np.testing.assert_array_equal(db.current_mask(frame.id), previous)
 
 
+@pytest.mark.slow
 def test_process_killed_mid_save_leaves_previous_revision_current_and_readable(stored):
     dataset_id, _ = stored
     frame = db.list_frames(dataset_id)[0]

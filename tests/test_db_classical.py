@@ -43,6 +43,7 @@ def no_process(monkeypatch):
     monkeypatch.setattr(run_manager, "_launch", lambda run_id, resume: None)
 
 
+@pytest.mark.slow
 def test_a_tuned_run_keeps_the_validation_choice_and_stores_its_test_evaluation(sqlite_store):
     dataset_id = _simulated("tuned")
     run_id = db.start_lacosmic_run(dataset_id, name="la cosmic", params={"niter": 2}, grid=SMALL_GRID)
@@ -87,6 +88,7 @@ def test_a_tuned_run_keeps_the_validation_choice_and_stores_its_test_evaluation(
     assert db.compare_runs([run_id]).loc[0, "kind"] == "lacosmic"
 
 
+@pytest.mark.slow
 def test_an_untuned_run_uses_its_parameters_and_can_be_evaluated_again(store):
     dataset_id = _simulated("as given")
     params = {"sigclip": 6.0, "sigfrac": 0.4, "objlim": 3.0, "niter": 1, "read_noise": None}
@@ -143,6 +145,7 @@ def test_a_run_without_validation_masks_to_tune_on_keeps_its_parameters(sqlite_s
     assert "no validation frames with masks to tune on; the parameters as given" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_frame_that_cannot_be_read_fails_the_run_with_one_line(sqlite_store):
     dataset_id = _simulated("broken")
     broken = sorted(db.list_frames(dataset_id, "test"), key=lambda f: f.name)[0]

@@ -38,6 +38,7 @@ def _run_row(dataset_id: int, **values) -> int:
         return run.id
 
 
+@pytest.mark.slow
 def test_reads_and_writes_during_a_writing_process_never_hit_a_locked_database(sqlite_store, tmp_path):
     dataset_id = _dataset(tmp_path)
     frame = db.list_frames(dataset_id)[0]
@@ -196,6 +197,7 @@ def test_wait_for_run_times_out_on_a_run_that_keeps_running(sqlite_store, tmp_pa
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_records_why_and_where(sqlite_store, tmp_path):
     dataset_id = _dataset(tmp_path)
     lost = db.list_frames(dataset_id, "train")[0]

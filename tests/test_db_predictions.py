@@ -74,6 +74,7 @@ def _masks_now(dataset_id: int) -> dict[int, int | None]:
     return {f.id: f.revision_id for f in db.list_frames(dataset_id)}
 
 
+@pytest.mark.slow
 def test_a_run_predicts_the_real_split_in_its_own_process_keeping_probabilities_and_threshold(labelled):
     model = conv_model(seed=3)
     run_id = _finished_run(labelled, model, threshold=0.45)

@@ -21,6 +21,8 @@ TINY = dict(
 )
 TIMEOUT = 300
 
+pytestmark = pytest.mark.slow  # every test trains in a worker process
+
 
 @pytest.fixture
 def dataset_id(sqlite_store, tmp_path):
