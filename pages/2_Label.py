@@ -54,6 +54,13 @@ ZOOMS = [1, 2, 4, 8, 16, 32, 64]
 TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Pick cosmics": "point"}
 #: Splits whose masks score the runs: changing one asks for a confirmation.
 SCORED_SPLITS = ("validation", "test")
+BRUSH_SIZES = list(range(1, 26))
+#: The page's keyboard shortcuts (not while typing in a field), as listed on the page.
+SHORTCUTS = {
+    "N / P": "next / previous frame", "S": "save", "U": "undo",
+    "K": "choose the next undecided proposed cosmic", "A / X": "accept / reject the chosen cosmic",
+    "Shift+A / Shift+X": "accept all / reject all", "B / V": "larger / smaller brush", "I / O": "zoom in / out",
+}
 METRICS = {"iou": "IoU", "f1": "F1", "count_score": "Count score", "object_recall": "Cosmics found"}
 
 init_store()
@@ -192,9 +199,9 @@ def frame_label(frame_id: int) -> str:
 
 nav = st.columns([1.3, 1.3, 1.2, 4], vertical_alignment="bottom")
 nav[0].button("Previous", icon=":material/chevron_left:", on_click=step, args=(-1,), disabled=position == 0,
-              width="stretch", key="lbl_prev")
+              width="stretch", key="lbl_prev", shortcut="P")
 nav[1].button("Next", icon=":material/chevron_right:", on_click=step, args=(1,),
-              disabled=position == len(ids) - 1, width="stretch", key="lbl_next")
+              disabled=position == len(ids) - 1, width="stretch", key="lbl_next", shortcut="N")
 nav[2].number_input(f"Number (of {len(ids)})", 1, len(ids), key="lbl_number", on_change=jump)
 nav[3].selectbox("Frame (type to search by name)", ids, key="lbl_frame", persist_state="session",
                  format_func=frame_label)
@@ -346,6 +353,30 @@ def forget_work(frame_id: int) -> None:
     new_canvas()
 
 
+def zoom_levels() -> list[int]:
+    return [z for z in ZOOMS if z == 1 or max(frame.height, frame.width) / z >= 8]
+
+
+def step_setting(name: str, values: list, offset: int) -> None:
+    """Move a slider's value ``offset`` steps along ``values`` (for the shortcut buttons)."""
+    now = st.session_state.get(name, values[0])
+    i = values.index(now) if now in values else 0
+    st.session_state[name] = values[max(0, min(len(values) - 1, i + offset))]
+
+
+def next_undecided() -> None:
+    """Choose the next proposed cosmic not decided yet, and centre the view on it."""
+    work = current_work()
+    undecided = [k for k in range(1, int(work["labels"].max()) + 1) if k not in work["decisions"]]
+    if not undecided:
+        return
+    chosen = st.session_state.get("lbl_component") or 0
+    k = next((k for k in undecided if k > chosen), undecided[0])
+    st.session_state["lbl_component"] = k
+    rows, cols = np.nonzero(work["labels"] == k)
+    st.session_state["lbl_row"], st.session_state["lbl_col"] = int(rows.mean()), int(cols.mean())
+
+
 def centre_on_cosmic() -> None:
     choice = st.session_state.get("lbl_cosmic")
     if not choice:
@@ -399,9 +430,9 @@ with tools_col:
                    "click on a cosmic decides it.")
         a1, a2 = st.columns(2)
         a1.button("Accept all", icon=":material/done_all:", on_click=decide_all, args=(True,), key="lbl_accept_all",
-                  width="stretch", disabled=not n_proposed)
+                  width="stretch", disabled=not n_proposed, shortcut="Shift+A")
         a2.button("Reject all", icon=":material/remove_done:", on_click=decide_all, args=(False,),
-                  key="lbl_reject_all", width="stretch", disabled=not n_proposed)
+                  key="lbl_reject_all", width="stretch", disabled=not n_proposed, shortcut="Shift+X")
         found = count_cosmics(work["base"])[:500]
         state = {True: "accepted", False: "rejected"}
         # Undecided cosmics first: they are what is left to do.
@@ -413,11 +444,14 @@ with tools_col:
                      f"#{k}: {found[k - 1].area} px at row {found[k - 1].centroid[0]:.0f}, column "
                      f"{found[k - 1].centroid[1]:.0f} · {state.get(decided.get(k), 'undecided')}",
                      disabled=not n_proposed)
-        c1, c2 = st.columns(2)
-        c1.button("Accept", icon=":material/check:", on_click=decide_chosen, args=(True,), key="lbl_accept",
-                  width="stretch", disabled=not st.session_state.get("lbl_component"))
-        c2.button("Reject", icon=":material/close:", on_click=decide_chosen, args=(False,), key="lbl_reject",
-                  width="stretch", disabled=not st.session_state.get("lbl_component"))
+        c1, c2, c3 = st.columns(3)
+        c1.button("Next", icon=":material/skip_next:", on_click=next_undecided, key="lbl_next_cosmic",
+                  width="stretch", disabled=len(decided) == n_proposed, shortcut="K",
+                  help="Choose the next undecided cosmic and centre the view on it.")
+        c2.button("Accept", icon=":material/check:", on_click=decide_chosen, args=(True,), key="lbl_accept",
+                  width="stretch", disabled=not st.session_state.get("lbl_component"), shortcut="A")
+        c3.button("Reject", icon=":material/close:", on_click=decide_chosen, args=(False,), key="lbl_reject",
+                  width="stretch", disabled=not st.session_state.get("lbl_component"), shortcut="X")
         click_keeps = st.radio("A click with *Pick cosmics*", [True, False], key="lbl_click", horizontal=True,
                                format_func=lambda k: "accepts" if k else "rejects")
 
@@ -432,10 +466,15 @@ with tools_col:
     picking = TOOLS[tool] == "point"
     erase = st.toggle("Erase (strokes remove cosmic pixels)", key="lbl_erase", persist_state="session")
     brush = st.slider("Brush size (frame pixels)", 1, 25, 1, key="lbl_brush", persist_state="session")
+    s1, s2 = st.columns(2)
+    s1.button("Smaller brush", on_click=step_setting, args=("lbl_brush", BRUSH_SIZES, -1), key="lbl_brush_down",
+              type="tertiary", shortcut="V")
+    s2.button("Larger brush", on_click=step_setting, args=("lbl_brush", BRUSH_SIZES, 1), key="lbl_brush_up",
+              type="tertiary", shortcut="B")
 
     st.markdown("#### Zoom")
     height, width = frame.height, frame.width
-    zooms = [z for z in ZOOMS if z == 1 or max(height, width) / z >= 8]
+    zooms = zoom_levels()
     if st.session_state.get("lbl_zoom") not in zooms:
         st.session_state["lbl_zoom"] = zooms[0]
     for name, size in (("lbl_row", height), ("lbl_col", width)):
@@ -444,6 +483,11 @@ with tools_col:
         st.session_state.setdefault(name, size // 2)
     zoom = st.select_slider("Zoom factor", zooms, key="lbl_zoom", persist_state="session",
                             format_func=lambda z: f"{z}×")
+    s1, s2 = st.columns(2)
+    s1.button("Zoom out", on_click=step_setting, args=("lbl_zoom", zooms, -1), key="lbl_zoom_out", type="tertiary",
+              shortcut="O")
+    s2.button("Zoom in", on_click=step_setting, args=("lbl_zoom", zooms, 1), key="lbl_zoom_in", type="tertiary",
+              shortcut="I")
     z1, z2 = st.columns(2)
     z1.slider("Centre row", 0, height - 1, key="lbl_row", persist_state="session", disabled=zoom == 1)
     z2.slider("Centre column", 0, width - 1, key="lbl_col", persist_state="session", disabled=zoom == 1)
@@ -462,6 +506,9 @@ with tools_col:
         disabled=not cosmics,
     )
 
+    with st.expander("Keyboard shortcuts", icon=":material/keyboard:"):
+        st.markdown("\n".join(["| key | does |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in SHORTCUTS.items()])
+                    + "\n\nNot while typing in a field. Click the page outside a field first.")
     with st.expander("Display: contrast, gamma, mask colour", expanded=False):
         low, high = st.slider("Contrast (percentiles)", 0.0, 100.0, (1.0, 99.5), 0.1, key="lbl_contrast",
                               persist_state="session",
@@ -557,7 +604,7 @@ with canvas_col:
                    f"({changes.added_pixels} added, {changes.removed_pixels} removed); saved with the mask, with the "
                    "proposal it came from.")
     b1, b2, _ = st.columns([1, 1, 1])
-    b1.button("Undo", icon=":material/undo:", on_click=undo, width="stretch", key="lbl_undo",
+    b1.button("Undo", icon=":material/undo:", on_click=undo, width="stretch", key="lbl_undo", shortcut="U",
               disabled=not (work["undo"] or work["edited"] is not None),
               help="Undo the last change. The toolbar over the drawing area (hover over it) undoes single strokes.")
     b2.button("Discard edits", icon=":material/delete_sweep:", on_click=discard, width="stretch",
@@ -573,7 +620,7 @@ with canvas_col:
             help="Evaluations on this split were made on the older mask; they stay as they are until re-run.",
         ) if scored else True
         save = f2.form_submit_button("Save as new revision", type="primary", icon=":material/save:",
-                                     width="stretch")
+                                     width="stretch", shortcut="S")
     if save:
         if not author:
             st.error("Type your name under *Your name* in the sidebar first: every revision records who saved it.")

@@ -205,3 +205,31 @@ def test_canvas_points_map_back_to_the_frame_pixel_clicked():
     stroke = {"type": "path", "left": 0, "top": 0}
     assert clicked_pixels({"objects": [click, stroke]}, window, (32, 64)) == [(13, 25)]
     assert clicked_pixels(None, window, (32, 64)) == []
+
+
+def test_shortcut_buttons_step_brush_and_zoom_and_choose_the_next_undecided_cosmic(home, monkeypatch):
+    at = _label_page()
+    demo = db.list_datasets()[0]
+    frame = db.list_frames(demo.id)[0]
+    assert _in_process(monkeypatch)(db.start_prediction(demo.id, _lacosmic_run(demo.id), frame_ids=[frame.id])) == 0
+    (proposal,) = db.frame_proposals(frame.id)
+    labels = label(db.proposal_mask(proposal.id), connectivity=2)
+    at.run()
+    at.radio(key="lbl_base").set_value(f"proposal:{proposal.id}").run()
+    assert "| K | choose the next undecided proposed cosmic |" in "\n".join(m.value for m in at.markdown)
+
+    at.button(key="lbl_brush_up").click().run()
+    at.button(key="lbl_zoom_in").click().run()
+    assert (at.slider(key="lbl_brush").value, at.select_slider(key="lbl_zoom").value) == (2, 2)
+    at.button(key="lbl_zoom_out").click().run()
+    at.button(key="lbl_brush_down").click().run()
+    assert (at.slider(key="lbl_brush").value, at.select_slider(key="lbl_zoom").value) == (1, 1)
+
+    at.button(key="lbl_next_cosmic").click().run()  # the first undecided: #1, the view centred on it
+    rows, cols = np.nonzero(labels == 1)
+    assert at.selectbox(key="lbl_component").value == 1
+    assert (at.slider(key="lbl_row").value, at.slider(key="lbl_col").value) == (int(rows.mean()), int(cols.mean()))
+    at.button(key="lbl_accept").click().run()
+    at.button(key="lbl_next_cosmic").click().run()
+    assert at.selectbox(key="lbl_component").value == 2
+    assert not at.exception

@@ -1,4 +1,5 @@
-"""In a real browser: a click with *Pick cosmics* rejects exactly the proposed cosmic under it.
+"""In a real browser: a click with *Pick cosmics* rejects exactly the proposed cosmic under it, and the
+keyboard shortcuts choose, accept and save.
 
 The click goes through the drawing canvas (a custom component AppTest cannot drive); the proposal
 is LA Cosmic's, made before the page opens.
@@ -38,7 +39,7 @@ def store(server, monkeypatch):
     db.reset()
 
 
-def test_a_click_with_pick_cosmics_rejects_the_cosmic_under_it(server, page, store):
+def test_a_click_with_pick_cosmics_rejects_the_cosmic_under_it_and_keys_accept_and_save(server, page, store):
     from db.models import Run
 
     url, _ = server
@@ -89,7 +90,14 @@ def test_a_click_with_pick_cosmics_rejects_the_cosmic_under_it(server, page, sto
     page.mouse.up()
     page.get_by_text("1 rejected").wait_for(timeout=30_000)
     wait_idle(page)
-    page.get_by_role("button", name="Save as new revision").click()
+    # Keyboard: K chooses the first undecided cosmic, A accepts it; S saves.
+    page.locator("[data-testid=stMarkdown]").first.click()  # focus off any field
+    page.keyboard.press("K")
+    wait_idle(page)
+    page.keyboard.press("A")
+    page.get_by_text("1 accepted").wait_for(timeout=30_000)
+    wait_idle(page)
+    page.keyboard.press("S")
     wait_for_revisions(page, store, frame.id, 2)
     assert page.locator("[data-testid=stException]").count() == 0
 
