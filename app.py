@@ -194,10 +194,13 @@ def show_evaluation(evaluation) -> None:
         return value
 
     split = getattr(evaluation, "split", "test")
-    cols = st.columns(3)
-    for col, (name, label) in zip(cols, (("f1", "F1"), ("iou", "IoU"), ("count_score", "Count score"))):
+    shown = (("f1", "F1"), ("iou", "IoU"), ("abs_count_error", "Count error"), ("count_score", "Count score"))
+    explained = {"abs_count_error": "Mean of |predicted - true| / true cosmics per frame: 0 is exact, 1 is off by as "
+                 "many as there are (counts each false cosmic as a whole error on a frame without true ones)."}
+    cols = st.columns(len(shown))
+    for col, (name, label) in zip(cols, shown):
         value = mean(name)
-        col.metric(f"{label} ({split})", "n/a" if value is None else f"{value:.3f}")
+        col.metric(f"{label} ({split})", "n/a" if value is None else f"{value:.3f}", help=explained.get(name))
 
 
 if routing_active():
