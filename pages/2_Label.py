@@ -8,9 +8,10 @@ from streamlit_drawable_canvas import st_canvas
 
 import db
 from segcore import io
-from segcore.components import apply_decisions, component_at, proposal_changes
+from segcore.components import apply_decisions, component_at, extent_at, proposal_changes
 from segcore.errors import SegcoreError
 from segcore.metrics import count_cosmics, label_cosmics, n_cosmics
+from segcore.preprocess import excess_significance
 from ui.common import (
     SPLIT_LABELS,
     author_input,
@@ -59,7 +60,7 @@ BRUSH_SIZES = list(range(1, 26))
 SHORTCUTS = {
     "N / P": "next / previous frame", "S": "save", "U": "undo",
     "K": "choose the next undecided proposed cosmic", "A / X": "accept / reject the chosen cosmic",
-    "Shift+A / Shift+X": "accept all / reject all", "B / V": "larger / smaller brush", "I / O": "zoom in / out",
+    "Shift+A / Shift+X": "accept all / reject all", "E": "set the chosen cosmic's extent at k sigma", "B / V": "larger / smaller brush", "I / O": "zoom in / out",
 }
 METRICS = {"iou": "IoU", "f1": "F1", "count_score": "Count score", "object_recall": "Cosmics found"}
 
@@ -296,7 +297,7 @@ def has_edits(work: dict) -> bool:
 
 
 def keep_for_undo(work: dict) -> None:
-    work["undo"] = (work["undo"] + [(work["mask"], dict(work["decisions"]))])[-MAX_UNDO:]
+    work["undo"] = (work["undo"] + [(work["mask"], dict(work["decisions"]), work["labels"])])[-MAX_UNDO:]
 
 
 def fold_strokes(work: dict) -> None:
@@ -312,7 +313,7 @@ def undo() -> None:
     if work["edited"] is not None and not np.array_equal(work["edited"], work["mask"]):
         work["edited"] = None  # strokes on the canvas only: drop them
     elif work["undo"]:
-        work["mask"], work["decisions"] = work["undo"].pop()
+        work["mask"], work["decisions"], work["labels"] = work["undo"].pop()
         work["edited"] = None
     new_canvas()
 
@@ -330,6 +331,30 @@ def decide(labels_decided: dict[int, bool]) -> None:
     keep_for_undo(work)
     work["mask"] = apply_decisions(work["mask"], work["labels"], labels_decided)
     work["decisions"] = {**work["decisions"], **labels_decided}
+    new_canvas()
+
+
+@st.cache_resource(max_entries=2, show_spinner="Measuring the frame's local signal...")
+def frame_significance(path: str) -> np.ndarray:
+    return excess_significance(io.read_frame(path))
+
+
+def set_extent() -> None:
+    """Grow or shrink the chosen proposed cosmic to its signal above k sigma; it counts as accepted."""
+    chosen = st.session_state.get("lbl_component")
+    if not chosen:
+        return
+    work = current_work()
+    fold_strokes(work)
+    keep_for_undo(work)
+    old = work["labels"] == chosen
+    new = extent_at(frame_significance(str(frame.path)), work["labels"], chosen, st.session_state["lbl_extent_k"])
+    work["mask"] = (work["mask"] & ~old) | new
+    labels = work["labels"].copy()
+    labels[old] = 0
+    labels[new] = chosen
+    work["labels"] = labels
+    work["decisions"] = {**work["decisions"], chosen: True}
     new_canvas()
 
 
@@ -452,6 +477,12 @@ with tools_col:
                   width="stretch", disabled=not st.session_state.get("lbl_component"), shortcut="A")
         c3.button("Reject", icon=":material/close:", on_click=decide_chosen, args=(False,), key="lbl_reject",
                   width="stretch", disabled=not st.session_state.get("lbl_component"), shortcut="X")
+        g1, g2 = st.columns([2, 1], vertical_alignment="bottom")
+        g1.slider("Extent: signal above k sigma", 1.0, 10.0, 3.0, 0.5, key="lbl_extent_k", persist_state="session",
+                  help="The chosen cosmic's pixels above k times the local noise, with the pixels above it joined "
+                  "to them (up to 8 pixels out): lower k grows it, higher k shrinks it.")
+        g2.button("Set extent", icon=":material/open_in_full:", on_click=set_extent, key="lbl_extent",
+                  width="stretch", disabled=not st.session_state.get("lbl_component"), shortcut="E")
         click_keeps = st.radio("A click with *Pick cosmics*", [True, False], key="lbl_click", horizontal=True,
                                format_func=lambda k: "accepts" if k else "rejects")
 

@@ -16,7 +16,10 @@ import numpy as np
 
 from .metrics import label_cosmics
 
-__all__ = ["ProposalChanges", "apply_decisions", "component_at", "proposal_changes"]
+__all__ = ["ProposalChanges", "apply_decisions", "component_at", "extent_at", "proposal_changes"]
+
+#: How far (pixels) a cosmic may grow beyond its proposed outline in one step.
+GROW_REACH = 8
 
 
 def _bool_mask(mask, name: str) -> np.ndarray:
@@ -73,6 +76,46 @@ def component_at(labels, row: int, col: int, reach: int = 2) -> int:
     distance = np.maximum(np.abs(found[:, 0] + r0 - row), np.abs(found[:, 1] + c0 - col))
     nearest = found[np.argmin(distance)]
     return int(window[nearest[0], nearest[1]])
+
+
+def extent_at(significance, labels, label: int, k: float, reach: int = GROW_REACH) -> np.ndarray:
+    """A cosmic's extent at ``k`` sigma of its local signal: grown or shrunk from its proposed outline.
+
+    Parameters
+    ----------
+    significance : (H, W) excess over the local background in noise units, as from
+        ``segcore.preprocess.excess_significance(frame)``.
+    labels : (H, W) component labels of the proposal; ``label`` names the cosmic.
+    k : the threshold in noise units: lower grows the cosmic, higher shrinks it.
+    reach : it grows at most this many pixels beyond its outline's bounding box.
+
+    Returns
+    -------
+    bool (H, W): the pixels above ``k`` 8-connected to the cosmic's own pixels above ``k``, within
+    ``reach``; the cosmic's most significant pixel alone when none of its pixels is above ``k``.
+    """
+    from scipy import ndimage
+
+    significance = np.asarray(significance, np.float32)
+    labels = np.asarray(labels)
+    if significance.shape != labels.shape:
+        raise ValueError(f"significance is {significance.shape} but the labels are {labels.shape}")
+    cosmic = labels == label
+    if not cosmic.any():
+        raise ValueError(f"no cosmic labelled {label}")
+    rows, cols = np.nonzero(cosmic)
+    window = (slice(max(0, rows.min() - reach), rows.max() + reach + 1),
+              slice(max(0, cols.min() - reach), cols.max() + reach + 1))
+    above = significance[window] > k
+    seeds = cosmic[window] & above
+    if not seeds.any():
+        local = np.where(cosmic[window], significance[window], -np.inf)
+        seeds = np.zeros_like(above)
+        seeds[np.unravel_index(np.argmax(local), local.shape)] = True
+    regions, _ = ndimage.label(above | seeds, structure=np.ones((3, 3), bool))
+    result = np.zeros(labels.shape, bool)
+    result[window] = np.isin(regions, np.unique(regions[seeds]))
+    return result
 
 
 @dataclass(frozen=True)

@@ -233,3 +233,36 @@ def test_shortcut_buttons_step_brush_and_zoom_and_choose_the_next_undecided_cosm
     at.button(key="lbl_next_cosmic").click().run()
     assert at.selectbox(key="lbl_component").value == 2
     assert not at.exception
+
+
+def test_set_extent_grows_the_chosen_cosmic_to_its_signal_and_undo_takes_it_back(home, monkeypatch):
+    from segcore.components import extent_at
+    from segcore.preprocess import excess_significance
+
+    at = _label_page()
+    demo = db.list_datasets()[0]
+    frame = db.list_frames(demo.id)[0]
+    assert _in_process(monkeypatch)(db.start_prediction(demo.id, _lacosmic_run(demo.id), frame_ids=[frame.id])) == 0
+    (proposal,) = db.frame_proposals(frame.id)
+    proposed = db.proposal_mask(proposal.id)
+    labels = label(proposed, connectivity=2)
+    at.run()
+    at.text_input(key="_author_box").input("Ada").run()
+    at.radio(key="lbl_base").set_value(f"proposal:{proposal.id}").run()
+
+    at.selectbox(key="lbl_component").set_value(1).run()
+    at.slider(key="lbl_extent_k").set_value(1.0).run()
+    at.button(key="lbl_extent").click().run()
+    grown = extent_at(excess_significance(db.read_frame(frame.id)), labels, 1, 1.0)
+    expected = (proposed & (labels != 1)) | grown
+    assert _metrics(at)["Cosmic pixels"] == str(int(expected.sum()))
+    assert grown.sum() != (labels == 1).sum()  # it did change
+    at.button(key="lbl_undo").click().run()
+    assert _metrics(at)["Cosmic pixels"] == str(int(proposed.sum()))
+    at.button(key="lbl_extent").click().run()
+    _button(at, "Save as new revision").click().run()
+
+    np.testing.assert_array_equal(db.current_mask(frame.id), expected)
+    revision = db.current_revision(frame.id)
+    assert (revision.source, revision.changed_cosmics) == ("corrected", 1)
+    assert revision.changed_pixels == int((expected ^ proposed).sum())

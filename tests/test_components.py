@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from skimage.measure import label
 
-from segcore.components import apply_decisions, component_at, proposal_changes
+from segcore.components import apply_decisions, component_at, extent_at, proposal_changes
 from segcore.metrics import label_cosmics
 
 
@@ -58,3 +58,32 @@ def test_changes_from_the_proposal_count_pixels_and_cosmics(edit, pixels, cosmic
 def test_changes_refuse_masks_of_different_sizes():
     with pytest.raises(ValueError, match="proposal is"):
         proposal_changes(np.zeros((4, 4)), np.zeros((4, 5)))
+
+
+def _rings():
+    """Significance 10 at the centre (5, 5), 4 on the ring around it, 2 on the next ring, 0 beyond."""
+    significance = np.zeros((11, 11), np.float32)
+    significance[3:8, 3:8] = 2
+    significance[4:7, 4:7] = 4
+    significance[5, 5] = 10
+    labels = np.zeros((11, 11), np.int32)
+    labels[5, 5] = labels[5, 6] = 1  # the proposed cosmic: the centre and one ring pixel
+    return significance, labels
+
+
+@pytest.mark.parametrize("k, pixels", [(1.0, 25), (3.0, 9), (5.0, 1), (20.0, 1)])
+def test_a_cosmic_grows_or_shrinks_to_its_signal_above_k(k, pixels):
+    significance, labels = _rings()
+    extent = extent_at(significance, labels, 1, k)
+    assert extent.sum() == pixels
+    assert extent[5, 5]  # the most significant pixel stays, even above every k
+    assert extent.sum() == (significance > k).sum() or k == 20.0
+
+
+def test_growth_stops_at_its_reach():
+    significance = np.full((40, 40), 5.0, np.float32)  # signal everywhere: only the reach limits it
+    labels = np.zeros((40, 40), np.int32)
+    labels[20, 20] = 1
+    extent = extent_at(significance, labels, 1, 3.0, reach=2)
+    rows, cols = np.nonzero(extent)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (18, 22, 18, 22)
