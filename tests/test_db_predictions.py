@@ -308,7 +308,8 @@ def test_a_proposal_of_another_frame_is_refused(labelled, no_process):
         db.save_mask_revision(other.id, np.zeros((64, 64), bool), source="corrected")
 
 
-def test_migration_0005_downgrades_keeping_corrected_masks_as_drawn(labelled, no_process):
+def test_migration_0005_downgrades_keeping_corrected_masks_as_drawn(labelled_anywhere, no_process):
+    labelled = labelled_anywhere
     from sqlalchemy import inspect, text
 
     from db.session import get_engine
