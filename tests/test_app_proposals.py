@@ -266,3 +266,21 @@ def test_set_extent_grows_the_chosen_cosmic_to_its_signal_and_undo_takes_it_back
     revision = db.current_revision(frame.id)
     assert (revision.source, revision.changed_cosmics) == ("corrected", 1)
     assert revision.changed_pixels == int((expected ^ proposed).sum())
+
+
+def test_the_predict_form_offers_every_split_and_predicts_the_real_frames(home):
+    at = _label_page()
+    demo = db.list_datasets()[0]
+    run_id = _lacosmic_run(demo.id)
+    at.run()
+    assert at.radio(key="lbl_predict_scope").options == [
+        "This frame", "Split: Train (4)", "Split: Validation (2)", "Split: Test (2)", "Split: Real (no masks) (1)",
+        "The whole dataset"]
+
+    at.selectbox(key="lbl_predict_run").set_value(run_id)
+    at.radio(key="lbl_predict_scope").set_value("real")
+    _button(at, "Predict").click().run()
+
+    (job,) = db.list_predictions(demo.id)
+    assert (job.scope, job.frame_ids, job.run_id) == ("real", tuple(f.id for f in db.list_frames(demo.id, "real")), run_id)
+    assert db.wait_for_prediction(job.id, timeout=TIMEOUT).status == "finished"

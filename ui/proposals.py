@@ -9,14 +9,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui.common import flash, show_error
+from ui.common import SPLIT_LABELS, flash, show_error
 from ui.images import Window, resize_nearest, to_rgb
 from ui.run_views import STATUS_ICONS, is_lacosmic
 
 #: Proposal cosmics not decided yet, and rejected ones (shown faintly where they were).
 UNDECIDED_COLOR = (255, 170, 0)
 REJECTED_COLOR = (60, 160, 255)
-SCOPES = {"frame": "This frame", "split": "This frame's split", "dataset": "The whole dataset"}
 
 
 def proposal_overlay(
@@ -123,15 +122,17 @@ def predict_form(dataset, frame) -> None:
             index=1 if by_id else 0,
             help="Any finished run, trained on any dataset; LA Cosmic needs no training at all.")
         upload = st.file_uploader("Model file (.keras), for an uploaded model", type=["keras"], key="lbl_predict_file")
-        scope = st.radio("Frames", list(SCOPES), format_func=lambda s: SCOPES[s].replace("split", f"split ({frame.split})"),
-                         key="lbl_predict_scope", horizontal=False)
+        splits = [s for s in SPLIT_LABELS if dataset.frames.get(s)]
+        scope = st.radio("Frames", ["frame", *splits, "dataset"], key="lbl_predict_scope",
+                         format_func=lambda s: "This frame" if s == "frame" else "The whole dataset" if s == "dataset"
+                         else f"Split: {SPLIT_LABELS[s]} ({dataset.frames[s]})")
         threshold = st.number_input("Threshold (empty: the model's own)", 0.01, 0.99, value=None, step=0.05,
                                     key="lbl_predict_threshold",
                                     help="Pixels above this probability are proposed. LA Cosmic has none.")
         go = st.form_submit_button("Predict", icon=":material/auto_awesome:", type="primary")
     if not go:
         return
-    where = {"frame": dict(frame_ids=[frame.id]), "split": dict(split=frame.split), "dataset": {}}[scope]
+    where = dict(frame_ids=[frame.id]) if scope == "frame" else {} if scope == "dataset" else dict(split=scope)
     try:
         if run_id == 0:
             if upload is None:
