@@ -132,7 +132,7 @@ Predictions (``db.predictions``): proposals for any frames, kept apart from grou
 ``prediction_models() -> list[RunInfo]`` the runs (any dataset) that can predict now.
 ``propose_from_evaluation(result_id) -> Proposal`` an evaluation's predicted mask of a frame as a proposal
     (once; a finished job of scope "evaluation").
-``frame_proposals(frame_id) -> list[Proposal]`` (newest first); ``get_proposal(id)``;
+Proposals (``db.proposals``): ``frame_proposals(frame_id) -> list[Proposal]`` (newest first); ``get_proposal(id)``;
     ``proposal_mask(id) -> bool (H, W)``; ``proposal_probabilities(id) -> float32 (H, W) | None``
 ``save_mask_revision(..., proposal_id=N)`` records the proposal, its run and the pixels and cosmics
     changed from it (source "predicted" when unchanged, else "corrected").
@@ -217,20 +217,22 @@ from .evaluations import EvaluationInfo, evaluate_run, evaluations_on_older_mask
 from .classical import LACOSMIC_PARAMETERS, TUNED_PARAMETERS, start_lacosmic_run
 from .predictions import (
     PredictionInfo,
-    Proposal,
     cancel_prediction,
-    frame_proposals,
-    prediction_models,
-    propose_from_evaluation,
     get_prediction,
-    get_proposal,
     list_predictions,
     prediction_log,
-    proposal_mask,
-    proposal_probabilities,
+    prediction_models,
     refresh_prediction_states,
     start_prediction,
     wait_for_prediction,
+)
+from .proposals import (
+    Proposal,
+    frame_proposals,
+    get_proposal,
+    proposal_mask,
+    proposal_probabilities,
+    propose_from_evaluation,
 )
 from .results import (
     cleaned_frame,

@@ -22,7 +22,7 @@ from segcore import io
 from segcore.errors import InputFileError
 
 from .errors import NotFound, RefusedFile, StoreError
-from .models import MASK_SOURCES, Dataset, EvaluationResult, Evaluation, Frame, MaskRevisionRow
+from .models import MASK_SOURCES, Dataset, Frame, MaskRevisionRow
 from .paths import from_stored, remove_file, to_stored, token
 from .session import session_scope
 
@@ -208,7 +208,7 @@ def save_mask_revision(
         return _save(frame_id, checked, source=source, author=author, comment=comment, run_id=run_id)
     from segcore.components import proposal_changes
 
-    from .predictions import get_proposal
+    from .proposals import get_proposal
 
     made = get_proposal(proposal_id)
     if made.frame_id != frame_id:
@@ -301,7 +301,7 @@ def restore_revision(revision_id: int, author: str = "", comment: str | None = N
 def adopt_prediction(result_id: int, author: str = "", comment: str | None = None) -> MaskRevision:
     """Make a run's predicted mask for one evaluated image the frame's current mask; it goes through
     a proposal (``db.predictions.propose_from_evaluation``), which the revision records."""
-    from .predictions import propose_from_evaluation
+    from .proposals import propose_from_evaluation
 
     proposal = propose_from_evaluation(result_id)
     mask = io.read_mask(proposal.mask_path)

@@ -5,7 +5,8 @@ A job is recorded here and done by its own process (``python -m db.prediction_wo
 so a browser refresh neither stops nor repeats it; the app reads its progress. Each frame's
 result is a *proposal* (its own table, with the model and threshold that made it), never
 ground truth: it becomes a mask only when an expert saves it, and the saved revision records
-which proposal it came from (:func:`db.masks.save_mask_revision`).
+which proposal it came from (:func:`db.masks.save_mask_revision`); reading proposals is
+:mod:`db.proposals`.
 
 Files: ``<COSMICS_HOME>/predictions/<job id>/`` holds the job's log, an uploaded model, and per
 frame ``<frame id>.png`` (the 0/1 proposal) and ``<frame id>.npy`` (float16 cosmic
@@ -22,11 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 from sqlalchemy import select, update
 
 from .errors import NotFound, StoreError
-from .models import ACTIVE_STATUSES, FALLBACK_THRESHOLD, SPLITS, Dataset, Frame, PredictionJob, ProposalRow, Run, utcnow
+from .models import ACTIVE_STATUSES, FALLBACK_THRESHOLD, SPLITS, Dataset, Frame, PredictionJob, Run, utcnow
 from .paths import from_stored, remove_tree, to_stored
 from .processes import LOG_FILE, create_time, is_worker_of, kill_process_group, process_alive, spawn_worker
 from .session import database_url, home, session_scope
@@ -34,17 +34,11 @@ from .session import database_url, home, session_scope
 __all__ = [
     "PREDICTION_WORKER",
     "PredictionInfo",
-    "Proposal",
     "cancel_prediction",
     "prediction_models",
-    "propose_from_evaluation",
-    "frame_proposals",
     "get_prediction",
-    "get_proposal",
     "list_predictions",
     "prediction_log",
-    "proposal_mask",
-    "proposal_probabilities",
     "refresh_prediction_states",
     "start_prediction",
     "wait_for_prediction",
@@ -97,24 +91,6 @@ class PredictionInfo:
         return min(1.0, self.frames_done / self.frames_total) if self.frame_ids else 0.0
 
 
-@dataclass(frozen=True)
-class Proposal:
-    """One frame's proposed mask; ground truth only once an expert saves it."""
-
-    id: int
-    job_id: int
-    frame_id: int
-    run_id: int | None
-    model_source: str
-    model_name: str
-    threshold: float
-    mask_path: Path
-    probabilities_path: Path | None
-    cosmic_pixels: int
-    cosmics: int
-    created: datetime
-
-
 def _info(row: PredictionJob) -> PredictionInfo:
     return PredictionInfo(
         id=row.id,
@@ -138,23 +114,6 @@ def _info(row: PredictionJob) -> PredictionInfo:
         heartbeat=row.heartbeat,
         error=row.error,
         folder=from_stored(row.folder),
-    )
-
-
-def _proposal(row: ProposalRow, job: PredictionJob) -> Proposal:
-    return Proposal(
-        id=row.id,
-        job_id=row.job_id,
-        frame_id=row.frame_id,
-        run_id=job.run_id,
-        model_source=job.model_source,
-        model_name=job.model_name,
-        threshold=row.threshold,
-        mask_path=from_stored(row.mask_path),
-        probabilities_path=from_stored(row.probabilities_path) if row.probabilities_path else None,
-        cosmic_pixels=row.cosmic_pixels,
-        cosmics=row.cosmics,
-        created=row.created,
     )
 
 
@@ -404,20 +363,6 @@ def prediction_log(job_id: int, tail: int = 100) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-tail:])
 
 
-def frame_proposals(frame_id: int) -> list[Proposal]:
-    """Every proposal made for a frame, newest first."""
-    with session_scope(write=False) as session:
-        if session.get(Frame, frame_id) is None:
-            raise NotFound(f"frame {frame_id} does not exist")
-        rows = session.execute(
-            select(ProposalRow, PredictionJob)
-            .join(PredictionJob, PredictionJob.id == ProposalRow.job_id)
-            .where(ProposalRow.frame_id == frame_id)
-            .order_by(ProposalRow.id.desc())
-        ).all()
-        return [_proposal(row, job) for row, job in rows]
-
-
 def prediction_models() -> list:
     """The runs of every dataset that can predict (newest first): training runs that are not
     active and have a model file, and finished LA Cosmic runs; as ``RunInfo``."""
@@ -433,72 +378,3 @@ def prediction_models() -> list:
                 continue
             usable.append(run.id)
     return [get_run(run_id) for run_id in usable]
-
-
-def propose_from_evaluation(result_id: int) -> Proposal:
-    """An evaluation's predicted mask of one frame as a proposal (made once, then reused), so a mask
-    saved from it records its run and what was changed, like one from a prediction job."""
-    from .models import Evaluation, EvaluationResult
-
-    with session_scope() as session:
-        result = session.get(EvaluationResult, result_id)
-        if result is None:
-            raise NotFound(f"evaluation result {result_id} does not exist")
-        if result.frame_id is None or not result.prediction_path:
-            raise StoreError(f"evaluation result {result_id} has no stored frame or predicted mask")
-        for job, proposal in session.execute(
-            select(PredictionJob, ProposalRow).join(ProposalRow, ProposalRow.job_id == PredictionJob.id)
-            .where(ProposalRow.frame_id == result.frame_id, PredictionJob.scope == "evaluation")
-        ).all():
-            if (job.params or {}).get("evaluation_result_id") == result_id:
-                return _proposal(proposal, job)
-        evaluation = session.get(Evaluation, result.evaluation_id)
-        run = session.get(Run, evaluation.run_id)
-        frame = session.get(Frame, result.frame_id)
-        dataset = session.get(Dataset, frame.dataset_id)
-        name = f"{run.name} (LA Cosmic)" if run.kind == "lacosmic" else run.name
-        job = PredictionJob(
-            dataset_id=dataset.id, dataset_name=dataset.name, run_id=run.id, model_source=run.kind,
-            model_name=f"{name}, evaluation {evaluation.id}", params={"evaluation_result_id": result_id},
-            threshold=evaluation.threshold, scope="evaluation", frame_ids=[frame.id], status="finished",
-            frames_done=1, precision=evaluation.precision, ended_at=utcnow(),
-        )
-        session.add(job)
-        session.flush()
-        folder = prediction_dir(job.id)
-        remove_tree(folder)
-        folder.mkdir(parents=True)
-        job.folder = to_stored(folder)
-        from segcore import io
-        from segcore.metrics import n_cosmics
-
-        mask = io.read_mask(from_stored(result.prediction_path), shape=(frame.height, frame.width))
-        target = folder / f"{frame.id}.png"
-        io.write_mask(target, mask)
-        row = ProposalRow(job_id=job.id, frame_id=frame.id, threshold=evaluation.threshold,
-                          mask_path=to_stored(target), cosmic_pixels=int(mask.sum()), cosmics=n_cosmics(mask))
-        session.add(row)
-        session.flush()
-        return _proposal(row, job)
-
-
-def get_proposal(proposal_id: int) -> Proposal:
-    with session_scope(write=False) as session:
-        row = session.get(ProposalRow, proposal_id)
-        if row is None:
-            raise NotFound(f"proposal {proposal_id} does not exist")
-        return _proposal(row, session.get(PredictionJob, row.job_id))
-
-
-def proposal_mask(proposal_id: int) -> np.ndarray:
-    """The proposed mask, bool (H, W)."""
-    from segcore import io
-
-    return io.read_mask(get_proposal(proposal_id).mask_path)
-
-
-def proposal_probabilities(proposal_id: int) -> np.ndarray | None:
-    """The cosmic probabilities the proposal was thresholded from (float32 (H, W); stored as
-    float16), or None for a detector without probabilities (LA Cosmic)."""
-    path = get_proposal(proposal_id).probabilities_path
-    return None if path is None else np.load(path).astype(np.float32)
