@@ -19,7 +19,10 @@ A model is scored at its own threshold (chosen on validation frames after traini
 LA Cosmic is tuned on the Validation split (``segcore.classical.tune_lacosmic``, pooled pixel
 F1) unless ``--no-tune``; it gives masks, not probabilities, so its curves are one operating
 point joined to "nothing marked" and "everything marked": its precision at 95 % recall is the
-share of cosmic pixels in the split unless its mask itself reaches 95 % recall.
+share of cosmic pixels in the split unless its mask itself reaches 95 % recall. The row
+"LA Cosmic, sigclip swept" gives it a curve as papers do, by sweeping its detection
+threshold: a pixel's score is the highest of ``--sweep`` sigclips (the tuned objlim and
+sigfrac) at which it is marked; only the curve numbers apply to that row.
 Appends a section to ``bench/RESULTS.md`` unless ``--no-record``.
 """
 
@@ -76,7 +79,28 @@ def score_lacosmic(data: Path, pairs, tune: bool):
         params, ranking = tune_lacosmic(read_pairs(validation), tuning_grid())
         note = (f"tuned on {len(validation)} validation frames: sigclip {params.sigclip}, objlim {params.objlim}, "
                 f"sigfrac {params.sigfrac} (validation pooled F1 {ranking[0][1]['f1']:.3f})")
-    return evaluate_detector(lambda frame: lacosmic_mask(frame, params), pairs), note
+    return evaluate_detector(lambda frame: lacosmic_mask(frame, params), pairs), note, params
+
+
+def sweep_lacosmic(pairs, sigclips, base) -> tuple:
+    """The pixel histogram of LA Cosmic's score: the highest sigclip at which each pixel is marked."""
+    import dataclasses
+
+    import numpy as np
+
+    from segcore.classical import lacosmic_mask
+    from segcore.curves import ProbabilityHistogram
+    from segcore.data import read_pairs
+
+    ordered = sorted(sigclips, reverse=True)
+    histogram = ProbabilityHistogram()
+    for frame, true in read_pairs(pairs):
+        score = np.zeros(frame.shape, np.float32)
+        for rank, sigclip in enumerate(ordered):
+            marked = lacosmic_mask(frame, dataclasses.replace(base, sigclip=sigclip)) & (score == 0)
+            score[marked] = 1.0 - (rank + 1) / (len(ordered) + 1)  # higher sigclip, higher score
+        histogram.add(true, score)
+    return histogram
 
 
 def row(name: str, result, seconds: float) -> list:
@@ -103,6 +127,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=512, help="simulated frame side")
     parser.add_argument("--no-lacosmic", action="store_true")
     parser.add_argument("--no-tune", action="store_true", help="LA Cosmic with its default parameters")
+    parser.add_argument("--sweep", type=float, nargs="*", default=[2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 8, 10, 15, 20],
+                        help="sigclips of LA Cosmic's curve (none: no sweep)")
     parser.add_argument("--no-record", action="store_true", help="print, do not append to RESULTS.md")
     parser.add_argument("--results", default=str(common.RESULTS))
     args = parser.parse_args()
@@ -120,10 +146,16 @@ def main() -> int:
         rows.append(row(f"model {Path(path).name} (threshold {result.threshold:g})", result, time.perf_counter() - started))
     if not args.no_lacosmic:
         started = time.perf_counter()
-        result, note = score_lacosmic(data, pairs, tune=not args.no_tune)
+        result, note, params = score_lacosmic(data, pairs, tune=not args.no_tune)
         rows.append(row("LA Cosmic", result, time.perf_counter() - started))
         recall = result.pooled["recall"]
         notes.append(f"LA Cosmic: {note}; its mask's own pixel recall is {recall:.3f}.")
+        if args.sweep:
+            started = time.perf_counter()
+            numbers = sweep_lacosmic(pairs, args.sweep, params).headline()
+            rows.append([f"LA Cosmic, sigclip swept {min(args.sweep):g}..{max(args.sweep):g}",
+                         *(_fmt(numbers[key]) if key in numbers else "–" for key, _ in COLUMNS),
+                         "–", "–", "–", f"{time.perf_counter() - started:.0f} s"])
     header = ["detector", *(label for _, label in COLUMNS), "mean abs count error", "count score",
               "predicted / true cosmics", "time (incl. tuning)"]
     lines = section_header("Detection metrics the literature reports", "detection_metrics.py")
