@@ -133,7 +133,8 @@ Predictions (``db.predictions``): proposals for any frames, kept apart from grou
 ``propose_from_evaluation(result_id) -> Proposal`` an evaluation's predicted mask of a frame as a proposal
     (once; a finished job of scope "evaluation").
 Proposals (``db.proposals``): ``frame_proposals(frame_id) -> list[Proposal]`` (newest first); ``get_proposal(id)``;
-    ``proposal_mask(id) -> bool (H, W)``; ``proposal_probabilities(id) -> float32 (H, W) | None``
+    ``proposal_mask(id) -> bool (H, W)``; ``proposal_probabilities(id) -> float32 (H, W) | None``;
+    ``proposed_frames(dataset_id) -> set[frame id]`` (a proposal newer than the frame's saved mask)
 ``save_mask_revision(..., proposal_id=N)`` records the proposal, its run and the pixels and cosmics
     changed from it (source "predicted" when unchanged, else "corrected").
 
@@ -232,6 +233,7 @@ from .proposals import (
     get_proposal,
     proposal_mask,
     proposal_probabilities,
+    proposed_frames,
     propose_from_evaluation,
 )
 from .results import (
@@ -267,6 +269,7 @@ __all__ = [
     "cleaned_frame", "compare_per_image", "compare_runs", "epoch_metrics", "evaluation_curves", "get_evaluation", "list_evaluations", "list_runs",
     "per_image_results", "prediction_mask", "run_revisions", "runs_table",
     "PredictionInfo", "Proposal", "cancel_prediction", "frame_proposals", "get_prediction", "get_proposal",
-    "list_predictions", "prediction_log", "prediction_models", "propose_from_evaluation", "proposal_mask", "proposal_probabilities", "refresh_prediction_states",
+    "list_predictions", "prediction_log", "prediction_models", "propose_from_evaluation", "proposal_mask",
+    "proposal_probabilities", "proposed_frames", "refresh_prediction_states",
     "start_prediction", "wait_for_prediction",
 ]

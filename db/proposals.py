@@ -22,6 +22,7 @@ __all__ = [
     "get_proposal",
     "proposal_mask",
     "proposal_probabilities",
+    "proposed_frames",
     "propose_from_evaluation",
 ]
 
@@ -73,6 +74,28 @@ def frame_proposals(frame_id: int) -> list[Proposal]:
             .order_by(ProposalRow.id.desc())
         ).all()
         return [_proposal(row, job) for row, job in rows]
+
+
+def proposed_frames(dataset_id: int) -> set[int]:
+    """Ids of the dataset's frames that have a proposal made after their current mask (or have no mask)."""
+    from sqlalchemy import func
+
+    from .models import MaskRevisionRow
+
+    current = (
+        select(MaskRevisionRow.frame_id, func.max(MaskRevisionRow.created).label("saved"))
+        .group_by(MaskRevisionRow.frame_id)
+        .subquery()
+    )
+    query = (
+        select(ProposalRow.frame_id)
+        .join(Frame, Frame.id == ProposalRow.frame_id)
+        .outerjoin(current, current.c.frame_id == ProposalRow.frame_id)
+        .where(Frame.dataset_id == dataset_id, (current.c.saved.is_(None)) | (ProposalRow.created > current.c.saved))
+        .distinct()
+    )
+    with session_scope(write=False) as session:
+        return set(session.scalars(query))
 
 
 def get_proposal(proposal_id: int) -> Proposal:

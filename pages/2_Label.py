@@ -188,11 +188,19 @@ def jump() -> None:
     st.session_state["lbl_frame"] = ids[int(st.session_state["lbl_number"]) - 1]
 
 
+try:
+    proposed = db.proposed_frames(dataset.id)
+except SegcoreError:
+    proposed = set()
+
+
 def frame_label(frame_id: int) -> str:
     f = by_id[frame_id]
     text = f"{f.name} · {f.split}"
     if f.revision_id is None and f.split != "real":
         text += " · no mask"
+    if frame_id in proposed:
+        text += " · proposal to review"
     if frame_id in scores:
         text += f" · {METRICS[metric]} {scores[frame_id]:.2f}"
     return text

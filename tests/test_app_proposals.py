@@ -89,6 +89,7 @@ def test_predict_with_lacosmic_then_reject_all_and_accept_one_cosmic_saves_exact
     assert labels.max() >= 2, "the demo frame should give LA Cosmic at least two cosmics"
 
     at.run()
+    assert at.selectbox(key="lbl_frame").options[0].endswith(" · proposal to review")
     at.radio(key="lbl_base").set_value(f"proposal:{proposal.id}").run()
     assert _metrics(at)["Cosmic pixels"] == str(int(proposed.sum()))
     assert f"**{labels.max()} undecided**" in "\n".join(c.value for c in at.caption)
@@ -104,6 +105,7 @@ def test_predict_with_lacosmic_then_reject_all_and_accept_one_cosmic_saves_exact
 
     revision = db.current_revision(frame.id)
     np.testing.assert_array_equal(db.current_mask(frame.id), kept)
+    assert "proposal to review" not in at.selectbox(key="lbl_frame").options[0]
     assert (revision.source, revision.proposal_id, revision.run_id, revision.author) == (
         "corrected", proposal.id, run_id, "Ada")
     assert (revision.changed_pixels, revision.changed_cosmics) == (int(proposed.sum() - kept.sum()), labels.max() - 1)

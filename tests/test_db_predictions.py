@@ -357,3 +357,15 @@ def test_adopting_an_evaluation_prediction_goes_through_a_proposal(labelled, no_
     np.testing.assert_array_equal(db.current_mask(row.frame_id), db.prediction_mask(int(row.result_id)))
     assert again.model_name == f"model run (LA Cosmic), evaluation {evaluation.id}"
     assert [p.id for p in db.frame_proposals(row.frame_id)] == [again.id]  # made once
+
+
+def test_frames_with_a_proposal_newer_than_their_mask_are_listed(labelled, no_process):
+    run_id = _finished_run(labelled, kind="lacosmic", config={**LACosmicParams(niter=1).to_dict(), "tune": False})
+    real, train = db.list_frames(labelled, "real"), db.list_frames(labelled, "train")
+    assert no_process(db.start_prediction(labelled, run_id, frame_ids=[real[0].id, train[0].id])) == 0
+    assert db.proposed_frames(labelled) == {real[0].id, train[0].id}
+
+    (proposal,) = db.frame_proposals(train[0].id)
+    db.save_mask_revision(train[0].id, db.proposal_mask(proposal.id), author="ana", proposal_id=proposal.id)
+
+    assert db.proposed_frames(labelled) == {real[0].id}  # the saved mask is newer than its proposal
