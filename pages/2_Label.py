@@ -8,7 +8,7 @@ from streamlit_drawable_canvas import st_canvas
 
 import db
 from segcore import io
-from segcore.components import apply_decisions, component_at, extent_at, proposal_changes
+from segcore.components import component_at, proposal_changes
 from segcore.errors import SegcoreError
 from segcore.metrics import count_cosmics, label_cosmics, n_cosmics
 from segcore.preprocess import excess_significance
@@ -38,6 +38,15 @@ from ui.images import (
     thumbnail,
     zoom_window,
 )
+from ui.label_work import (
+    decide_cosmics,
+    discard_edits,
+    fold_strokes,
+    has_edits,
+    next_undecided,
+    resize_cosmic,
+    undo_last,
+)
 from ui.proposals import (
     clicked_pixels,
     prediction_jobs,
@@ -49,8 +58,6 @@ from ui.proposals import (
 )
 
 CANVAS_SIDE = 520
-#: Undo steps kept per frame (each is a full-resolution mask).
-MAX_UNDO = 30
 ZOOMS = [1, 2, 4, 8, 16, 32, 64]
 TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Pick cosmics": "point"}
 #: Splits whose masks score the runs: changing one asks for a confirmation.
@@ -286,59 +293,31 @@ def load_work(base: str) -> dict:
     elif base.startswith("proposal:"):
         proposal = proposals[base]
     mask = saved if proposal is None else db.proposal_mask(proposal.id)
+    labels = label_cosmics(mask)[1] if proposal is not None else None
     new_canvas()
     return {"key": (frame.id, base, eval_id if base == "prediction" else None), "name": frame.name,
             "base": mask.astype(bool), "saved": saved,
             "mask": mask.astype(bool).copy(), "undo": [], "edited": None, "params": None,
             "revision": frame.revision_id, "proposal": proposal,
-            "labels": label_cosmics(mask)[1] if proposal is not None else None, "decisions": {}}
+            "labels": labels, "base_labels": labels, "decisions": {}}
 
 
 def current_work() -> dict:
     return st.session_state["lbl_works"][st.session_state["_lbl_key"]]
 
 
-def has_edits(work: dict) -> bool:
-    if work["undo"] or work["edited"] is not None:
-        return True
-    return not np.array_equal(work["mask"], work["base"])
-
-
-def keep_for_undo(work: dict) -> None:
-    work["undo"] = (work["undo"] + [(work["mask"], dict(work["decisions"]), work["labels"])])[-MAX_UNDO:]
-
-
-def fold_strokes(work: dict) -> None:
-    """Strokes on the canvas become part of the mask (an undo step)."""
-    if work["edited"] is not None and not np.array_equal(work["edited"], work["mask"]):
-        keep_for_undo(work)
-        work["mask"] = work["edited"]
-    work["edited"] = None
-
-
 def undo() -> None:
-    work = current_work()
-    if work["edited"] is not None and not np.array_equal(work["edited"], work["mask"]):
-        work["edited"] = None  # strokes on the canvas only: drop them
-    elif work["undo"]:
-        work["mask"], work["decisions"], work["labels"] = work["undo"].pop()
-        work["edited"] = None
+    undo_last(current_work())
     new_canvas()
 
 
 def discard() -> None:
-    work = current_work()
-    work.update(mask=work["base"].copy(), undo=[], edited=None, decisions={})
+    discard_edits(current_work())
     new_canvas()
 
 
-def decide(labels_decided: dict[int, bool]) -> None:
-    """Accept (True) or reject (False) whole proposal cosmics."""
-    work = current_work()
-    fold_strokes(work)
-    keep_for_undo(work)
-    work["mask"] = apply_decisions(work["mask"], work["labels"], labels_decided)
-    work["decisions"] = {**work["decisions"], **labels_decided}
+def decide(decisions: dict[int, bool]) -> None:
+    decide_cosmics(current_work(), decisions)
     new_canvas()
 
 
@@ -348,22 +327,10 @@ def frame_significance(path: str) -> np.ndarray:
 
 
 def set_extent() -> None:
-    """Grow or shrink the chosen proposed cosmic to its signal above k sigma; it counts as accepted."""
     chosen = st.session_state.get("lbl_component")
-    if not chosen:
-        return
-    work = current_work()
-    fold_strokes(work)
-    keep_for_undo(work)
-    old = work["labels"] == chosen
-    new = extent_at(frame_significance(str(frame.path)), work["labels"], chosen, st.session_state["lbl_extent_k"])
-    work["mask"] = (work["mask"] & ~old) | new
-    labels = work["labels"].copy()
-    labels[old] = 0
-    labels[new] = chosen
-    work["labels"] = labels
-    work["decisions"] = {**work["decisions"], chosen: True}
-    new_canvas()
+    if chosen:
+        resize_cosmic(current_work(), frame_significance(str(frame.path)), chosen, st.session_state["lbl_extent_k"])
+        new_canvas()
 
 
 def decide_all(keep: bool) -> None:
@@ -397,17 +364,14 @@ def step_setting(name: str, values: list, offset: int) -> None:
     st.session_state[name] = values[max(0, min(len(values) - 1, i + offset))]
 
 
-def next_undecided() -> None:
+def choose_next_undecided() -> None:
     """Choose the next proposed cosmic not decided yet, and centre the view on it."""
     work = current_work()
-    undecided = [k for k in range(1, int(work["labels"].max()) + 1) if k not in work["decisions"]]
-    if not undecided:
-        return
-    chosen = st.session_state.get("lbl_component") or 0
-    k = next((k for k in undecided if k > chosen), undecided[0])
-    st.session_state["lbl_component"] = k
-    rows, cols = np.nonzero(work["labels"] == k)
-    st.session_state["lbl_row"], st.session_state["lbl_col"] = int(rows.mean()), int(cols.mean())
+    k = next_undecided(work, st.session_state.get("lbl_component"))
+    if k is not None:
+        st.session_state["lbl_component"] = k
+        rows, cols = np.nonzero(work["labels"] == k)
+        st.session_state["lbl_row"], st.session_state["lbl_col"] = int(rows.mean()), int(cols.mean())
 
 
 def centre_on_cosmic() -> None:
@@ -478,7 +442,7 @@ with tools_col:
                      f"{found[k - 1].centroid[1]:.0f} · {state.get(decided.get(k), 'undecided')}",
                      disabled=not n_proposed)
         c1, c2, c3 = st.columns(3)
-        c1.button("Next", icon=":material/skip_next:", on_click=next_undecided, key="lbl_next_cosmic",
+        c1.button("Next", icon=":material/skip_next:", on_click=choose_next_undecided, key="lbl_next_cosmic",
                   width="stretch", disabled=len(decided) == n_proposed, shortcut="K",
                   help="Choose the next undecided cosmic and centre the view on it.")
         c2.button("Accept", icon=":material/check:", on_click=decide_chosen, args=(True,), key="lbl_accept",
