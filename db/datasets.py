@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from segcore import io
 
 from .errors import NotFound, StoreError
-from .models import ACTIVE_STATUSES, SPLITS, Dataset, Frame, MaskRevisionRow, Run
+from .models import ACTIVE_STATUSES, SPLITS, Dataset, Frame, MaskRevisionRow, PredictionJob, Run
 from .paths import from_stored, remove_tree, slug, to_stored, token
 from .session import session_scope
 
@@ -327,9 +327,16 @@ def delete_dataset(dataset_id: int) -> None:
         if active:
             raise StoreError(f"dataset {dataset.name!r} has {active} active training run(s); cancel them first")
         run_dirs = [from_stored(d) for d in session.scalars(select(Run.run_dir).where(Run.dataset_id == dataset.id)) if d]
+        # Ended prediction jobs go with their proposals; a running one stays, to fail saying why.
+        ended_jobs = session.scalars(
+            select(PredictionJob).where(PredictionJob.dataset_id == dataset.id, PredictionJob.status.not_in(ACTIVE_STATUSES))
+        ).all()
+        job_dirs = [from_stored(job.folder) for job in ended_jobs if job.folder]
+        for job in ended_jobs:
+            session.delete(job)
         folder = from_stored(dataset.folder)
         session.delete(dataset)
     # Files go after the commit: a failed delete must not lose data the rows still point to.
     remove_tree(folder)
-    for run_dir in run_dirs:
+    for run_dir in run_dirs + job_dirs:
         remove_tree(run_dir)

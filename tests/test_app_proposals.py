@@ -308,3 +308,25 @@ def test_unsaved_work_undoes_and_discards_decisions_and_extents():
     discard_edits(work)
     np.testing.assert_array_equal(work["mask"], proposal)
     assert (work["decisions"], work["undo"], work["labels"] is labels, next_undecided(work, 1)) == ({}, [], True, 2)
+
+
+def test_a_job_whose_dataset_was_deleted_says_so_on_another_dataset_s_page(home, monkeypatch):
+    from db import prediction_worker
+
+    at = _label_page()
+    demo = db.list_datasets()[0]
+    other = db.import_simulated("Other", 1, 0, 0, size=64, seed=2)
+    run = _in_process(monkeypatch)
+    job_id = db.start_prediction(other.dataset_id, _lacosmic_run(other.dataset_id))
+    frame_or_none = prediction_worker._frame_or_none
+
+    def delete_first(*args):
+        db.delete_dataset(other.dataset_id)  # as another user might, just as the job starts
+        return frame_or_none(*args)
+
+    monkeypatch.setattr(prediction_worker, "_frame_or_none", delete_first)
+    assert run(job_id) == 1  # the dataset went before its first frame
+
+    at.run()
+    assert at.session_state["dataset_id"] == demo.id
+    assert "dataset 'Other' was deleted while its frames were being predicted" in "\n".join(e.value for e in at.error)

@@ -369,3 +369,17 @@ def test_frames_with_a_proposal_newer_than_their_mask_are_listed(labelled, no_pr
     db.save_mask_revision(train[0].id, db.proposal_mask(proposal.id), author="ana", proposal_id=proposal.id)
 
     assert db.proposed_frames(labelled) == {real[0].id}  # the saved mask is newer than its proposal
+
+
+def test_deleting_a_dataset_removes_its_ended_jobs_and_their_files(labelled, no_process):
+    run_id = _finished_run(labelled, kind="lacosmic", config={**LACosmicParams(niter=1).to_dict(), "tune": False})
+    ended = db.start_prediction(labelled, run_id, split="real")
+    assert no_process(ended) == 0
+    folder = db.get_prediction(ended).folder
+    assert any(folder.glob("*.png"))
+    running = db.start_prediction(labelled, run_id, split="test")  # queued: its worker would fail later
+
+    db.delete_dataset(labelled)
+
+    assert [j.id for j in db.list_predictions()] == [running]
+    assert db.get_prediction(running).dataset_id is None and not folder.exists()

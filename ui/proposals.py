@@ -6,6 +6,8 @@ The pictures and click mapping are plain NumPy (tested without Streamlit); the p
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import numpy as np
 import streamlit as st
 
@@ -16,6 +18,7 @@ from ui.run_views import STATUS_ICONS, is_lacosmic
 #: Proposal cosmics not decided yet, and rejected ones (shown faintly where they were).
 UNDECIDED_COLOR = (255, 170, 0)
 REJECTED_COLOR = (60, 160, 255)
+DELETED_DATASET_NOTICE = timedelta(minutes=30)
 
 
 def proposal_overlay(
@@ -157,7 +160,10 @@ def prediction_jobs(dataset_id: int) -> None:
     import db
 
     db.refresh_prediction_states()
-    jobs = [j for j in db.list_predictions() if j.dataset_id in (dataset_id, None) and j.scope != "evaluation"][:3]
+    now = datetime.now(timezone.utc)
+    # A job whose dataset was deleted while it ran shows everywhere for a while, to say why it failed.
+    jobs = [j for j in db.list_predictions() if j.scope != "evaluation" and (j.dataset_id == dataset_id or (
+        j.dataset_id is None and (j.active or (j.ended_at and now - j.ended_at < DELETED_DATASET_NOTICE))))][:3]
     active = {j.id for j in jobs if j.active}
     seen = st.session_state.get("_lbl_active_jobs", set())
     st.session_state["_lbl_active_jobs"] = active
