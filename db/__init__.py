@@ -47,7 +47,7 @@ Datasets and frames (``db.datasets``)
 ``frame_path(frame_id) -> Path``; ``read_frame(frame_id) -> float32 (H, W)``
 ``validation_report(dataset_id) -> ValidationReport`` (frames per split, frames without a mask, size
     mismatches, files missing on disk, by file name; ``.ok``, ``.problems()`` -> lines)
-``delete_dataset(dataset_id)``
+``delete_dataset(dataset_id)`` (its runs, and its ended prediction jobs with their files; a running job fails)
 
 Masks (``db.masks``): every mask a frame ever had; never overwritten in place
 -------------------------------------------------------------------------------
