@@ -1,7 +1,8 @@
 """Test tiers and what the browser and PostgreSQL tests need.
 
 Markers (registered in pyproject.toml): ``slow`` (left out by ``-m "not slow"``, the quick
-check while working), ``browser`` and ``postgres``. A browser or PostgreSQL test whose
+check while working), ``browser`` and ``postgres``. Every test in a ``test_app_*`` module runs
+whole pages in-process with Streamlit's AppTest (seconds each) and is marked slow here. A browser or PostgreSQL test whose
 requirement is missing is skipped with the reason, or fails with it where
 ``COSMICS_REQUIRE_BROWSER=1`` / ``COSMICS_REQUIRE_POSTGRES=1`` says it must run (CI;
 see ``tiers``).
@@ -13,6 +14,15 @@ import pytest
 from tiers import REQUIRE_BROWSER, skip_or_fail
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+APP_TEST_MODULES = "test_app_"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name.startswith(APP_TEST_MODULES):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_runtest_setup(item):

@@ -2,8 +2,8 @@
 
 ``store`` runs a test on SQLite and, when PostgreSQL's server binaries and
 psycopg are installed, on a throwaway PostgreSQL cluster started for the test
-session (a fresh database per test; marked ``postgres``, skipped with the reason
-when PostgreSQL is missing, or failed where ``COSMICS_REQUIRE_POSTGRES=1``).
+session (a fresh database per test; marked ``postgres`` and ``slow``, skipped with
+the reason when PostgreSQL is missing, or failed where ``COSMICS_REQUIRE_POSTGRES=1``).
 ``sqlite_store`` is SQLite only.
 
 Use from a test module with ``from db_fixtures import *``.
@@ -144,7 +144,8 @@ def postgres_cluster():
     cluster.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+# The PostgreSQL runs start a server and make a database per test: CI runs them, the quick tier does not.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])])
 def store(request, tmp_path, monkeypatch):
     """A fresh store on each backend; yields the COSMICS_HOME folder."""
     if request.param == "sqlite":
