@@ -438,6 +438,14 @@ def test_migration_0004_downgrades_and_upgrades_keeping_an_la_cosmic_run(store, 
     assert (db.get_run(run_id).kind, len(db.list_runs())) == ("train", 1)
 
 
+def test_every_migration_downgrades_to_an_empty_store_and_upgrades_again(store):
+    _migrate(get_engine(), "base", "downgrade")
+    assert set(inspect(get_engine()).get_table_names()) <= {"alembic_version"}
+    _migrate(get_engine(), "head")
+    assert {"datasets", "frames", "runs"} <= set(inspect(get_engine()).get_table_names())
+    assert db.list_datasets() == []
+
+
 def test_start_run_records_where_its_threshold_comes_from(store, tmp_path, monkeypatch):
     from db import runs as run_manager
 

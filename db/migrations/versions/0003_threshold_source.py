@@ -30,7 +30,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("UPDATE runs SET threshold = 0.5 WHERE threshold IS NULL")
     with op.batch_alter_table('runs') as batch:
-        batch.drop_constraint('ck_runs_threshold_source', type_='check')
+        batch.drop_constraint(op.f('ck_runs_threshold_source'), type_='check')
         batch.alter_column('threshold', existing_type=sa.Float(), nullable=False)
         batch.drop_column('precision_reason')
         batch.drop_column('threshold_source')
