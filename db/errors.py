@@ -20,3 +20,7 @@ class RefusedFile(StoreError):
         self.file = file
         self.problem = problem
         super().__init__(f"{file}: {problem}")
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached, read or written (locked, read-only, down)."""

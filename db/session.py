@@ -17,12 +17,17 @@ from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+
+from .errors import StoreUnavailable
 
 DEFAULT_HOME = "data"
 #: How long a SQLite connection waits for another writer before giving up (ms).
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 _WRITE_OPTION = "cosmics_write"
+#: Seconds to wait for a database server to accept a connection (unless the URL says).
+CONNECT_TIMEOUT_S = 10
 _MIGRATION_LOCK_ID = 7_020_611  # any constant; serialises concurrent upgrades on PostgreSQL
 
 _lock = threading.Lock()
@@ -72,7 +77,10 @@ def make_engine(url: str) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S  # a server that never answers must not hang the app
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -112,13 +120,35 @@ def migration_connection(engine: Engine) -> Iterator:
                 connection.connection.dbapi_connection.execute("PRAGMA foreign_keys = ON")
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision, keeping all data."""
-    from alembic import command
+def _migrations_config():
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    return config
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """True when the store's schema is at the newest revision (read only, no write lock)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    return current == set(ScriptDirectory.from_config(_migrations_config()).get_heads())
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision, keeping all data.
+
+    A store already there is only read, so a read-only store (a file without write
+    permission, ``?mode=ro``, a read-only database user) opens.
+    """
+    from alembic import command
+
+    if schema_is_current(engine):
+        return
+    config = _migrations_config()
     with migration_connection(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
@@ -148,15 +178,32 @@ def session_scope(write: bool = True) -> Iterator[Session]:
     """One short transaction: committed on success, rolled back on error, always closed.
 
     ``write=False`` for pure reads, which then never wait for a writer on SQLite.
+
+    Raises
+    ------
+    StoreUnavailable when the database cannot be reached, read or written (locked
+    past the busy timeout, read-only, server down), naming the store and the reason.
     """
-    engine = init_db()
+    try:
+        engine = init_db()
+    except OperationalError as exc:
+        raise StoreUnavailable(_unavailable(exc)) from exc
     session = Session(bind=_writer(engine) if write else engine, expire_on_commit=False)
     try:
         yield session
         # Also for reads: ends the transaction without expiring the loaded objects.
         session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        raise StoreUnavailable(_unavailable(exc)) from exc
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def _unavailable(exc: OperationalError) -> str:
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    store = make_url(database_url()).render_as_string(hide_password=True)
+    return f"the store {store} cannot be used: {reason}"

@@ -31,6 +31,7 @@ from segcore import data as segdata
 from segcore.listeners import CancelToken, ConsoleProgress, TrainingEnd, TrainingListener, TrainingStart
 
 from .datasets import SPLIT_FOLDERS
+from .errors import StoreUnavailable
 from .masks import copy_revision_file
 from .models import ACTIVE_STATUSES, EpochMetric, Frame, MaskRevisionRow, Run, RunRevision, utcnow
 from .paths import from_stored, remove_tree, run_dir, to_stored
@@ -54,7 +55,7 @@ def _write(statement_factory, what: str, retries: int = _WRITE_RETRIES) -> None:
             with session_scope() as session:
                 statement_factory(session)
             return
-        except OperationalError as exc:
+        except (OperationalError, StoreUnavailable) as exc:
             if attempt == retries - 1:
                 print(f"could not record {what}: {exc}", file=sys.stderr, flush=True)
                 return

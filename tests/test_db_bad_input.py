@@ -295,3 +295,56 @@ def test_server_folder_outside_the_roots_is_refused_without_echoing_it(stored, t
     assert unchanged()
     report = db.import_server_folder(f"  {root / 'allowed'}  ", name="allowed")
     assert report.frames_added["train"] == 1 and db.get_dataset("allowed").frames["train"] == 1
+
+
+# --- the store under faults ------------------------------------------------------
+
+
+def test_a_read_only_store_lists_its_data_and_refuses_writes_with_a_store_error(sqlite_store, tmp_path, monkeypatch):
+    make_layout(tmp_path / "src", {"Train": 2})
+    dataset_id = db.import_folder(tmp_path / "src", name="kept").dataset_id
+    before = [d.name for d in db.list_datasets()], db.frames_table(dataset_id).to_dict("records")
+
+    # The same file opened read-only: reads work, no migration is attempted.
+    monkeypatch.setenv("COSMICS_DB_URL", f"sqlite:///file:{sqlite_store / 'cosmics.db'}?mode=ro&uri=true")
+    db.reset()
+    assert ([d.name for d in db.list_datasets()], db.frames_table(dataset_id).to_dict("records")) == before
+    with pytest.raises(db.StoreUnavailable, match=r"cannot be used: attempt to write a readonly database"):
+        db.create_dataset("new")
+
+    monkeypatch.delenv("COSMICS_DB_URL")
+    db.reset()
+    assert [d.name for d in db.list_datasets()] == before[0]
+
+
+def test_an_unreachable_database_is_a_store_error_without_its_password(tmp_path, monkeypatch):
+    monkeypatch.setenv("COSMICS_HOME", str(tmp_path / "home"))
+    # a port nothing listens on; connect_timeout keeps a silent server from hanging the call
+    monkeypatch.setenv("COSMICS_DB_URL", "postgresql+psycopg://user:secret@127.0.0.1:9/none?connect_timeout=2")
+    db.reset()
+    try:
+        with pytest.raises(db.StoreUnavailable, match=r"the store postgresql\+psycopg://user:\*\*\*@127.0.0.1:9/none") as error:
+            db.list_datasets()
+        assert "secret" not in str(error.value)
+    finally:
+        db.reset()
+
+
+def test_a_database_server_that_never_answers_is_given_up_after_the_connect_timeout(tmp_path, monkeypatch):
+    import socket
+
+    from db import session
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # connections complete, but nothing is ever said
+    monkeypatch.setattr(session, "CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setenv("COSMICS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COSMICS_DB_URL", f"postgresql+psycopg://user@127.0.0.1:{silent.getsockname()[1]}/none")
+    db.reset()
+    try:
+        with pytest.raises(db.StoreUnavailable, match="timeout"):
+            db.list_datasets()
+    finally:
+        silent.close()
+        db.reset()
