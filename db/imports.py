@@ -319,9 +319,20 @@ def import_server_folder(
     return import_folder(resolved, name=name, dataset_id=dataset_id, author=author)
 
 
+#: Longest uploaded file name accepted (most file systems allow 255 bytes).
+MAX_NAME_LENGTH = 200
+
+
 def _upload_name(name: str) -> str:
     if "/" in name or "\\" in name or name.strip() in ("", ".", ".."):
         raise RefusedFile(name, "an uploaded file name must be a plain file name, without folders")
+    shown = name.encode("unicode_escape").decode("ascii")[:80]
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise RefusedFile(shown, "an uploaded file name must not hold control characters")
+    if len(name.encode()) > MAX_NAME_LENGTH:
+        raise RefusedFile(shown + "...", f"an uploaded file name must be at most {MAX_NAME_LENGTH} bytes long")
+    if Path(name).stem.strip(". ") == "" or name.startswith("."):
+        raise RefusedFile(name, "an uploaded file name needs a name before its extension (and must not start with '.')")
     return name
 
 
@@ -359,6 +370,12 @@ def import_files(
                 seen.add((is_mask, base))
                 if Path(base).suffix.lower() not in io.FRAME_SUFFIXES:
                     raise RefusedFile(base, "not an image file; expected PNG, TIFF or NPY")
+                size = len(payload) if payload is not None else Path(entry).stat().st_size if Path(entry).is_file() else 0
+                if size > io.max_frame_file_bytes():
+                    raise RefusedFile(
+                        base, f"file of {size:,} bytes is larger than any frame within the size limit "
+                        f"({io.max_frame_pixels():,} pixels) can be"
+                    )
                 target = batch / (segdata.annotation_dir(folder) if is_mask else folder) / base
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if payload is None:

@@ -1,12 +1,15 @@
 """Importing a ZIP that holds the original layout, refusing archives that could do harm.
 
-Refused before anything is unpacked: entries whose path leaves the target folder
-(absolute, ``..``, drive letters), symbolic links, encrypted entries, more than
-:data:`MAX_ZIP_MEMBERS` entries, and archives whose declared size passes the
-limit or the free disk space. While unpacking, the bytes really written are
+Refused before anything is unpacked, from the archive's central directory:
+entries whose path leaves the target folder (absolute, ``..``, drive letters),
+symbolic links, encrypted entries, more than :data:`MAX_ZIP_MEMBERS` entries,
+an entry larger than any frame within the size limit can need
+(``segcore.io.max_frame_file_bytes``), and archives whose declared size passes
+the limit (``COSMICS_MAX_ZIP_BYTES``, default :data:`MAX_ZIP_BYTES`) or the free
+disk space. While unpacking, the bytes really written are
 counted, so an entry that holds more than its header claims (a ZIP bomb that
 lies) is stopped at the limit too. Frames whose image header claims more pixels
-than ``segcore.io.MAX_FRAME_PIXELS`` are refused by the frame check afterwards.
+than ``segcore.io.max_frame_pixels()`` are refused by the frame check afterwards.
 """
 
 from __future__ import annotations
@@ -19,15 +22,17 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Union
 
+from segcore import io
+
 from .errors import RefusedFile, StoreError
 from .imports import copy_in, run_import
 from .layout import CLUTTER, layout_root, scan_layout
 from .paths import remove_tree, staging_dir
 from .session import home
 
-__all__ = ["MAX_ZIP_BYTES", "MAX_ZIP_MEMBERS", "import_zip"]
+__all__ = ["MAX_ZIP_BYTES", "MAX_ZIP_MEMBERS", "import_zip", "max_zip_bytes"]
 
-#: Largest total unpacked size accepted (bytes).
+#: Largest total unpacked size accepted (bytes) unless COSMICS_MAX_ZIP_BYTES says otherwise.
 MAX_ZIP_BYTES = 20 * 1024**3
 MAX_ZIP_MEMBERS = 100_000
 _CHUNK = 1024 * 1024
@@ -35,6 +40,16 @@ _CHUNK = 1024 * 1024
 _DISK_MARGIN = 512 * 1024**2
 
 ZipSource = Union[str, os.PathLike, bytes, BinaryIO]
+
+
+def max_zip_bytes() -> int:
+    """The unpacked size limit of an archive: ``COSMICS_MAX_ZIP_BYTES``, else MAX_ZIP_BYTES."""
+    value = os.environ.get("COSMICS_MAX_ZIP_BYTES", "").strip()
+    if not value:
+        return MAX_ZIP_BYTES
+    if not value.isdigit() or int(value) <= 0:
+        raise StoreError(f"COSMICS_MAX_ZIP_BYTES must be a positive whole number of bytes, got {value!r}")
+    return int(value)
 
 
 def _member_parts(name: str, label: str) -> tuple[str, ...]:
@@ -55,6 +70,7 @@ def _check_members(archive: zipfile.ZipFile, label: str, max_bytes: int) -> list
         raise RefusedFile(label, f"archive has {len(infos)} entries; at most {MAX_ZIP_MEMBERS} are accepted")
     members = []
     declared = 0
+    entry_limit = io.max_frame_file_bytes()
     for info in infos:
         parts = _member_parts(info.filename, label)
         where = f"{label}:{info.filename}"
@@ -64,6 +80,11 @@ def _check_members(archive: zipfile.ZipFile, label: str, max_bytes: int) -> list
             raise RefusedFile(where, "entry is encrypted")
         if info.is_dir() or not parts or any(p in CLUTTER or p.startswith(".") for p in parts):
             continue
+        if info.file_size > entry_limit:
+            raise RefusedFile(
+                where, f"entry would unpack to {info.file_size:,} bytes, more than a frame within the size limit "
+                f"({io.max_frame_pixels():,} pixels) can need"
+            )
         declared += info.file_size
         members.append((info, parts))
     if declared > max_bytes:
@@ -105,7 +126,7 @@ def import_zip(
     name: str | None = None,
     dataset_id: int | None = None,
     author: str = "upload",
-    max_bytes: int = MAX_ZIP_BYTES,
+    max_bytes: int | None = None,
     file_name: str | None = None,
 ):
     """Import a ZIP of a dataset in the original layout (at its root or inside one folder).
@@ -115,13 +136,14 @@ def import_zip(
     zip_file : path, bytes, or a binary file object (e.g. Streamlit's UploadedFile).
     name : name of the new dataset (default: the archive's name); or
     dataset_id : an existing dataset to add to.
-    max_bytes : largest total unpacked size accepted.
+    max_bytes : largest total unpacked size accepted (default :func:`max_zip_bytes`).
     file_name : the archive's name for messages when ``zip_file`` is bytes.
 
     Returns
     -------
     ImportReport. Raises RefusedFile naming the entry for any refused content.
     """
+    max_bytes = max_zip_bytes() if max_bytes is None else max_bytes
     if isinstance(zip_file, (bytes, bytearray, memoryview)):
         label = file_name or "archive.zip"
         source: BinaryIO | str = _bytes_io.BytesIO(bytes(zip_file))

@@ -21,9 +21,28 @@ from .errors import InputFileError
 
 FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
 MASK_SUFFIXES = FRAME_SUFFIXES
-#: Largest frame accepted (pixels); bigger headers are refused before decoding,
-#: which also stops decompression bombs.
-MAX_FRAME_PIXELS = 16384 * 16384
+#: Largest frame accepted (pixels) unless COSMICS_MAX_FRAME_PIXELS says otherwise;
+#: bigger headers are refused before decoding, which also stops decompression
+#: bombs. 8192 x 8192 holds every X-ray detector on the market (an Eiger 16M is
+#: 4150 x 4371, a Rayonix MX340 7680 x 7680).
+MAX_FRAME_PIXELS = 8192 * 8192
+#: Bytes per pixel of the widest frame file accepted (float64 NPY), for size caps.
+MAX_BYTES_PER_PIXEL = 8
+
+
+def max_frame_pixels() -> int:
+    """The frame size limit in pixels: ``COSMICS_MAX_FRAME_PIXELS``, else MAX_FRAME_PIXELS."""
+    value = os.environ.get("COSMICS_MAX_FRAME_PIXELS", "").strip()
+    if not value:
+        return MAX_FRAME_PIXELS
+    if not value.isdigit() or int(value) <= 0:
+        raise ValueError(f"COSMICS_MAX_FRAME_PIXELS must be a positive whole number, got {value!r}")
+    return int(value)
+
+
+def max_frame_file_bytes() -> int:
+    """The largest file a frame within the size limit can need (plus 1 MiB of headers)."""
+    return max_frame_pixels() * MAX_BYTES_PER_PIXEL + 2**20
 
 
 @dataclass(frozen=True)
@@ -89,9 +108,10 @@ def read_raw(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     suffix = _suffix(path)
     shape = _header_shape(path, suffix)
-    if int(np.prod(shape[:2])) > MAX_FRAME_PIXELS:
+    limit = max_frame_pixels()
+    if int(np.prod(shape[:2])) > limit:
         raise InputFileError(
-            path, f"image of {shape[0]}x{shape[1]} pixels is larger than the limit of {MAX_FRAME_PIXELS} pixels"
+            path, f"image of {shape[0]}x{shape[1]} pixels is larger than the limit of {limit:,} pixels"
         )
     try:
         if suffix == ".png":

@@ -89,6 +89,51 @@ def test_zip_symlink_entry_is_refused(stored):
     assert unchanged()
 
 
+def test_zip_entry_larger_than_any_frame_is_refused_before_anything_is_unpacked(stored, monkeypatch):
+    _, unchanged = stored
+    monkeypatch.setenv("COSMICS_MAX_FRAME_PIXELS", str(64 * 64))  # a frame file needs at most 32 kB + 1 MiB
+    payload = _zip({"Train/frame_100.png": _png(FRAME), "Train/frame_101.npy": b"\0" * 2_000_000})
+    assert len(payload) < 50_000
+    with pytest.raises(db.RefusedFile, match=r"2,000,000 bytes, more than a frame within the size limit \(4,096"):
+        db.import_zip(payload, file_name="big.zip")
+    assert unchanged()
+
+
+def test_zip_size_limit_comes_from_the_setting(stored, monkeypatch):
+    _, unchanged = stored
+    monkeypatch.setenv("COSMICS_MAX_ZIP_BYTES", "1000000")
+    with pytest.raises(db.RefusedFile, match="more than the limit of 1,000,000 bytes"):
+        db.import_zip(_zip({"Train/frame_100.npy": b"\0" * 1_500_000}), file_name="bomb.zip")
+    monkeypatch.setenv("COSMICS_MAX_ZIP_BYTES", "lots")
+    with pytest.raises(db.StoreError, match="COSMICS_MAX_ZIP_BYTES must be a positive whole number"):
+        db.import_zip(_zip({"Train/frame_100.png": _png(FRAME)}), file_name="small.zip")
+    assert unchanged()
+
+
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("frame\0.png", "control characters"),
+        ("f" * 300 + ".png", "at most 200 bytes"),
+        ("...png", "needs a name before its extension"),
+        (".hidden.png", "must not start with"),
+    ],
+)
+def test_upload_names_that_cannot_be_stored_are_refused(stored, name, problem):
+    dataset_id, unchanged = stored
+    with pytest.raises(db.RefusedFile, match=problem):
+        db.import_files(dataset_id, "train", frames=[(name, _png(FRAME))])
+    assert unchanged()
+
+
+def test_uploaded_file_larger_than_any_frame_is_refused_unread(stored, monkeypatch):
+    dataset_id, unchanged = stored
+    monkeypatch.setenv("COSMICS_MAX_FRAME_PIXELS", str(64 * 64))
+    with pytest.raises(db.RefusedFile, match=r"frame_100.npy: file of 2,000,000 bytes is larger than any frame"):
+        db.import_files(dataset_id, "train", frames=[("frame_100.npy", b"\0" * 2_000_000)])
+    assert unchanged()
+
+
 def test_zip_bomb_is_stopped_at_the_size_limit(stored):
     _, unchanged = stored
     payload = _zip({"Train/frame_100.npy": b"\0" * 5_000_000})  # 5 MB of zeros packs to a few kB

@@ -178,3 +178,16 @@ def test_written_files_get_the_users_umask_not_mkstemps_0600(tmp_path):
         os.umask(previous)
     for name in ("m.png", "f.png", "model.keras"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o664, name
+
+
+def test_frame_size_limit_comes_from_the_setting(tmp_path, monkeypatch):
+    path = tmp_path / "frame.png"
+    io.write_frame(path, np.zeros((64, 80), np.uint16))
+    monkeypatch.setenv("COSMICS_MAX_FRAME_PIXELS", str(64 * 80))
+    assert io.read_frame(path).shape == (64, 80)
+    monkeypatch.setenv("COSMICS_MAX_FRAME_PIXELS", str(64 * 80 - 1))
+    with pytest.raises(InputFileError, match=r"frame.png: image of 64x80 pixels is larger than the limit of 5,119"):
+        io.read_frame(path)
+    monkeypatch.setenv("COSMICS_MAX_FRAME_PIXELS", "-3")
+    with pytest.raises(ValueError, match="COSMICS_MAX_FRAME_PIXELS must be a positive whole number"):
+        io.read_frame(path)
