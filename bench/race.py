@@ -763,7 +763,7 @@ def main() -> int:
         if name == "lacosmic":
             result.update(run_lacosmic(args, validation, test, timing))
             best = result["rows"][0]["params"]
-            result["note"] = (f"astroscrappy.detect_cosmics, gain 1, {result['grid_size']} parameter sets tried, "
+            result["note"] = (f"segcore.classical (astroscrappy; offset, read noise and gain measured on each frame), {result['grid_size']} parameter sets tried, "
                               f"best pooled F1 on Validation: " + ", ".join(f"{k} {v:g}" for k, v in best.items()))
             write_json(result_path, result)
             continue
