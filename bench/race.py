@@ -763,8 +763,8 @@ def main() -> int:
         if name == "lacosmic":
             result.update(run_lacosmic(args, validation, test, timing))
             best = result["rows"][0]["params"]
-            result["note"] = (f"segcore.classical (astroscrappy; offset, read noise and gain measured on each frame), {result['grid_size']} parameter sets tried, "
-                              f"best pooled F1 on Validation: " + ", ".join(f"{k} {v:g}" for k, v in best.items()))
+            result["note"] = (f"segcore.classical (astroscrappy; offset, read noise and gain measured on each "
+                              f"frame), {result['grid_size']} parameter sets tried, best pooled F1 on Validation: " + ", ".join(f"{k} {v:g}" for k, v in best.items()))
             write_json(result_path, result)
             continue
         if args.score_only:
