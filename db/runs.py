@@ -91,6 +91,16 @@ class RunInfo:
         return self.status in ACTIVE_STATUSES
 
     @property
+    def stopping(self) -> bool:
+        """True while a cancelled run's process is still finishing its batch: shown as "cancelling"."""
+        return self.active and (self.run_dir / CANCEL_FILE).exists()
+
+    @property
+    def shown_status(self) -> str:
+        """The status as the pages say it: "cancelling" between the request and the process's exit."""
+        return "cancelling" if self.stopping else self.status
+
+    @property
     def evaluation_threshold(self) -> float:
         """The threshold evaluations use by default: the run's, else 0.5 (none was chosen)."""
         return FALLBACK_THRESHOLD if self.threshold is None else self.threshold
@@ -374,7 +384,9 @@ def resume_run(run_id: int) -> int:
     if run.status not in ("failed", "cancelled"):
         raise StoreError(f"run {run_id} is {run.status}; only failed or cancelled runs can be resumed")
     if run.pid is not None and process_alive(run.pid, _process_started(run_id)):
-        raise StoreError(f"run {run_id}: its previous process (pid {run.pid}) is still running")
+        raise StoreError(
+            f"run {run_id} is still stopping: its process (pid {run.pid}) has not exited yet; resume it in a moment"
+        )
     cancel_file = run.run_dir / CANCEL_FILE
     if cancel_file.exists():
         cancel_file.unlink()

@@ -63,7 +63,7 @@ ended = [r for r in runs if r.status not in ACTIVE_STATUSES]
 
 
 def _status_line(run) -> None:
-    icon = STATUS_ICONS.get(run.status, "")
+    icon = STATUS_ICONS.get(run.shown_status, "")
     weights, _, reason = (run.backbone_weights or "decided when training starts").partition(":")
     if weights == "file":
         weights = f"file {reason.strip()}"
@@ -96,7 +96,7 @@ def _run_log(run) -> None:
 
 def _lacosmic_view(run, live: bool) -> None:
     """Status, frames done, time and log of an LA Cosmic run (it has no epochs or curves)."""
-    icon = STATUS_ICONS.get(run.status, "")
+    icon = STATUS_ICONS.get(run.shown_status, "")
     st.markdown(f"{icon} **{run_label(run)}** on dataset *{run.dataset_name}* · **{LACOSMIC_LABEL}**")
     st.caption(f"Parameters: {lacosmic_parameters_text(run)}")
     done, total = run.current_step or 0, run.steps_per_epoch

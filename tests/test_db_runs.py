@@ -11,6 +11,7 @@ import pytest
 from skimage.measure import label
 
 import db
+from ui.run_views import run_label
 from db_fixtures import make_layout, sqlite_store  # noqa: F401
 from segcore.precision import resolve_precision
 
@@ -107,10 +108,14 @@ def test_cancel_stops_at_the_end_of_a_batch_and_keeps_the_best_checkpoint(datase
     run_id = db.start_run(dict(TINY, epochs=50), dataset_id)
     _wait(run_id, lambda r: r.epochs_run >= 1, "the first finished epoch")
 
-    db.cancel_run(run_id)
+    requested = db.cancel_run(run_id)
+    # The process finishes its batch first: until it exits, the run is shown as cancelling.
+    assert requested.active and requested.shown_status == "cancelling"
+    assert "(cancelling)" in run_label(requested)
     run = db.wait_for_run(run_id, timeout=TIMEOUT)
 
     assert run.status == "cancelled", run.error
+    assert run.shown_status == "cancelled"
     assert 1 <= run.epochs_run < 50
     assert run.best_checkpoint is not None and run.best_checkpoint.exists()
     assert db.list_evaluations(run_id) == []

@@ -22,6 +22,7 @@ STATUS_ICONS = {
     "finished": ":material/check_circle:",
     "failed": ":material/error:",
     "cancelled": ":material/cancel:",
+    "cancelling": ":material/hourglass_top:",
 }
 #: Upload types accepted for backbone weights.
 WEIGHT_SUFFIXES = ("h5", "keras")
@@ -114,7 +115,7 @@ def lacosmic_parameters_text(run) -> str:
 def run_label(run) -> str:
     """``#3 baseline (finished)``, ``#4 la (LA Cosmic, finished)``: how a run is named in every chooser."""
     kind = "LA Cosmic, " if is_lacosmic(run) else ""
-    return f"#{run.id} {run.name} ({kind}{run.status})"
+    return f"#{run.id} {run.name} ({kind}{getattr(run, 'shown_status', run.status)})"
 
 
 def evaluation_label(evaluation) -> str:
