@@ -69,6 +69,10 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+#: Ids users see and folders are named by are never handed out twice, also on SQLite (migration 0006).
+NEVER_REUSED_IDS = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
     # Named constraints, so later migrations can alter them on SQLite too.
     metadata = MetaData(
@@ -84,6 +88,7 @@ class Base(DeclarativeBase):
 
 class Dataset(Base):
     __tablename__ = "datasets"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -149,6 +154,7 @@ class Run(Base):
         CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
         CheckConstraint(_one_of("threshold_source", THRESHOLD_SOURCES), name="threshold_source"),
         CheckConstraint(_one_of("kind", RUN_KINDS), name="kind"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -215,7 +221,7 @@ class EpochMetric(Base):
 
 class Evaluation(Base):
     __tablename__ = "evaluations"
-    __table_args__ = (CheckConstraint(_one_of("split", SPLITS), name="split"),)
+    __table_args__ = (CheckConstraint(_one_of("split", SPLITS), name="split"), NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
@@ -272,6 +278,7 @@ class PredictionJob(Base):
     __table_args__ = (
         CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
         CheckConstraint(_one_of("model_source", MODEL_SOURCES), name="model_source"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

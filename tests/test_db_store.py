@@ -295,7 +295,7 @@ def test_migrations_create_exactly_the_model_schema(store):
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert differences == []
-    assert version == "0005"
+    assert version == "0006"
 
 
 def test_existing_database_survives_restart_and_upgrade(store, tmp_path):
@@ -344,7 +344,7 @@ def test_a_later_migration_that_rebuilds_a_table_keeps_every_row(store, tmp_path
     shutil.copytree(Path(db.__file__).with_name("migrations"), scripts, ignore=shutil.ignore_patterns("__pycache__"))
     (scripts / "versions" / "0099_frame_note.py").write_text(
         "import sqlalchemy as sa\nfrom alembic import op\n"
-        "revision = '0099'\ndown_revision = '0005'\nbranch_labels = None\ndepends_on = None\n"
+        "revision = '0099'\ndown_revision = '0006'\nbranch_labels = None\ndepends_on = None\n"
         "def upgrade():\n"
         "    sqlite = op.get_bind().dialect.name == 'sqlite'\n"
         "    with op.batch_alter_table('frames', recreate='always' if sqlite else 'never') as batch:\n"
@@ -413,7 +413,7 @@ def test_migrations_keep_a_0002_run_a_training_run_with_its_threshold_fixed(tmp_
         assert (run.name, run.config, run.precision, run.epochs_run) == ("old run", {"epochs": 3}, "float32", 3)
         assert (run.kind, run.trains) == ("train", True)
         with get_engine().connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
             # The source and the kind are checked by the database too.
             with pytest.raises(Exception, match="(?i)check"):
                 connection.execute(text("UPDATE runs SET threshold_source = 'guessed' WHERE id = 7"))
@@ -436,6 +436,28 @@ def test_migration_0004_downgrades_and_upgrades_keeping_an_la_cosmic_run(store, 
 
     # Without the column it read as a training run; that is what it is again.
     assert (db.get_run(run_id).kind, len(db.list_runs())) == ("train", 1)
+
+
+def test_ids_are_never_handed_out_twice(store, tmp_path, monkeypatch):
+    from db import runs as run_manager
+
+    monkeypatch.setattr(run_manager, "_launch", lambda run_id, resume: None)  # no process: only the record
+    make_layout(tmp_path / "src", {"Train": 1, "Validation": 1, "Test": 1})
+    dataset_id = db.import_folder(tmp_path / "src", name="t").dataset_id
+    first, newest = (db.start_lacosmic_run(dataset_id, tune=False) for _ in range(2))
+    for run_id in (first, newest):
+        db.cancel_run(run_id)
+    db.delete_run(newest)
+    again = db.start_lacosmic_run(dataset_id, tune=False)
+    assert again == newest + 1
+    db.cancel_run(again)
+
+    # Before migration 0006, SQLite gave the deleted id again; after it, runs made earlier keep their ids.
+    _migrate(get_engine(), "0005", "downgrade")
+    _migrate(get_engine(), "head")
+    assert sorted(r.id for r in db.list_runs()) == [first, again]
+    db.delete_dataset(dataset_id)
+    assert db.import_folder(tmp_path / "src", name="u").dataset_id == dataset_id + 1
 
 
 def test_every_migration_downgrades_to_an_empty_store_and_upgrades_again(store):
