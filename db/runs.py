@@ -395,7 +395,8 @@ def resume_run(run_id: int) -> int:
             update(Run)
             .where(Run.id == run_id)
             # A fresh heartbeat: the crash check must give the new process time to start.
-            .values(status="queued", error=None, ended_at=None, pid=None, process_started=None, heartbeat=utcnow())
+            .values(status="queued", error=None, ended_at=None, pid=None, process_started=None, heartbeat=utcnow(),
+                    current_step=0)  # the interrupted epoch starts again from its first batch
         )
     _launch(run_id, resume=True)
     return run_id

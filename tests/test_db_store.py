@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import inspect, select, text, update
 
 import db
 from db.models import Base, EpochMetric, Evaluation, EvaluationResult, Run, utcnow
@@ -436,6 +436,22 @@ def test_migration_0004_downgrades_and_upgrades_keeping_an_la_cosmic_run(store, 
 
     # Without the column it read as a training run; that is what it is again.
     assert (db.get_run(run_id).kind, len(db.list_runs())) == ("train", 1)
+
+
+def test_a_resumed_run_starts_its_interrupted_epoch_from_the_first_batch(store, tmp_path, monkeypatch):
+    from db import runs as run_manager
+    from db.models import Run
+
+    monkeypatch.setattr(run_manager, "_launch", lambda run_id, resume: None)  # no process: only the record
+    make_layout(tmp_path / "src", {"Train": 1, "Validation": 1, "Test": 1})
+    run_id = db.start_run({"epochs": 4, "steps_per_epoch": 100}, db.import_folder(tmp_path / "src", name="t").dataset_id)
+    with db.session_scope() as session:  # killed 80 batches into its third epoch
+        session.execute(update(Run).where(Run.id == run_id).values(
+            status="failed", epochs_run=2, current_step=80, epochs_total=4, steps_per_epoch=100))
+    assert db.get_run(run_id).progress == 0.5  # ended runs count whole epochs
+    db.resume_run(run_id)
+    resumed = db.get_run(run_id)
+    assert (resumed.status, resumed.current_step, resumed.progress) == ("queued", 0, 0.5)
 
 
 def test_ids_are_never_handed_out_twice(store, tmp_path, monkeypatch):
