@@ -22,7 +22,7 @@ from segcore import io
 from segcore.errors import InputFileError
 
 from .errors import NotFound, RefusedFile, StoreError
-from .models import MASK_SOURCES, Dataset, Frame, MaskRevisionRow
+from .models import MASK_SOURCES, Dataset, Frame, MaskRevisionRow, Run
 from .paths import from_stored, remove_file, to_stored, token
 from .session import session_scope
 
@@ -155,6 +155,8 @@ def _save(frame_id: int, make_mask, **fields) -> MaskRevision:
         frame = session.get(Frame, frame_id)
         if frame is None:
             raise NotFound(f"frame {frame_id} does not exist")
+        if fields.get("run_id") is not None and session.get(Run, fields["run_id"]) is None:
+            raise NotFound(f"run {fields['run_id']} does not exist; the mask of frame {frame_id} was not saved")
         mask = make_mask(frame)
         folder = session.get(Dataset, frame.dataset_id).folder
         split, stem = frame.split, frame.stem

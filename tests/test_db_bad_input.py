@@ -393,3 +393,11 @@ def test_a_database_server_that_never_answers_is_given_up_after_the_connect_time
     finally:
         silent.close()
         db.reset()
+
+
+def test_a_mask_credited_to_a_run_that_does_not_exist_is_refused(stored):
+    dataset_id, unchanged = stored
+    frame = db.list_frames(dataset_id)[0]
+    with pytest.raises(db.NotFound, match="run 999 does not exist; the mask of frame"):
+        db.save_mask_revision(frame.id, np.zeros((frame.height, frame.width), bool), source="predicted", run_id=999)
+    assert unchanged()
