@@ -191,7 +191,10 @@ def _split_pairs(data_dir: str):
             f"{data_dir}: no Validation/ frames; holding out {held_out} training frames for validation", RuntimeWarning
         )
         train_pairs, validation_pairs = train_pairs[:-held_out], train_pairs[-held_out:]
-    data.check_pairs(train_pairs + validation_pairs)
+    # Every frame and mask is decoded once before anything is built: a truncated file or a
+    # NaN frame is named here, not in a TensorFlow traceback halfway through an epoch.
+    for _ in data.read_pairs(train_pairs + validation_pairs):
+        pass
     return train_pairs, validation_pairs
 
 

@@ -195,3 +195,30 @@ def test_an_error_midway_starts_its_own_line_after_the_progress_bar(dataset, mod
     lines = capsys.readouterr().err.splitlines()
     errors = [line for line in lines if "error:" in line]
     assert len(errors) == 1 and errors[0].startswith(f"error: {second}") and "Traceback" not in "\n".join(lines)
+
+
+@pytest.mark.parametrize("damage", ["truncated png", "nan npy"])
+def test_train_names_a_damaged_frame_before_building_anything(damage, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "data"
+    assert main(["synth", str(root), "--n", "6", "--validation", "1", "--test", "1", "--size", "64", "--seed", "5"]) == 0
+    victim = sorted((root / "Train").iterdir())[1]
+    if damage == "truncated png":
+        victim.write_bytes(victim.read_bytes()[:200])
+        bad = victim
+    else:
+        frame = io.read_frame(victim).astype(np.float32)
+        frame[3, 4] = np.nan
+        bad = victim.with_suffix(".npy")
+        np.save(bad, frame)
+        victim.unlink()
+    shutil.rmtree(root / "Validation")  # the held-out frames come from Train/ too
+    shutil.rmtree(root / "ValidationAnnotation")
+    code = main(["train", "--data", str(root), "--out", str(tmp_path / "m.keras"), "--crop-size", "64",
+                 "--epochs", "1", "--steps-per-epoch", "1", "--backbone", "tiny", "--backbone-weights", "none"])
+    err = capsys.readouterr().err
+    assert code == 2
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {bad}: ") and "Traceback" not in err
+    assert not (tmp_path / "m.keras").exists()
