@@ -59,16 +59,15 @@ def model_detector(path: Path, threshold: float | None) -> tuple[Detect, float, 
     Refuses, naming the file, a model that is not a cosmic segmentation model (3 input
     channels, 2 output classes per pixel).
     """
+    from segcore.errors import InputFileError
     from segcore.inference import inference_model, model_precision, model_threshold, predict_probabilities
-    from segcore.model import load_model
+    from segcore.model import check_cosmic_model, load_model
 
     model = load_model(path, compile=False)
-    inputs, outputs = model.inputs[0].shape, model.outputs[0].shape
-    if len(inputs) != 4 or inputs[-1] != 3 or len(outputs) != 4 or outputs[-1] != 2:
-        raise StoreError(
-            f"{path.name}: not a cosmic segmentation model: it maps {tuple(inputs)[1:]} to {tuple(outputs)[1:]}, "
-            "a cosmic model maps a frame's 3 input channels to 2 classes (background, cosmic) per pixel"
-        )
+    try:
+        check_cosmic_model(model, path)
+    except InputFileError as exc:
+        raise StoreError(f"{path.name}: {exc.problem}") from None
     if threshold is None:
         threshold = model_threshold(model)
     fast = inference_model(model)

@@ -407,8 +407,11 @@ def load_inference_model(path: str | os.PathLike, precision: str = "auto"):
     Raises
     ------
     InputFileError
-        When the file is missing or is not a readable Keras model.
+        When the file is missing, is not a readable Keras model, or is not a cosmic
+        segmentation model (:func:`segcore.model.check_cosmic_model`).
     """
-    from .model import load_model
+    from .model import check_cosmic_model, load_model
 
-    return inference_model(load_model(path, compile=False), precision)
+    model = load_model(path, compile=False)
+    check_cosmic_model(model, path)
+    return inference_model(model, precision)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -441,6 +442,20 @@ def _load_or_restore(resnet, path):
         warnings.warn(w.message, w.category, stacklevel=2)
 
 
+def check_cosmic_model(model, path) -> None:
+    """Refuse, naming ``path``, a model that is not a cosmic segmentation model.
+
+    A cosmic model maps (batch, H, W, 3) network inputs to (batch, H, W, 2) logits
+    or probabilities (background, cosmic).
+    """
+    inputs, outputs = model.inputs[0].shape, model.outputs[0].shape
+    if len(inputs) != 4 or inputs[-1] != 3 or len(outputs) != 4 or outputs[-1] != 2:
+        raise InputFileError(
+            path, f"not a cosmic segmentation model: it maps {tuple(inputs)[1:]} to {tuple(outputs)[1:]}; a cosmic "
+            "model maps a frame's 3 input channels to 2 classes (background, cosmic) per pixel"
+        )
+
+
 def _short(exc: BaseException, limit: int = 200) -> str:
     """First line of an exception's message, with its type unless that says nothing."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -501,6 +516,10 @@ def load_model(path, compile: bool = True):
         raise InputFileError(path, "no such model file")
     if not path.endswith(".keras"):
         raise InputFileError(path, "model files must end with .keras")
+    if not zipfile.is_zipfile(path):
+        raise InputFileError(
+            path, "not a Keras model: a .keras file is a ZIP archive and this one is not (damaged, cut short or another format)"
+        )
     try:
         # Registers the training metrics and losses for deserialisation.
         import segcore.losses  # noqa: F401

@@ -147,7 +147,7 @@ def test_a_failed_prediction_job_says_why_on_the_page(home, monkeypatch):
 
     at.run()
     errors = "\n".join(e.value for e in at.error)
-    assert f"Job {job_id}: broken.keras" in errors and "not a readable Keras model" in errors
+    assert f"Job {job_id}: broken.keras" in errors and "not a Keras model" in errors
     assert db.get_prediction(job_id).status == "failed"
 
 

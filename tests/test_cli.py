@@ -222,3 +222,21 @@ def test_train_names_a_damaged_frame_before_building_anything(damage, tmp_path, 
     errors = [line for line in err.splitlines() if "error:" in line]
     assert len(errors) == 1 and errors[0].startswith(f"error: {bad}: ") and "Traceback" not in err
     assert not (tmp_path / "m.keras").exists()
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "wrong kind"])
+def test_a_model_file_that_is_not_a_cosmic_model_is_one_clear_line(kind, dataset, tmp_path, capsys):
+    import keras
+
+    path = tmp_path / "m.keras"
+    if kind == "corrupt":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+        message = "not a Keras model: a .keras file is a ZIP archive"
+    else:
+        keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(path)
+        message = "not a cosmic segmentation model: it maps (4,) to (2,)"
+    frames = sorted(str(p) for p in (dataset / "Test").iterdir())
+    assert main(["predict", "--model", str(path), *frames, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert errors == [f"error: {path}: {message}" + errors[0].split(message, 1)[1]] and "Traceback" not in err

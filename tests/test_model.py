@@ -319,6 +319,12 @@ def test_load_missing_or_corrupt_file_is_an_input_file_error(tmp_path):
         load_model(missing)
     corrupt = tmp_path / "corrupt.keras"
     corrupt.write_bytes(b"this is not a zip archive")
+    with pytest.raises(InputFileError, match="corrupt.keras: not a Keras model: a .keras file is a ZIP archive"):
+        load_model(corrupt)
+    import zipfile
+
+    with zipfile.ZipFile(corrupt, "w") as archive:  # a ZIP, but not what Keras writes
+        archive.writestr("notes.txt", "hello")
     with pytest.raises(InputFileError, match="corrupt.keras: not a readable Keras model"):
         load_model(corrupt)
 
