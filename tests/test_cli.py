@@ -197,7 +197,7 @@ def test_an_error_midway_starts_its_own_line_after_the_progress_bar(dataset, mod
     assert len(errors) == 1 and errors[0].startswith(f"error: {second}") and "Traceback" not in "\n".join(lines)
 
 
-@pytest.mark.parametrize("damage", ["truncated png", "nan npy"])
+@pytest.mark.parametrize("damage", ["truncated png", "nan npy", "colour png"])
 def test_train_names_a_damaged_frame_before_building_anything(damage, tmp_path, capsys):
     import shutil
 
@@ -206,6 +206,12 @@ def test_train_names_a_damaged_frame_before_building_anything(damage, tmp_path, 
     victim = sorted((root / "Train").iterdir())[1]
     if damage == "truncated png":
         victim.write_bytes(victim.read_bytes()[:200])
+        bad = victim
+    elif damage == "colour png":  # refused by every reader, training included (no silent conversion to grey)
+        import cv2
+
+        frame = io.read_frame(victim).astype(np.uint16)
+        assert cv2.imwrite(str(victim), np.dstack([frame, frame // 2, frame]))
         bad = victim
     else:
         frame = io.read_frame(victim).astype(np.float32)
