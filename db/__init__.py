@@ -165,7 +165,7 @@ Dataclasses returned: ``DatasetInfo``, ``FrameRecord``, ``ImportReport``, ``Vali
 
 from __future__ import annotations
 
-from .errors import NotFound, RefusedFile, StoreError, StoreUnavailable
+from .errors import NotFound, RefusedFile, RefusedFiles, StoreError, StoreUnavailable
 from .session import database_url, home, init_db, reset, session_scope
 from .datasets import (
     SPLIT_FOLDERS,
@@ -255,7 +255,7 @@ __all__ = [
     "FALLBACK_THRESHOLD", "LACOSMIC_PARAMETERS", "MASK_SOURCES", "RUN_KINDS", "RUN_STATUSES", "SPLITS",
     "THRESHOLD_SOURCES", "SPLIT_FOLDERS", "STALE_AFTER", "TUNED_PARAMETERS",
     "DatasetInfo", "EvaluationInfo", "FrameRecord", "ImportReport", "MaskRevision", "RunInfo", "ValidationReport",
-    "NotFound", "RefusedFile", "StoreError", "StoreUnavailable",
+    "NotFound", "RefusedFile", "RefusedFiles", "StoreError", "StoreUnavailable",
     "database_url", "home", "init_db", "reset", "session_scope",
     "create_dataset", "delete_dataset", "frame_path", "frames_table", "get_dataset", "get_frame", "list_datasets",
     "list_frames", "read_frame", "validation_report",

@@ -26,7 +26,7 @@ from segcore import io
 from segcore.errors import InputFileError
 
 from .datasets import SPLIT_FOLDERS, SPLITS, ImportReport, check_split, clean_name, get_dataset_row, name_taken
-from .errors import RefusedFile, StoreError
+from .errors import RefusedFile, StoreError, refuse_all
 from .layout import layout_root, scan_layout
 from .masks import check_mask_array, new_mask_file, revision_row
 from .models import Dataset, Frame
@@ -69,7 +69,8 @@ def _copy_file(source: Path, target: Path) -> None:
 
 
 def _refuse_input(item: _Incoming, exc: InputFileError) -> RefusedFile:
-    return RefusedFile(item.display, exc.problem)
+    # A decoder's message may quote the staging copy's path: the user knows the file by its own name.
+    return RefusedFile(item.display, exc.problem.replace(str(item.path), item.display))
 
 
 def _read_checked_frame(item: _Incoming) -> tuple[int, int, str, int]:
@@ -133,18 +134,28 @@ def _store(target: _Target, incoming: list[_Incoming], author: str, ignored: lis
     by_split: dict[str, list[_Incoming]] = defaultdict(list)
     for item in incoming:
         by_split[item.split].append(item)
+    refused: list[RefusedFile] = []  # every bad file is reported, not only the first
+
+    def checked(read, *args):
+        try:
+            return read(*args)
+        except RefusedFile as exc:
+            refused.append(exc)
+            return None
+
     for split, items in by_split.items():
         pairing = segdata.pair_files([i.path for i in items if not i.is_mask], [i.path for i in items if i.is_mask])
-        if pairing.duplicates:
-            dup = display[pairing.duplicates[0]]
-            raise RefusedFile(dup.display, "another file of this import has the same name (file names must be unique per split)")
+        for dup in pairing.duplicates:
+            refused.append(RefusedFile(
+                display[dup].display, "another file of this import has the same name (file names must be unique per split)"
+            ))
         existing = target.existing_stems.get(split, {})
         for image in sorted({p for p, _ in pairing.pairs} | set(pairing.missing_masks)):
             if image.stem in existing:
-                raise RefusedFile(
+                refused.append(RefusedFile(
                     display[image].display,
                     f"a frame named {image.stem!r} is already in the {split} split of dataset {target.name!r}",
-                )
+                ))
         for image, mask in pairing.pairs:
             masks_for_new[image] = display[mask]
         for image in pairing.missing_masks:
@@ -153,9 +164,8 @@ def _store(target: _Target, incoming: list[_Incoming], author: str, ignored: lis
         for mask in pairing.extra_masks:
             stem = segdata.mask_stem(mask)
             if stem not in existing:
-                raise RefusedFile(
-                    display[mask].display, f"mask has no frame named {stem!r} in the {split} split"
-                )
+                refused.append(RefusedFile(display[mask].display, f"mask has no frame named {stem!r} in the {split} split"))
+                continue
             frame_id, height, width = existing[stem]
             masks_for_existing.append((frame_id, display[mask], (height, width)))
         for image in sorted({p for p, _ in pairing.pairs} | set(pairing.missing_masks)):
@@ -164,7 +174,7 @@ def _store(target: _Target, incoming: list[_Incoming], author: str, ignored: lis
     # Decode and check everything before writing anything the store will reference.
     order = {split: i for i, split in enumerate(SPLITS)}
     new_frames.sort(key=lambda item: (order[item.split], item.path.name))
-    checked_frames = [(item, _read_checked_frame(item)) for item in new_frames]
+    checked_frames = [(item, info) for item in new_frames if (info := checked(_read_checked_frame, item)) is not None]
     written: list[Path] = []
     try:
         mask_files: dict[Path, tuple[Path, int]] = {}
@@ -172,16 +182,21 @@ def _store(target: _Target, incoming: list[_Incoming], author: str, ignored: lis
         for item, (height, width, _, _) in checked_frames:
             mask_item = masks_for_new.get(item.path)
             if mask_item is not None:
-                mask = _read_checked_mask(mask_item, (height, width))
+                mask = checked(_read_checked_mask, mask_item, (height, width))
+                if mask is None or refused:
+                    continue  # nothing more is written once a file is refused
                 path = new_mask_file(folder, item.split, item.path.stem, mask)
                 written.append(path)
                 mask_files[item.path] = (path, int(np.count_nonzero(mask)))
         existing_files = []
         for frame_id, mask_item, shape in masks_for_existing:
-            mask = _read_checked_mask(mask_item, shape)
+            mask = checked(_read_checked_mask, mask_item, shape)
+            if mask is None or refused:
+                continue
             path = new_mask_file(folder, mask_item.split, segdata.mask_stem(mask_item.path), mask)
             written.append(path)
             existing_files.append((frame_id, path, int(np.count_nonzero(mask))))
+        refuse_all(refused)
 
         with session_scope() as session:
             if target.dataset_id is None:

@@ -401,3 +401,20 @@ def test_a_mask_credited_to_a_run_that_does_not_exist_is_refused(stored):
     with pytest.raises(db.NotFound, match="run 999 does not exist; the mask of frame"):
         db.save_mask_revision(frame.id, np.zeros((frame.height, frame.width), bool), source="predicted", run_id=999)
     assert unchanged()
+
+
+def test_an_import_names_every_bad_file_not_only_the_first(stored, tmp_path):
+    _, unchanged = stored
+    source = tmp_path / "several"
+    make_layout(source, {"Train": 3, "Test": 1})
+    (source / "Train" / "frame_001.png").write_bytes(b"<html>not a frame</html>")
+    (source / "Train" / "frame_002.png").write_bytes((source / "Test" / "frame_003.png").read_bytes()[:100])
+    io.write_mask(source / "TestAnnotation" / "frame_003.png", np.zeros((10, 10), bool))
+    with pytest.raises(db.RefusedFiles) as refused:
+        db.import_folder(source, name="several")
+    names = [Path(r.file).relative_to(source).as_posix() for r in refused.value.refused]
+    assert names == ["Train/frame_001.png", "Train/frame_002.png", "TestAnnotation/frame_003.png"]
+    message = str(refused.value)
+    assert message.startswith("3 files refused:") and str(db.home()) not in message  # never the staging copy
+    assert refused.value.file == str(source / "Train" / "frame_001.png")
+    assert unchanged()
