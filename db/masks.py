@@ -111,6 +111,9 @@ def new_mask_file(dataset_folder: str, split: str, stem: str, mask: np.ndarray) 
     path = folder / f"{token()}.png"
     try:
         io.write_mask(path, mask)
+    except OSError as exc:  # disk full, quota, permissions: the earlier revisions stay as they were
+        remove_file(path)
+        raise StoreError(f"{split}/{stem}: the mask could not be saved: {exc.strerror or exc}") from exc
     except BaseException:
         remove_file(path)
         raise

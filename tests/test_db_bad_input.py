@@ -418,3 +418,20 @@ def test_an_import_names_every_bad_file_not_only_the_first(stored, tmp_path):
     assert message.startswith("3 files refused:") and str(db.home()) not in message  # never the staging copy
     assert refused.value.file == str(source / "Train" / "frame_001.png")
     assert unchanged()
+
+
+def test_a_full_disk_while_saving_a_mask_keeps_every_earlier_revision(stored, monkeypatch):
+    import errno
+
+    from segcore import io as segcore_io
+
+    dataset_id, unchanged = stored
+    frame = db.list_frames(dataset_id)[0]
+
+    def disk_full(_fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(segcore_io.os, "fsync", disk_full)
+    with pytest.raises(db.StoreError, match=r"the mask could not be saved: No space left on device"):
+        db.save_mask_revision(frame.id, np.ones((frame.height, frame.width), bool), author="ana")
+    assert unchanged()  # no new revision, no half-written or temporary file left
