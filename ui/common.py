@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitAuthError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -88,11 +89,48 @@ def _use_app_navigation() -> None:
         st.rerun()
 
 
+#: Set to 1 to make every page ask for Streamlit's login (an OIDC provider in .streamlit/secrets.toml).
+LOGIN_SETTING = "COSMICS_REQUIRE_LOGIN"
+
+
+def login_required() -> bool:
+    return os.environ.get(LOGIN_SETTING, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def logged_in_user() -> str | None:
+    """The logged-in user's name (else e-mail) when login is required and done; None otherwise."""
+    if not login_required() or not st.user.is_logged_in:
+        return None
+    return str(getattr(st.user, "name", None) or getattr(st.user, "email", None) or "logged-in user")
+
+
+def _require_login() -> None:
+    """With login required, stop every page until the visitor has logged in; then they are the author."""
+    if not login_required():
+        return
+    user = logged_in_user()
+    if user is None:
+        st.title("cosmics")
+        st.info("This cosmics server asks everyone to log in first.")
+        if st.button("Log in", type="primary"):
+            try:
+                st.login()
+            except StreamlitAuthError as exc:
+                show_error(exc, f"{LOGIN_SETTING} is set, but no login provider is configured "
+                                "([auth] in .streamlit/secrets.toml, see the README)")
+        st.stop()
+    st.session_state["author"] = user
+    st.sidebar.caption(f"Logged in as **{user}**")
+    st.sidebar.button("Log out", on_click=st.logout)
+
+
 def init_store() -> None:
-    """Open the store (migrating it if needed) and create the demo dataset on first start."""
+    """Ask for a login when configured, open the store (migrating it if needed) and create the
+    demo dataset on first start."""
     import db
 
     _use_app_navigation()
+    _require_login()
     _engine(_store_key())
     if st.session_state.get("_demo_checked") == _store_key():
         return
@@ -202,8 +240,14 @@ def select_dataset(dataset_id: int) -> None:
 
 
 def author_input(container=None) -> str:
-    """'Your name' text box; the name is kept for the whole browser session, on every page."""
+    """'Your name' text box; the name is kept for the whole browser session, on every page.
+
+    With login required, the logged-in user is the author and there is no box.
+    """
     container = container or st.sidebar
+    user = logged_in_user()
+    if user is not None:
+        return user
     st.session_state["_author_box"] = st.session_state.get("author", "")
 
     def remember() -> None:
