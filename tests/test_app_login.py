@@ -7,6 +7,8 @@ from test_app_datasets_label import ROOT, TIMEOUT, home, texts  # noqa: F401
 
 import db
 
+pytestmark = pytest.mark.usefixtures("home")  # a fresh store with its demo dataset
+
 
 def _app(user: dict, page: str | None = None):
     from streamlit.testing.v1 import AppTest
@@ -21,7 +23,7 @@ def _app(user: dict, page: str | None = None):
     return at
 
 
-def test_without_the_setting_nobody_is_asked_to_log_in(home, monkeypatch):
+def test_without_the_setting_nobody_is_asked_to_log_in(monkeypatch):
     monkeypatch.delenv("COSMICS_REQUIRE_LOGIN", raising=False)
     at = _app({"is_logged_in": False}, "pages/2_Label.py")
     assert "log in first" not in texts(at.info)
@@ -29,7 +31,7 @@ def test_without_the_setting_nobody_is_asked_to_log_in(home, monkeypatch):
 
 
 @pytest.mark.parametrize("page", [None, "pages/1_Datasets.py", "pages/2_Label.py", "pages/3_Train.py"])
-def test_with_the_setting_every_page_waits_for_a_login(home, monkeypatch, page):
+def test_with_the_setting_every_page_waits_for_a_login(monkeypatch, page):
     monkeypatch.setenv("COSMICS_REQUIRE_LOGIN", "1")
     at = _app({"is_logged_in": False}, page)
     assert "This cosmics server asks everyone to log in first." in texts(at.info)
@@ -38,7 +40,7 @@ def test_with_the_setting_every_page_waits_for_a_login(home, monkeypatch, page):
     assert not at.dataframe and not at.selectbox  # nothing of the store is shown
 
 
-def test_a_logged_in_user_is_the_author_of_what_they_save(home, monkeypatch):
+def test_a_logged_in_user_is_the_author_of_what_they_save(monkeypatch):
     monkeypatch.setenv("COSMICS_REQUIRE_LOGIN", "1")
     at = _app({"is_logged_in": True, "name": "Ana Lima", "email": "ana@example.org"}, "pages/2_Label.py")
     assert "Logged in as **Ana Lima**" in texts(at.sidebar.caption)
@@ -48,7 +50,7 @@ def test_a_logged_in_user_is_the_author_of_what_they_save(home, monkeypatch):
     assert db.list_datasets()  # the pages work as usual
 
 
-def test_login_required_but_not_configured_says_so(home, monkeypatch):
+def test_login_required_but_not_configured_says_so(monkeypatch):
     monkeypatch.setenv("COSMICS_REQUIRE_LOGIN", "1")
     at = _app({"is_logged_in": False})
     at.button[0].click().run()
