@@ -93,6 +93,19 @@ def test_import_uploaded_files_and_later_masks(store, tmp_path):
     assert db.validation_report(dataset.id).missing_masks == ["Train/frame_000.png"]
 
 
+def test_validation_report_names_lost_frame_and_mask_files(store, tmp_path):
+    make_layout(tmp_path / "src", {"Train": 2, "Test": 1})
+    dataset_id = db.import_folder(tmp_path / "src", name="t").dataset_id
+    first, second, _ = db.list_frames(dataset_id)
+    first.path.unlink()
+    db.current_revision(second.id).path.unlink()
+    report = db.validation_report(dataset_id)
+    assert report.missing_files == [
+        "Train/frame_000.png", f"Train/frame_001.png (mask revision {db.current_revision(second.id).id})"
+    ]
+    assert not report.ok
+
+
 def test_import_zip_with_layout_inside_one_folder(store, tmp_path):
     source = tmp_path / "src"
     make_layout(source, {"Train": 2, "Test": 1})

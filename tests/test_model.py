@@ -347,3 +347,24 @@ def test_model_whose_training_setup_cannot_be_restored_loads_uncompiled(tmp_path
         restored = load_model(path)
     assert not restored.compiled
     np.testing.assert_array_equal(restored.predict(frames, verbose=0), model.predict(frames, verbose=0))
+
+
+def test_a_full_disk_while_saving_leaves_the_previous_model_file_whole(tmp_path, monkeypatch):
+    import errno
+
+    keras.utils.set_random_seed(0)
+    tiny, _ = build_deeplabv3plus(backbone="tiny", backbone_weights="none")
+    path = tmp_path / "checkpoint.keras"
+    save_model(tiny, path)
+    before = path.read_bytes()
+
+    def disk_full(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as handle:
+            handle.write(b"half a model")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(tiny), "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_model(tiny, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.keras"]  # no half-written file left
