@@ -159,7 +159,10 @@ def init_db(url: str | None = None) -> Engine:
     engine = get_engine(url)
     key = str(engine.url)
     if key not in _migrated:
-        upgrade(engine)
+        try:
+            upgrade(engine)
+        except OperationalError as exc:
+            raise StoreUnavailable(_unavailable(exc)) from exc
         _migrated.add(key)
     return engine
 
@@ -184,10 +187,7 @@ def session_scope(write: bool = True) -> Iterator[Session]:
     StoreUnavailable when the database cannot be reached, read or written (locked
     past the busy timeout, read-only, server down), naming the store and the reason.
     """
-    try:
-        engine = init_db()
-    except OperationalError as exc:
-        raise StoreUnavailable(_unavailable(exc)) from exc
+    engine = init_db()
     session = Session(bind=_writer(engine) if write else engine, expire_on_commit=False)
     try:
         yield session

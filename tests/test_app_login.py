@@ -1,4 +1,5 @@
-"""Login through Streamlit's own authentication, when COSMICS_REQUIRE_LOGIN asks for it (AppTest)."""
+"""Opening the app (AppTest): login through Streamlit's own authentication when COSMICS_REQUIRE_LOGIN
+asks for it, and one clear message when the store cannot be opened."""
 
 from __future__ import annotations
 
@@ -57,3 +58,15 @@ def test_login_required_but_not_configured_says_so(monkeypatch):
     assert not at.exception, at.exception
     assert "no login provider is configured" in texts(at.error)
     assert "log in first" in texts(at.info)
+
+
+def test_a_store_that_cannot_be_reached_is_one_message_on_the_page(monkeypatch):
+    monkeypatch.setenv("COSMICS_DB_URL", "postgresql+psycopg://user:secret@127.0.0.1:9/none?connect_timeout=2")
+    db.reset()
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    errors = texts(at.error)
+    assert errors.startswith("The store cannot be opened: the store postgresql+psycopg://user:***@127.0.0.1:9/none")
+    assert "Connection refused" in errors and "secret" not in errors

@@ -131,7 +131,11 @@ def init_store() -> None:
 
     _use_app_navigation()
     _require_login()
-    _engine(_store_key())
+    try:
+        _engine(_store_key())
+    except db.StoreError as exc:  # unreachable, locked or unreadable: say which store and why, nothing else
+        show_error(exc, "The store cannot be opened")
+        st.stop()
     if st.session_state.get("_demo_checked") == _store_key():
         return
     marker = db.home() / DEMO_MARKER
