@@ -4,8 +4,9 @@ Refused before anything is unpacked, from the archive's central directory:
 entries whose path leaves the target folder (absolute, ``..``, drive letters),
 symbolic links, encrypted entries, more than :data:`MAX_ZIP_MEMBERS` entries,
 an entry larger than any frame within the size limit can need
-(``segcore.io.max_frame_file_bytes``), and archives whose declared size passes
-the limit (``COSMICS_MAX_ZIP_BYTES``, default :data:`MAX_ZIP_BYTES`) or the free
+(``segcore.io.max_frame_file_bytes``), archives declaring over a GiB that
+unpack to more than :data:`MAX_ZIP_RATIO` times their packed size, and archives
+whose declared size passes the limit (``COSMICS_MAX_ZIP_BYTES``, default :data:`MAX_ZIP_BYTES`) or the free
 disk space. While unpacking, the bytes really written are
 counted, so an entry that holds more than its header claims (a ZIP bomb that
 lies) is stopped at the limit too. Frames whose image header claims more pixels
@@ -35,6 +36,10 @@ __all__ = ["MAX_ZIP_BYTES", "MAX_ZIP_MEMBERS", "import_zip", "max_zip_bytes"]
 #: Largest total unpacked size accepted (bytes) unless COSMICS_MAX_ZIP_BYTES says otherwise.
 MAX_ZIP_BYTES = 20 * 1024**3
 MAX_ZIP_MEMBERS = 100_000
+#: An archive declaring more than RATIO_CHECK_BYTES must not unpack to more than this many
+#: times its packed size: detector frames pack 1-10x, a bomb ~1000x.
+MAX_ZIP_RATIO = 200
+RATIO_CHECK_BYTES = 1024**3
 _CHUNK = 1024 * 1024
 #: Disk space left free after unpacking (bytes).
 _DISK_MARGIN = 512 * 1024**2
@@ -69,7 +74,7 @@ def _check_members(archive: zipfile.ZipFile, label: str, max_bytes: int) -> list
     if len(infos) > MAX_ZIP_MEMBERS:
         raise RefusedFile(label, f"archive has {len(infos)} entries; at most {MAX_ZIP_MEMBERS} are accepted")
     members = []
-    declared = 0
+    declared = packed = 0
     entry_limit = io.max_frame_file_bytes()
     for info in infos:
         parts = _member_parts(info.filename, label)
@@ -86,10 +91,16 @@ def _check_members(archive: zipfile.ZipFile, label: str, max_bytes: int) -> list
                 f"({io.max_frame_pixels():,} pixels) can need"
             )
         declared += info.file_size
+        packed += info.compress_size
         members.append((info, parts))
     if declared > max_bytes:
         raise RefusedFile(
             label, f"archive would unpack to {declared:,} bytes, more than the limit of {max_bytes:,} bytes"
+        )
+    if declared > RATIO_CHECK_BYTES and declared > MAX_ZIP_RATIO * max(packed, 1):
+        raise RefusedFile(
+            label, f"archive would unpack {packed:,} packed bytes to {declared:,} bytes, more than {MAX_ZIP_RATIO} "
+            "times as much; frames do not pack that well (a ZIP bomb?)"
         )
     free = shutil.disk_usage(home()).free
     if declared + _DISK_MARGIN > free:

@@ -99,6 +99,17 @@ def test_zip_entry_larger_than_any_frame_is_refused_before_anything_is_unpacked(
     assert unchanged()
 
 
+def test_zip_that_unpacks_too_many_times_its_size_is_refused_before_anything_is_unpacked(stored, monkeypatch):
+    from db import zipimport
+
+    _, unchanged = stored
+    monkeypatch.setattr(zipimport, "RATIO_CHECK_BYTES", 1_000_000)  # the same rule, at a test's scale
+    payload = _zip({"Train/frame_100.png": _png(FRAME), "Train/frame_101.npy": b"\0" * 3_000_000})
+    with pytest.raises(db.RefusedFile, match=r"more than 200 times as much"):
+        db.import_zip(payload, file_name="packed.zip")
+    assert unchanged()
+
+
 def test_zip_size_limit_comes_from_the_setting(stored, monkeypatch):
     _, unchanged = stored
     monkeypatch.setenv("COSMICS_MAX_ZIP_BYTES", "1000000")
