@@ -294,7 +294,7 @@ def test_failed_mask_write_leaves_previous_revision_current(stored, monkeypatch)
 
     with monkeypatch.context() as patch:
         patch.setattr(io, "_atomic_write", broken_write)
-        with pytest.raises(OSError, match="disk full"):
+        with pytest.raises(db.StoreError, match="frame_000: the mask could not be saved: disk full"):
             db.save_mask_revision(frame.id, np.ones((64, 64), bool))
 
     assert unchanged()  # ...is removed again, and no row points at it
