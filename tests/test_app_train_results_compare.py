@@ -340,8 +340,13 @@ def test_lacosmic_run_started_from_the_train_page_shows_its_progress_then_its_pa
     _no_exception(at)
     (run,) = db.list_runs()
     assert run.kind == "lacosmic" and run.config["tune"] is True
-    assert "Running now" in _texts(at, "subheader")
-    assert "LA Cosmic (no training)" in _texts(at, "markdown")
+    shown = _texts(at, "subheader")
+    # Three tiny frames can be done before the page has drawn: a run still active now was active then.
+    if db.get_run(run.id).active:
+        assert "Running now" in shown
+        assert "LA Cosmic (no training)" in _texts(at, "markdown")
+    else:
+        assert "Running now" in shown or "Earlier runs" in shown
 
     ended = db.wait_for_run(run.id, timeout=300)
     assert ended.status == "finished", ended.error
