@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from db.models import ACTIVE_STATUSES
 from ui.common import routing_active, set_routing
 
 ROOT = Path(__file__).resolve().parent
@@ -58,7 +59,7 @@ def next_step(datasets, frames_missing: int, runs, evaluated) -> tuple[str, str,
     if not datasets or not any(d.total_frames for d in datasets):
         return ("Add your data", "Upload frames and masks, or generate a simulated set.",
                 "pages/1_Datasets.py", "Go to Datasets")
-    active = [r for r in runs if r.status in ("queued", "running")]
+    active = [r for r in runs if r.status in ACTIVE_STATUSES]
     if active:
         return ("Training is running", f"Run **{active[0].name}** is {active[0].status}. Watch its progress.",
                 "pages/3_Train.py", "Watch training")
@@ -139,7 +140,7 @@ def home() -> None:
     with right:
         st.subheader("Latest run")
         if runs:
-            active = any(r.status in ("queued", "running") for r in runs)
+            active = any(r.status in ACTIVE_STATUSES for r in runs)
             # While a run trains, this panel refreshes itself; the rest of the page stays put.
             st.fragment(latest_run, run_every=5 if active else None)()
         else:
@@ -173,7 +174,7 @@ def latest_run() -> None:
         st.caption(f"Could not read the latest run: {exc}")
         return
     st.markdown(f"**{latest.name}** on *{latest.dataset_name}*: status **{latest.status}**")
-    if latest.status in ("queued", "running"):
+    if latest.status in ACTIVE_STATUSES:
         work = "frames" if is_lacosmic(latest) else "planned training"
         st.progress(float(latest.progress), text=f"{latest.progress:.0%} of the {work} done")
     if latest.error:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-ACTIVE_STATUSES = ("queued", "running")
-ENDED_STATUSES = ("finished", "failed", "cancelled")
+from db.models import ACTIVE_STATUSES  # noqa: F401  (the pages take it from here with the other run views)
 STATUS_ICONS = {
     "queued": ":material/schedule:",
     "running": ":material/play_circle:",
