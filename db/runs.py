@@ -43,7 +43,7 @@ __all__ = [
 
 #: Seconds without a heartbeat after which a live-looking run is declared failed.
 STALE_AFTER = 120.0
-#: Options the store sets itself for every run.
+#: TrainConfig fields the store sets itself for every run (paths, resume): not user settings, never shown.
 STORE_OPTIONS = ("data_dir", "out", "checkpoint_dir", "resume")
 CANCEL_FILE = "cancel"
 

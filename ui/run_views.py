@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from db.models import ACTIVE_STATUSES  # noqa: F401  (the pages take it from here with the other run views)
+from db.runs import STORE_OPTIONS
 STATUS_ICONS = {
     "queued": ":material/schedule:",
     "running": ":material/play_circle:",
@@ -46,7 +47,6 @@ def store_key() -> str:
 
 
 #: Store bookkeeping in a run's configuration, not a choice the user made.
-INTERNAL_SETTINGS = ("data_dir", "out", "checkpoint_dir", "resume")
 #: What the pages say of an LA Cosmic run wherever a training run shows training things.
 LACOSMIC_LABEL = "LA Cosmic (no training)"
 #: LA Cosmic's noise parameters, left empty to be measured on each frame, as the pages name them.
@@ -84,7 +84,7 @@ def full_config(run) -> dict:
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
     settings = {**defaults, **(run.config or {})}
-    return {k: v for k, v in settings.items() if k not in INTERNAL_SETTINGS}
+    return {k: v for k, v in settings.items() if k not in STORE_OPTIONS}
 
 
 def lacosmic_parameters_text(run) -> str:
