@@ -22,6 +22,7 @@ from ui.common import (
     select_dataset,
     show_error,
     show_flash,
+    store_key,
 )
 from ui.images import (
     ADD_COLOR,
@@ -144,7 +145,7 @@ scores: dict[int, float] = {}
 results = None
 if eval_id is not None:
     try:
-        results = results_table(str(db.home()), eval_id, by_eval[eval_id][1].created)
+        results = results_table(store_key(), eval_id, by_eval[eval_id][1].created)
         scores = {int(r.frame_id): float(getattr(r, metric)) for r in results.itertuples()
                   if r.frame_id == r.frame_id and getattr(r, metric) == getattr(r, metric)}
     except SegcoreError as exc:

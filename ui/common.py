@@ -14,6 +14,8 @@ from pathlib import Path
 import streamlit as st
 from streamlit.errors import StreamlitAuthError
 
+from ui.run_views import store_key
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEMO_DATASET = "Simulated demo"
@@ -54,14 +56,8 @@ def set_routing(active: bool) -> None:
     _routing.active = active
 
 
-def _store_key() -> tuple[str, str]:
-    import db
-
-    return os.environ.get("COSMICS_DB_URL", ""), str(db.home())
-
-
 @st.cache_resource(show_spinner="Opening the store...")
-def _engine(key: tuple[str, str]):
+def _engine(key: str):
     # Keyed by URL and data folder so a changed COSMICS_HOME opens (and migrates) its own store.
     import db
 
@@ -132,11 +128,11 @@ def init_store() -> None:
     _use_app_navigation()
     _require_login()
     try:
-        _engine(_store_key())
+        _engine(store_key())
     except db.StoreError as exc:  # unreachable, locked or unreadable: say which store and why, nothing else
         show_error(exc, "The store cannot be opened")
         st.stop()
-    if st.session_state.get("_demo_checked") == _store_key():
+    if st.session_state.get("_demo_checked") == store_key():
         return
     marker = db.home() / DEMO_MARKER
     with _demo_lock:
@@ -146,7 +142,7 @@ def init_store() -> None:
             except (db.StoreError, OSError, ValueError) as exc:
                 show_error(exc, "Could not create the demo dataset (create or import one on the Datasets page)")
         marker.touch()
-    st.session_state["_demo_checked"] = _store_key()
+    st.session_state["_demo_checked"] = store_key()
 
 
 def _create_demo() -> None:
