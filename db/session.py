@@ -162,7 +162,7 @@ def init_db(url: str | None = None) -> Engine:
         try:
             upgrade(engine)
         except OperationalError as exc:
-            raise StoreUnavailable(_unavailable(exc)) from exc
+            raise StoreUnavailable(_unavailable(exc, engine)) from exc
         _migrated.add(key)
     return engine
 
@@ -195,7 +195,7 @@ def session_scope(write: bool = True) -> Iterator[Session]:
         session.commit()
     except OperationalError as exc:
         session.rollback()
-        raise StoreUnavailable(_unavailable(exc)) from exc
+        raise StoreUnavailable(_unavailable(exc, engine)) from exc
     except BaseException:
         session.rollback()
         raise
@@ -203,7 +203,7 @@ def session_scope(write: bool = True) -> Iterator[Session]:
         session.close()
 
 
-def _unavailable(exc: OperationalError) -> str:
+def _unavailable(exc: OperationalError, engine: Engine) -> str:
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    store = make_url(database_url()).render_as_string(hide_password=True)
+    store = engine.url.render_as_string(hide_password=True)
     return f"the store {store} cannot be used: {reason}"

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from . import io
-from .errors import InputFileError
 from .preprocess import DEFAULT_RECIPE, check_recipe, tf_network_input
 
 SPLITS = ("Train", "Validation", "Test")
@@ -114,24 +113,6 @@ def pair_split(data_dir: str | os.PathLike, split: str) -> Pairing:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     data_dir = Path(data_dir)
     return pair_files(list_frames(data_dir / split), list_frames(data_dir / annotation_dir(split)))
-
-
-def check_pairs(pairs) -> None:
-    """Check every mask has its frame's size, from file headers only.
-
-    Raises
-    ------
-    InputFileError naming the first mask whose size differs from its frame.
-    """
-    for image, mask in pairs:
-        frame_shape = io.image_shape(image)
-        mask_shape = io.image_shape(mask)
-        if frame_shape != mask_shape:
-            raise InputFileError(
-                mask,
-                f"mask is {mask_shape[0]}x{mask_shape[1]} but its frame {Path(image).name} is "
-                f"{frame_shape[0]}x{frame_shape[1]}",
-            )
 
 
 def read_pairs(pairs):

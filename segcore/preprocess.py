@@ -265,12 +265,15 @@ def count_significance(frame: np.ndarray, window: int = COUNT_RATE_WINDOW) -> np
         return cv2.boxFilter(values, -1, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
 
     neighbourhood = box_sum(counts, 3)[counted]
-    keep = np.ones_like(counts)
-    for _ in range(2):  # the second pass leaves out the clusters the first one found
+
+    def significance(keep):
         expected = (box_sum(counts * keep, window) + 0.5) / (box_sum(keep, window) + 1.0)
         z[counted] = poisson_significance(neighbourhood, 9.0 * expected[counted])
-        clusters = (z >= CLUSTER_SIGMAS).astype(np.uint8)
-        keep = 1.0 - cv2.dilate(clusters, np.ones((3, 3), np.uint8)).astype(np.float64)
+
+    significance(np.ones_like(counts))
+    # Second pass: the clusters the first one found, with their neighbours, leave the expectation.
+    clusters = (z >= CLUSTER_SIGMAS).astype(np.uint8)
+    significance(1.0 - cv2.dilate(clusters, np.ones((3, 3), np.uint8)).astype(np.float64))
     return z.astype(np.float32)
 
 
