@@ -138,6 +138,19 @@ Proposals (``db.proposals``): ``frame_proposals(frame_id) -> list[Proposal]`` (n
 ``save_mask_revision(..., proposal_id=N)`` records the proposal, its run and the pixels and cosmics
     changed from it (source "predicted" when unchanged, else "corrected").
 
+Where to label next (``db.review``)
+-----------------------------------
+``REVIEW_STATUSES = ("proposed", "corrected", "reviewed")``: a frame's place in the labeling loop, kept up
+    by itself (a proposal for a frame without a mask: "proposed"; a mask saved from the app: "corrected").
+``review_statuses(dataset_id) -> {frame id: status}``; ``set_review_status(frame_id, status, author="")``
+    ("reviewed"/"corrected" need a saved mask).
+``labeling_queue(dataset_id, split=None) -> list[QueueEntry]`` frames without a saved mask, most doubt
+    first (``QueueEntry.doubt``: the newest model proposal's pixels with probability in ``UNCERTAIN_RANGE``
+    (0.2-0.8) plus the pixels where it and the newest LA Cosmic proposal differ).
+``start_retraining(dataset_id, name=None, defaults=None) -> int`` a training run (``start_run``) on the
+    masks as they are now, with the options of the dataset's newest training run (else ``defaults``);
+    ``retraining_config(dataset_id) -> (options, run id | None)``.
+
 Results (``db.results``): what the app shows
 ---------------------------------------------
 ``list_runs(dataset_id=None) -> list[RunInfo]``; ``runs_table(dataset_id=None) -> DataFrame`` (with the run's
@@ -236,6 +249,17 @@ from .proposals import (
     proposed_frames,
     propose_from_evaluation,
 )
+from .review import (
+    REVIEW_STATUSES,
+    UNCERTAIN_RANGE,
+    QueueEntry,
+    count_uncertain,
+    labeling_queue,
+    retraining_config,
+    review_statuses,
+    set_review_status,
+    start_retraining,
+)
 from .results import (
     cleaned_frame,
     compare_per_image,
@@ -272,4 +296,6 @@ __all__ = [
     "list_predictions", "prediction_log", "prediction_models", "propose_from_evaluation", "proposal_mask",
     "proposal_probabilities", "proposed_frames", "refresh_prediction_states",
     "start_prediction", "wait_for_prediction",
+    "REVIEW_STATUSES", "UNCERTAIN_RANGE", "QueueEntry", "count_uncertain", "labeling_queue", "retraining_config",
+    "review_statuses", "set_review_status", "start_retraining",
 ]

@@ -172,6 +172,11 @@ def _save(frame_id: int, make_mask, **fields) -> MaskRevision:
                 raise NotFound(f"frame {frame_id} was deleted while its mask was being saved")
             row = revision_row(frame_id, path, int(np.count_nonzero(mask)), **fields)
             session.add(row)
+            if row.source != "uploaded":
+                # An expert saved this mask (drawn, from a proposal, or restored): the frame is corrected.
+                from .review import mark
+
+                mark(session, frame_id, "corrected", row.author)
             session.flush()
         return MaskRevision.of(row)
     except BaseException:

@@ -40,6 +40,10 @@ THRESHOLD_SOURCES = ("validation", "fixed")
 FALLBACK_THRESHOLD = 0.5
 #: What a run does: train a network ("train"), or detect with LA Cosmic, which needs no training.
 RUN_KINDS = ("train", "lacosmic")
+#: Where a frame stands in the labeling loop: a model proposed a mask and nobody saved one yet
+#: ("proposed"), an expert saved a mask (drawn, or a proposal accepted or corrected: "corrected"),
+#: an expert looked at the saved mask again and confirmed it ("reviewed").
+REVIEW_STATUSES = ("proposed", "corrected", "reviewed")
 #: What an LA Cosmic run's evaluations record as their checkpoint: it has no model file.
 LACOSMIC_CHECKPOINT = "lacosmic"
 
@@ -326,3 +330,18 @@ class ProposalRow(Base):
     cosmic_pixels: Mapped[int] = mapped_column(Integer)
     cosmics: Mapped[int] = mapped_column(Integer)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: pixels whose probability is in ``UNCERTAIN_RANGE`` (where the model hesitates); None for a
+    #: detector without probabilities, or a proposal made before it was counted (0007)
+    uncertain_pixels: Mapped[Optional[int]] = mapped_column(Integer)
+
+
+class FrameReview(Base):
+    """Where a frame stands in the labeling loop (``REVIEW_STATUSES``); frames without a row have none yet."""
+
+    __tablename__ = "frame_reviews"
+    __table_args__ = (CheckConstraint(_one_of("status", REVIEW_STATUSES), name="status"),)
+
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(String(200), default="")
+    changed: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -28,6 +28,7 @@ from .errors import StoreError
 from .models import ACTIVE_STATUSES, Dataset, Frame, PredictionJob, ProposalRow, utcnow
 from .paths import from_stored, to_stored
 from .predictions import CANCEL_FILE, finish_prediction, prediction_dir
+from .review import count_uncertain, mark_proposed
 from .session import init_db, session_scope
 from .worker import _Heartbeat, _write
 
@@ -117,7 +118,9 @@ def _store_proposal(job_id: int, frame_id: int, threshold: float, mask: np.ndarr
             job_id=job_id, frame_id=frame_id, threshold=threshold, mask_path=to_stored(mask_path),
             probabilities_path=to_stored(probabilities_path) if probabilities_path else None,
             cosmic_pixels=int(np.count_nonzero(mask)), cosmics=n_cosmics(mask),
+            uncertain_pixels=None if probabilities is None else count_uncertain(probabilities),
         ))
+        mark_proposed(session, frame_id)
 
 
 def predict(job: PredictionJob, cancel: CancelToken) -> str:

@@ -308,7 +308,7 @@ def test_migrations_create_exactly_the_model_schema(store):
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert differences == []
-    assert version == "0006"
+    assert version == "0007"
 
 
 def test_existing_database_survives_restart_and_upgrade(store, tmp_path):
@@ -355,9 +355,14 @@ def test_a_later_migration_that_rebuilds_a_table_keeps_every_row(store, tmp_path
     db.save_mask_revision(frame.id, np.ones((64, 64), bool), author="ana")
     scripts = tmp_path / "migrations"
     shutil.copytree(Path(db.__file__).with_name("migrations"), scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(scripts))
+    head = ScriptDirectory.from_config(config).get_current_head()
     (scripts / "versions" / "0099_frame_note.py").write_text(
         "import sqlalchemy as sa\nfrom alembic import op\n"
-        "revision = '0099'\ndown_revision = '0006'\nbranch_labels = None\ndepends_on = None\n"
+        f"revision = '0099'\ndown_revision = '{head}'\nbranch_labels = None\ndepends_on = None\n"
         "def upgrade():\n"
         "    sqlite = op.get_bind().dialect.name == 'sqlite'\n"
         "    with op.batch_alter_table('frames', recreate='always' if sqlite else 'never') as batch:\n"
@@ -366,8 +371,6 @@ def test_a_later_migration_that_rebuilds_a_table_keeps_every_row(store, tmp_path
         "    with op.batch_alter_table('frames') as batch:\n"
         "        batch.drop_column('note')\n"
     )
-    config = Config()
-    config.set_main_option("script_location", str(scripts))
 
     with migration_connection(get_engine()) as connection:
         config.attributes["connection"] = connection
@@ -426,7 +429,7 @@ def test_migrations_keep_a_0002_run_a_training_run_with_its_threshold_fixed(tmp_
         assert (run.name, run.config, run.precision, run.epochs_run) == ("old run", {"epochs": 3}, "float32", 3)
         assert (run.kind, run.trains) == ("train", True)
         with get_engine().connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
             # The source and the kind are checked by the database too.
             with pytest.raises(Exception, match="(?i)check"):
                 connection.execute(text("UPDATE runs SET threshold_source = 'guessed' WHERE id = 7"))
