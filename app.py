@@ -100,10 +100,7 @@ def home() -> None:
         db.refresh_run_states()
         runs = db.list_runs()
         evaluations = db.list_evaluations()
-        missing = 0
-        for d in datasets:
-            table = db.frames_table(d.id)
-            missing += int(((table["split"] != "real") & table["revision_id"].isna()).sum())
+        missing = db.count_frames_without_mask()
     except db.StoreError as exc:
         show_error(exc, "Could not read the store")
         return

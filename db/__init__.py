@@ -42,6 +42,9 @@ Datasets and frames (``db.datasets``)
     it in messages when given as bytes.
 ``import_simulated(name, n_train, n_validation, n_test, n_real=0, size=512, seed=0, progress=None) -> ImportReport``
 ``list_datasets() -> list[DatasetInfo]``; ``get_dataset(id_or_name) -> DatasetInfo``
+``first_start() -> bool`` (the store never had a dataset); ``first_start_done()`` (never again, even when every
+    dataset is deleted: a marker file in ``COSMICS_HOME``)
+``count_frames_without_mask(dataset_id=None) -> int`` train, validation and test frames with no mask yet
 ``list_frames(dataset_id, split=None) -> list[FrameRecord]``; ``get_frame(frame_id) -> FrameRecord``
 ``frames_table(dataset_id, split=None) -> DataFrame`` (one row per frame, with its current revision)
 ``frame_path(frame_id) -> Path``; ``read_frame(frame_id) -> float32 (H, W)``
@@ -93,6 +96,8 @@ Runs (``db.runs``): training in its own process, never inside a web request
     (threshold, else 0.5), threshold_fallback (no threshold was chosen), error);
     ``wait_for_run(run_id, timeout)``
 ``run_log(run_id, tail=200) -> str``  the worker's log
+``save_weights_file(file_name, data) -> Path``  an uploaded backbone weights file kept under
+    ``<COSMICS_HOME>/weights/`` for ``TrainConfig.backbone_weights`` (suffix one of ``WEIGHT_SUFFIXES``, else StoreError)
 ``delete_run(run_id)``  (refused while active)
 ``evaluate_run(run_id, split="test", threshold=None, checkpoint="best", masks="current", progress=None,
     dilation=0) -> EvaluationInfo``  (``threshold=None``: the run's ``evaluation_threshold``) evaluates in the calling process (segcore's inference defaults) and stores the
@@ -159,6 +164,8 @@ Results (``db.results``): what the app shows
     precision, recall, specificity, iou, learning_rate, and any val_* the trainer reports)
 ``run_revisions(run_id) -> DataFrame`` (frame, split, the mask revision the run trained on)
 ``list_evaluations(run_id=None) -> list[EvaluationInfo]``; ``get_evaluation(evaluation_id)``
+``latest_evaluation(run_id, split=None) -> EvaluationInfo | None``
+``dataset_evaluations(dataset_id) -> list[(RunInfo, EvaluationInfo)]`` every evaluation of the dataset's runs, newest first
 ``per_image_results(evaluation_id) -> DataFrame`` (image, frame_id, iou, dice, pixel_accuracy, precision,
     recall, f1, specificity, count_score, true_count, pred_count, object_recall, object_precision,
     prediction_path, and from those object_f1, count_error, abs_count_error)
@@ -187,8 +194,11 @@ from .datasets import (
     FrameRecord,
     ImportReport,
     ValidationReport,
+    count_frames_without_mask,
     create_dataset,
     delete_dataset,
+    first_start,
+    first_start_done,
     frame_path,
     frames_table,
     get_dataset,
@@ -217,6 +227,7 @@ from .runs import (
     RUN_STATUSES,
     THRESHOLD_SOURCES,
     STALE_AFTER,
+    WEIGHT_SUFFIXES,
     RunInfo,
     cancel_run,
     delete_run,
@@ -224,6 +235,7 @@ from .runs import (
     refresh_run_states,
     resume_run,
     run_log,
+    save_weights_file,
     start_run,
     wait_for_run,
 )
@@ -264,9 +276,11 @@ from .results import (
     cleaned_frame,
     compare_per_image,
     compare_runs,
+    dataset_evaluations,
     epoch_metrics,
     evaluation_curves,
     get_evaluation,
+    latest_evaluation,
     list_evaluations,
     list_runs,
     per_image_results,
@@ -277,20 +291,21 @@ from .results import (
 
 __all__ = [
     "FALLBACK_THRESHOLD", "LACOSMIC_PARAMETERS", "MASK_SOURCES", "RUN_KINDS", "RUN_STATUSES", "SPLITS",
-    "THRESHOLD_SOURCES", "SPLIT_FOLDERS", "STALE_AFTER", "TUNED_PARAMETERS",
+    "THRESHOLD_SOURCES", "SPLIT_FOLDERS", "STALE_AFTER", "TUNED_PARAMETERS", "WEIGHT_SUFFIXES",
     "DatasetInfo", "EvaluationInfo", "FrameRecord", "ImportReport", "MaskRevision", "RunInfo", "ValidationReport",
     "NotFound", "RefusedFile", "RefusedFiles", "StoreError", "StoreUnavailable",
     "database_url", "home", "init_db", "reset", "session_scope",
-    "create_dataset", "delete_dataset", "frame_path", "frames_table", "get_dataset", "get_frame", "list_datasets",
+    "count_frames_without_mask", "create_dataset", "delete_dataset", "first_start", "first_start_done", "frame_path", "frames_table", "get_dataset", "get_frame", "list_datasets",
     "list_frames", "read_frame", "validation_report",
     "IMPORT_ROOTS_ENV", "import_files", "import_folder", "import_roots", "import_server_folder", "import_simulated",
     "import_zip",
     "adopt_prediction", "current_mask", "current_revision", "mask_history", "read_revision", "restore_revision",
     "save_mask_revision",
     "cancel_run", "delete_run", "evaluate_run", "evaluations_on_older_masks", "get_run", "refresh_run_states",
-    "resume_run", "run_log", "start_run",
+    "resume_run", "run_log", "save_weights_file", "start_run",
     "start_lacosmic_run", "wait_for_run",
-    "cleaned_frame", "compare_per_image", "compare_runs", "epoch_metrics", "evaluation_curves", "get_evaluation", "list_evaluations", "list_runs",
+    "cleaned_frame", "compare_per_image", "compare_runs", "dataset_evaluations", "epoch_metrics", "evaluation_curves",
+    "get_evaluation", "latest_evaluation", "list_evaluations", "list_runs",
     "per_image_results", "prediction_mask", "run_revisions", "runs_table",
     "PredictionInfo", "Proposal", "cancel_prediction", "frame_proposals", "get_prediction", "get_proposal",
     "list_predictions", "prediction_log", "prediction_models", "propose_from_evaluation", "proposal_mask",

@@ -19,7 +19,7 @@ from segcore import io
 from .errors import NotFound, StoreError
 from .models import ACTIVE_STATUSES, SPLITS, Dataset, Frame, MaskRevisionRow, PredictionJob, Run
 from .paths import from_stored, remove_tree, slug, to_stored, token
-from .session import session_scope
+from .session import home, session_scope
 
 __all__ = [
     "SPLITS",
@@ -28,8 +28,11 @@ __all__ = [
     "FrameRecord",
     "ImportReport",
     "ValidationReport",
+    "count_frames_without_mask",
     "create_dataset",
     "delete_dataset",
+    "first_start",
+    "first_start_done",
     "frame_path",
     "frames_table",
     "get_dataset",
@@ -153,6 +156,34 @@ def list_datasets() -> list[DatasetInfo]:
 def get_dataset(id_or_name: int | str) -> DatasetInfo:
     with session_scope(write=False) as session:
         return _dataset_info(session, get_dataset_row(session, id_or_name))
+
+
+#: Written into ``COSMICS_HOME`` when its first start is done (the app's demo dataset made), so
+#: deleting every dataset later does not bring the demo back.
+FIRST_START_MARKER = ".demo_created"
+
+
+def first_start() -> bool:
+    """Whether this store never had a dataset: none is stored and its first start was never marked done."""
+    return not (home() / FIRST_START_MARKER).exists() and not list_datasets()
+
+
+def first_start_done() -> None:
+    """Mark the store's first start done: :func:`first_start` is False from now on."""
+    home().mkdir(parents=True, exist_ok=True)
+    (home() / FIRST_START_MARKER).touch()
+
+
+def count_frames_without_mask(dataset_id: int | None = None) -> int:
+    """Train, validation and test frames that have no mask yet (of one dataset, or all); Real frames never need one."""
+    with session_scope(write=False) as session:
+        query = (
+            select(func.count(Frame.id))
+            .where(Frame.split != "real", ~select(MaskRevisionRow.id).where(MaskRevisionRow.frame_id == Frame.id).exists())
+        )
+        if dataset_id is not None:
+            query = query.where(Frame.dataset_id == dataset_id)
+        return int(session.scalar(query))
 
 
 def _current_revisions(dataset_id: int):

@@ -30,9 +30,11 @@ __all__ = [
     "compare_per_image",
     "cleaned_frame",
     "compare_runs",
+    "dataset_evaluations",
     "epoch_metrics",
     "evaluation_curves",
     "get_evaluation",
+    "latest_evaluation",
     "list_evaluations",
     "list_runs",
     "per_image_results",
@@ -159,6 +161,26 @@ def list_evaluations(run_id: int | None = None) -> list[EvaluationInfo]:
         if run_id is not None:
             query = query.where(Evaluation.run_id == run_id)
         return _evaluation_rows(session, query)
+
+
+def latest_evaluation(run_id: int, split: str | None = None) -> EvaluationInfo | None:
+    """The newest evaluation of a run (on ``split`` when given), or None."""
+    with session_scope(write=False) as session:
+        query = select(Evaluation).where(Evaluation.run_id == run_id).order_by(Evaluation.id.desc()).limit(1)
+        if split is not None:
+            query = query.where(Evaluation.split == split)
+        found = _evaluation_rows(session, query)
+    return found[0] if found else None
+
+
+def dataset_evaluations(dataset_id: int) -> list[tuple[RunInfo, EvaluationInfo]]:
+    """(run, evaluation) of every evaluation of the dataset's runs, newest evaluation first."""
+    runs = {r.id: r for r in list_runs(dataset_id)}
+    with session_scope(write=False) as session:
+        evaluations = _evaluation_rows(
+            session, select(Evaluation).where(Evaluation.run_id.in_(list(runs))).order_by(Evaluation.id.desc())
+        ) if runs else []
+    return [(runs[e.run_id], e) for e in evaluations]
 
 
 def get_evaluation(evaluation_id: int) -> EvaluationInfo:

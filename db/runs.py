@@ -10,9 +10,10 @@ the app only reads, plus the crash check in :func:`refresh_run_states`.
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "RUN_STATUSES",
     "THRESHOLD_SOURCES",
     "STALE_AFTER",
+    "WEIGHT_SUFFIXES",
     "RunInfo",
     "cancel_run",
     "delete_run",
@@ -37,6 +39,7 @@ __all__ = [
     "refresh_run_states",
     "resume_run",
     "run_log",
+    "save_weights_file",
     "start_run",
     "wait_for_run",
 ]
@@ -46,6 +49,8 @@ STALE_AFTER = 120.0
 #: TrainConfig fields the store sets itself for every run (paths, resume): not user settings, never shown.
 STORE_OPTIONS = ("data_dir", "out", "checkpoint_dir", "resume")
 CANCEL_FILE = "cancel"
+#: File types a backbone weights file may have (Keras reads the format from the suffix).
+WEIGHT_SUFFIXES = ("h5", "keras")
 
 
 @dataclass(frozen=True)
@@ -439,3 +444,25 @@ def delete_run(run_id: int) -> None:
         folder = from_stored(row.run_dir) if row.run_dir else None
         session.delete(row)
     remove_tree(folder)
+
+
+def save_weights_file(file_name: str, data: bytes) -> Path:
+    """Keep an uploaded backbone weights file under ``<COSMICS_HOME>/weights/``; its path, for
+    ``TrainConfig.backbone_weights``.
+
+    The name keeps its suffix (Keras reads the format from it); an existing file of the same
+    name and size is reused, one of another size is kept and the new one gets a time stamp.
+    A name not ending in a :data:`WEIGHT_SUFFIXES` suffix is a StoreError.
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file_name).name).strip("._") or "weights.h5"
+    if not safe.endswith(tuple("." + s for s in WEIGHT_SUFFIXES)):
+        raise StoreError(f"{file_name}: a weights file must end in .h5, .weights.h5 or .keras")
+    folder = home() / "weights"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / safe
+    if target.exists() and target.stat().st_size != len(data):
+        stem, suffix = safe.split(".", 1)
+        target = folder / f"{stem}_{datetime.now(timezone.utc):%Y%m%d%H%M%S}.{suffix}"
+    if not target.exists():
+        target.write_bytes(data)
+    return target

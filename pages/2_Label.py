@@ -16,7 +16,6 @@ from ui.common import (
     SPLIT_LABELS,
     author_input,
     dataset_selector,
-    evaluations_for_dataset,
     flash,
     init_store,
     select_dataset,
@@ -108,7 +107,7 @@ with st.sidebar:
     only_missing = st.toggle("Only frames without a mask", key="lbl_missing", persist_state="session",
                              help="Train, validation and test frames that still need a mask.")
     try:
-        evaluations = evaluations_for_dataset(dataset.id)
+        evaluations = db.dataset_evaluations(dataset.id)
     except SegcoreError as exc:
         show_error(exc, "Could not read the runs")
         evaluations = []

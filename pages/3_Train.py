@@ -20,7 +20,6 @@ from ui.run_views import (
     LACOSMIC_LABEL,
     MEASURED_PARAMETERS,
     STATUS_ICONS,
-    WEIGHT_SUFFIXES,
     batch_progress,
     format_duration,
     is_lacosmic,
@@ -28,7 +27,6 @@ from ui.run_views import (
     link_to,
     readable_log,
     run_label,
-    save_weights_upload,
     seconds_since,
     threshold_text,
     timing,
@@ -298,7 +296,7 @@ with st.expander("Start a new run", expanded=not active):
             )
             c1, c2 = st.columns(2)
             backbone = c1.radio("Backbone weights", list(BACKBONES), format_func=BACKBONES.get)
-            weights_upload = c2.file_uploader("Weights file (.h5, .weights.h5 or .keras)", type=list(WEIGHT_SUFFIXES), help="ResNet50 weights without the classification top.")
+            weights_upload = c2.file_uploader("Weights file (.h5, .weights.h5 or .keras)", type=list(db.WEIGHT_SUFFIXES), help="ResNet50 weights without the classification top.")
             weights_path = c2.text_input("...or the path of a weights file on this computer")
             c1, c2 = st.columns(2)
             freeze = c1.checkbox("Freeze the backbone", help="Train only the decoder (faster; the original script did this).")
@@ -365,10 +363,10 @@ with st.expander("Start a new run", expanded=not active):
             if not problems and backbone == "file":
                 try:
                     if weights_upload is not None:
-                        weights_file = str(save_weights_upload(weights_upload.name, weights_upload.getvalue()))
+                        weights_file = str(db.save_weights_file(weights_upload.name, weights_upload.getvalue()))
                     elif not Path(weights_file).expanduser().is_file():
                         problems.append(f"{weights_file}: no such file.")
-                except (OSError, ValueError) as exc:
+                except (OSError, db.StoreError) as exc:
                     problems.append(str(exc))
                 values["backbone_weights"] = weights_file
             if not dataset.frames.get("train"):

@@ -288,15 +288,6 @@ def _true_mask(row) -> np.ndarray | None:
     return db.current_mask(int(row["frame_id"]))
 
 
-def _predicted_mask(row, shape) -> np.ndarray:
-    for column in ("result_id", "id"):
-        if column in row and not pd.isna(row[column]):
-            return db.prediction_mask(int(row[column]))
-    from segcore import io
-
-    return io.read_mask(db.home() / str(row["prediction_path"]), shape=shape)
-
-
 @st.cache_data(show_spinner="Drawing the overlay...", max_entries=32)
 def _pictures(store: str, evaluation_id: int, image: str):
     from segcore.evaluator import overlay
@@ -306,7 +297,7 @@ def _pictures(store: str, evaluation_id: int, image: str):
     row["image"] = image
     frame = db.read_frame(int(row["frame_id"]))
     true = _true_mask(row)
-    pred = _predicted_mask(row, frame.shape)
+    pred = db.prediction_mask(int(row["result_id"]))
     return (
         display_image(frame),
         None if true is None else true.astype(np.uint8) * 255,

@@ -14,7 +14,6 @@ from ui.run_views import (
     full_config,
     is_lacosmic,
     lacosmic_parameters_text,
-    latest_evaluation,
     link_to,
     method_text,
     run_label,
@@ -58,7 +57,7 @@ if len(chosen_ids) < 2:
 chosen = [by_id[i] for i in chosen_ids]
 
 names = {r.id: f"#{r.id} {r.name}" for r in chosen}
-latest = {r.id: latest_evaluation(r.id, split) for r in chosen}
+latest = {r.id: db.latest_evaluation(r.id, split) for r in chosen}
 missing = [names[i] for i, e in latest.items() if e is None]
 if missing:
     st.warning(f"Not evaluated on the {split} split: {', '.join(missing)}. They are left out of the scores below.")

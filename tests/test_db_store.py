@@ -297,6 +297,63 @@ def test_evaluations_compare_and_adopt_a_prediction(store, tmp_path):
     np.testing.assert_array_equal(db.current_mask(frame.id), predicted)
 
 
+def test_the_latest_evaluation_of_a_run_and_every_evaluation_of_a_dataset(store, tmp_path):
+    frame = _one_frame(tmp_path)
+    elsewhere = db.create_dataset("elsewhere")
+    a, b, c = _fake_run(frame.dataset_id, "a"), _fake_run(frame.dataset_id, "b"), _fake_run(elsewhere.id, "c")
+    predicted = np.zeros((64, 64), bool)
+    first = _fake_evaluation(a, frame, 0.25, predicted, store)
+    second = _fake_evaluation(b, frame, 0.5, predicted, store)
+    _fake_evaluation(c, frame, 0.1, predicted, store)
+    third = _fake_evaluation(a, frame, 0.75, predicted, store)
+
+    assert db.latest_evaluation(a).id == third and db.latest_evaluation(a, "train").id == third
+    assert db.latest_evaluation(b).id == second
+    assert db.latest_evaluation(a, "test") is None
+    assert [(run.id, e.id) for run, e in db.dataset_evaluations(frame.dataset_id)] == [(a, third), (b, second), (a, first)]
+    assert [run.name for run, _ in db.dataset_evaluations(elsewhere.id)] == ["c"]
+    assert db.dataset_evaluations(db.create_dataset("empty").id) == []
+
+
+def test_frames_without_a_mask_are_counted_per_dataset_and_in_all(store, tmp_path):
+    make_layout(tmp_path / "src", {"Train": 2, "Test": 1}, real=2)
+    first = db.import_folder(tmp_path / "src", name="first").dataset_id  # masks for all but the Real frames
+    for name in ("a.png", "b.png", "c.png"):
+        io.write_frame(tmp_path / name, np.full((16, 16), 100, np.uint16))
+    db.import_files(first, "train", [tmp_path / "a.png"])
+    second = db.create_dataset("second").id
+    db.import_files(second, "validation", [tmp_path / "a.png", tmp_path / "b.png"])
+    db.import_files(second, "real", [tmp_path / "c.png"])
+
+    assert db.count_frames_without_mask(first) == 1
+    assert db.count_frames_without_mask(second) == 2
+    assert db.count_frames_without_mask() == 3
+    frame = next(f for f in db.list_frames(second) if f.split == "validation")
+    db.save_mask_revision(frame.id, np.zeros((16, 16), bool))
+    assert db.count_frames_without_mask() == 2
+
+
+def test_the_first_start_of_a_store_is_over_once_it_had_a_dataset_or_was_marked_done(store):
+    assert db.first_start()
+    created = db.create_dataset("mine")
+    assert not db.first_start()
+    db.delete_dataset(created.id)
+    assert db.first_start()
+    db.first_start_done()
+    assert not db.first_start()
+
+
+def test_uploaded_weights_keep_their_suffix_and_refuse_others(store):
+    path = db.save_weights_file("my weights.weights.h5", b"abc")
+    assert path.parent == db.home() / "weights" and path.name == "my_weights.weights.h5"
+    assert path.read_bytes() == b"abc"
+    assert db.save_weights_file("my weights.weights.h5", b"abc") == path  # the same file is reused
+    other = db.save_weights_file("my weights.weights.h5", b"abcd")  # another of that name is kept apart
+    assert other != path and other.name.endswith(".weights.h5") and other.read_bytes() == b"abcd"
+    with pytest.raises(db.StoreError, match="must end in"):
+        db.save_weights_file("notes.txt", b"abc")
+
+
 # --- schema and migrations ----------------------------------------------------------------
 
 

@@ -65,17 +65,6 @@ def test_full_config_fills_in_the_defaults_and_hides_store_paths():
     assert "data_dir" not in config and "out" not in config
 
 
-def test_uploaded_weights_keep_their_suffix_and_refuse_others(tmp_path, monkeypatch):
-    import db
-
-    monkeypatch.setenv("COSMICS_HOME", str(tmp_path))
-    path = run_views.save_weights_upload("my weights.weights.h5", b"abc")
-    assert path.parent == db.home() / "weights" and path.name == "my_weights.weights.h5"
-    assert path.read_bytes() == b"abc"
-    with pytest.raises(ValueError, match="must end in"):
-        run_views.save_weights_upload("notes.txt", b"abc")
-
-
 @pytest.mark.parametrize(
     "fields, expected",
     [

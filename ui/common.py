@@ -38,8 +38,6 @@ def _demo_sizes() -> dict:
 
 
 DEMO_SIZES = _demo_sizes()
-#: Written into COSMICS_HOME once the demo exists, so deleting it later does not bring it back.
-DEMO_MARKER = ".demo_created"
 SPLIT_LABELS = {"train": "Train", "validation": "Validation", "test": "Test", "real": "Real (no masks)"}
 
 _demo_lock = threading.Lock()
@@ -134,14 +132,13 @@ def init_store() -> None:
         st.stop()
     if st.session_state.get("_demo_checked") == store_key():
         return
-    marker = db.home() / DEMO_MARKER
     with _demo_lock:
-        if not marker.exists() and not db.list_datasets():
+        if db.first_start():
             try:
                 _create_demo()
             except (db.StoreError, OSError, ValueError) as exc:
                 show_error(exc, "Could not create the demo dataset (create or import one on the Datasets page)")
-        marker.touch()
+        db.first_start_done()
     st.session_state["_demo_checked"] = store_key()
 
 
@@ -261,49 +258,6 @@ def author_input(container=None) -> str:
         help="Recorded with every mask you save or restore, so the history says who changed what.",
     )
     return st.session_state.get("author", "")
-
-
-# --- store look-ups the pages need -------------------------------------------------------
-
-
-def evaluations_for_dataset(dataset_id: int) -> list[tuple[object, object]]:
-    """(run, evaluation) pairs of the dataset's runs, newest evaluation first."""
-    import db
-
-    pairs = []
-    for run in db.list_runs(dataset_id):
-        for evaluation in db.list_evaluations(run.id):
-            pairs.append((run, evaluation))
-    pairs.sort(key=lambda p: p[1].id, reverse=True)
-    return pairs
-
-
-def result_id_column(table) -> str | None:
-    """The column of a per-image results table that holds the result's id, if there is one."""
-    for name in ("result_id", "id"):
-        if name in getattr(table, "columns", ()):
-            return name
-    return None
-
-
-def prediction_for_frame(evaluation_id: int, frame_id: int):
-    """A run's predicted mask for one frame in an evaluation, or None if it has none."""
-    import db
-    from segcore import io
-
-    table = db.per_image_results(evaluation_id)
-    rows = table[table["frame_id"] == frame_id]
-    if rows.empty:
-        return None
-    row = rows.iloc[0]
-    column = result_id_column(table)
-    if column is not None:
-        return db.prediction_mask(int(row[column]))
-    path = row.get("prediction_path")
-    if not path:
-        return None
-    path = Path(path)
-    return io.read_mask(path if path.is_absolute() else db.home() / path)
 
 
 def page_exists(path: str) -> bool:

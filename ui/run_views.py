@@ -1,16 +1,10 @@
-"""What the Train, Results and Compare pages share: labels, timing, links, look-ups.
-
-A few of these are store look-ups the store does not offer directly (the latest
-evaluation of a run on a split, keeping an uploaded weights file); they only
-call ``db``'s public functions.
-"""
+"""What the Train, Results and Compare pages share: labels, timing, links."""
 
 from __future__ import annotations
 
 import math
 import re
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
 
@@ -24,8 +18,6 @@ STATUS_ICONS = {
     "cancelled": ":material/cancel:",
     "cancelling": ":material/hourglass_top:",
 }
-#: Upload types accepted for backbone weights.
-WEIGHT_SUFFIXES = ("h5", "keras")
 
 
 def enlarge(image, at_least: int = 512):
@@ -219,36 +211,6 @@ def seconds_since(moment, now: datetime | None = None) -> float | None:
     if moment is None:
         return None
     return ((now or datetime.now(timezone.utc)) - moment).total_seconds()
-
-
-def latest_evaluation(run_id: int, split: str | None = None):
-    """The newest evaluation of a run (on ``split`` when given), or None."""
-    import db
-
-    evaluations = [e for e in db.list_evaluations(run_id) if split is None or e.split == split]
-    return max(evaluations, key=lambda e: e.id, default=None)
-
-
-def save_weights_upload(file_name: str, data: bytes) -> Path:
-    """Keep an uploaded backbone weights file under ``<COSMICS_HOME>/weights/``.
-
-    The name keeps its suffix (Keras reads the format from it); an existing
-    file of the same name and size is reused.
-    """
-    import db
-
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file_name).name).strip("._") or "weights.h5"
-    if not safe.endswith(tuple("." + s for s in WEIGHT_SUFFIXES)):
-        raise ValueError(f"{file_name}: a weights file must end in .h5, .weights.h5 or .keras")
-    folder = db.home() / "weights"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / safe
-    if target.exists() and target.stat().st_size != len(data):
-        stem, suffix = safe.split(".", 1)
-        target = folder / f"{stem}_{datetime.now(timezone.utc):%Y%m%d%H%M%S}.{suffix}"
-    if not target.exists():
-        target.write_bytes(data)
-    return target
 
 
 _PROGRESS_LINE = re.compile(r"^\s*(epoch \d+/\d+):")
