@@ -109,7 +109,9 @@ def record(args, config, end, scores: dict, train_seconds: float, steps: int, ou
         f"{', '.join(f for f in ARITHMETIC_FLAGS if f in cpu_flags()) or 'none of ' + '/'.join(ARITHMETIC_FLAGS)}, no GPU. "
         f"Data: {args.n_train} train / {args.n_validation} validation / {args.n_test} test frames of "
         f"{args.size}x{args.size}, simulation seed {args.data_seed}, training seed {args.seed}. Training: crop {config.crop_size}, batch {config.batch_size}, "
-        f"learning rate {config.learning_rate} (decay per {config.decay_frames} frames seen), loss {config.loss}, "
+        f"learning rate {config.learning_rate} ("
+        + (f"cosine to {config.final_rate_fraction} of it over the run" if config.schedule == "cosine" else f"decay per {config.decay_frames} frames seen")
+        + f"), loss {config.loss}, "
         f"cosmic crop fraction {config.cosmic_crop_fraction}, input recipe {config.input_recipe}, "
         f"{args.steps_per_epoch} steps per epoch, backbone weights "
         f"`{end.backbone_weights}`, precision {args.precision} ({end.precision}), "
@@ -168,6 +170,7 @@ def main() -> int:
     parser.add_argument("--loss", help="default: TrainConfig's")
     parser.add_argument("--cosmic-crop-fraction", type=float, help="default: TrainConfig's")
     parser.add_argument("--input-recipe", help="default: TrainConfig's")
+    parser.add_argument("--schedule", help="learning-rate schedule (default: TrainConfig's)")
     parser.add_argument("--validation-steps", type=int, help="validation batches per epoch (default: all tiles)")
     parser.add_argument("--backbone-weights", default="imagenet")
     parser.add_argument("--threshold", type=float, help="default: the model's own, chosen on validation")
@@ -185,7 +188,7 @@ def main() -> int:
     simulate(args, data_dir)
     chosen = {
         name: getattr(args, name)
-        for name in ("loss", "cosmic_crop_fraction", "input_recipe", "full_resolution")
+        for name in ("loss", "cosmic_crop_fraction", "input_recipe", "full_resolution", "schedule")
         if getattr(args, name) is not None
     }
     config = TrainConfig(

@@ -94,6 +94,8 @@ def _train_config(args):
         cosmic_crop_fraction=args.cosmic_crop_fraction,
         input_recipe=args.input_recipe,
         decay_frames=args.decay_frames,
+        schedule=args.schedule,
+        final_rate_fraction=args.final_rate_fraction,
         choose_threshold=not args.no_threshold_search,
     )
 
@@ -304,7 +306,7 @@ def _add_dilate(parser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .preprocess import INPUT_RECIPES
-    from .trainer import BACKBONES, LOSSES, TrainConfig
+    from .trainer import BACKBONES, LOSSES, SCHEDULES, TrainConfig
 
     def default(name):
         return TrainConfig.__dataclass_fields__[name].default
@@ -341,6 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--decay-frames", type=int, default=default("decay_frames"),
         help="frames per original epoch, the decay step (default %(default)s, the original script's epoch)",
+    )
+    train.add_argument(
+        "--schedule", default=default("schedule"), choices=SCHEDULES,
+        help="learning-rate schedule: step (the original decay by frames seen) or cosine (anneals over the "
+        "planned epochs or the --time-limit, whichever ends first); default %(default)s",
+    )
+    train.add_argument(
+        "--final-rate-fraction", type=float, default=default("final_rate_fraction"),
+        help="cosine schedule: the last rate as a fraction of the first (default %(default)s)",
     )
     train.add_argument("--patience", type=int, default=default("patience"), help="early stopping patience on val_loss")
     train.add_argument(

@@ -1,9 +1,12 @@
 """Training DeepLabV3+ on a dataset folder, with checkpoints, listeners, cancel and resume.
 
-The schedule is the original one, counted in frames seen rather than in our
-(much shorter) epochs: Adam at the base rate for the first 2 x 31,860 frames,
-then multiplied by exp(-0.1) every further 31,860 frames, the original epoch
-length. Early stopping on val_loss with patience 30 restores the best weights.
+Two learning-rate schedules, both in closed form so a resumed run gets the
+same rates. "step" is the original one, counted in frames seen rather than in
+our (much shorter) epochs: Adam at the base rate for the first 2 x 31,860
+frames, then multiplied by exp(-0.1) every further 31,860 frames, the original
+epoch length. "cosine" anneals the base rate to a small fraction of it over the
+planned run: the planned frames (epochs x steps x batch) or, with a time limit,
+the training time, whichever runs out first. Early stopping on val_loss with patience 30 restores the best weights.
 After training, the decision threshold chosen on the validation frames (see
 :func:`choose_threshold`) is recorded in the model's card. Every epoch writes
 ``last.keras`` (with the optimizer state) and ``state.json``; every improvement
@@ -36,6 +39,8 @@ LOSSES = ("cross_entropy", "dice_cross_entropy")
 BACKBONES = ("resnet50", "tiny")
 #: Frames in one epoch of the original script: its learning-rate decay step.
 ORIGINAL_EPOCH_FRAMES = 31860
+#: "step" is the original decay by frames seen; "cosine" anneals over the planned run.
+SCHEDULES = ("step", "cosine")
 
 
 @dataclass
@@ -51,6 +56,8 @@ class TrainConfig:
     flat_epochs: int = 2
     decay_rate: float = 0.1
     decay_frames: int = ORIGINAL_EPOCH_FRAMES
+    schedule: str = "step"
+    final_rate_fraction: float = 0.01
     patience: int = 30
     backbone: str = "resnet50"
     backbone_weights: str = "imagenet"
@@ -102,6 +109,10 @@ class TrainConfig:
             problems.append(f"loss must be one of {', '.join(LOSSES)} (got {self.loss!r})")
         if self.decay_frames < 1:
             problems.append(f"decay frames must be at least 1 (got {self.decay_frames})")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})")
+        if not 0 <= self.final_rate_fraction <= 1:
+            problems.append(f"final rate fraction must be in [0, 1] (got {self.final_rate_fraction})")
         if self.input_recipe not in INPUT_RECIPES:
             problems.append(f"input recipe must be one of {', '.join(INPUT_RECIPES)} (got {self.input_recipe!r})")
         if not 0 <= self.cosmic_crop_fraction <= 1:
@@ -151,6 +162,27 @@ def learning_rate_at(
     """
     epoch = int(frames_seen) // int(decay_frames)
     return base * math.exp(-decay_rate * max(0, epoch - flat_epochs + 1))
+
+
+def schedule_progress(
+    frames_seen: int, planned_frames: int, seconds: float = 0.0, limit_seconds: float | None = None
+) -> float:
+    """How far through the planned run training is, from 0 to 1.
+
+    The larger of the share of planned frames seen and, with a time limit, the
+    share of the training time spent, so a run that will stop on its time limit
+    still ends annealed.
+    """
+    progress = frames_seen / planned_frames
+    if limit_seconds:
+        progress = max(progress, seconds / limit_seconds)
+    return min(1.0, max(0.0, progress))
+
+
+def cosine_rate(progress: float, base: float, final_fraction: float = 0.01) -> float:
+    """Cosine annealing from ``base`` at progress 0 to ``base * final_fraction`` at progress 1."""
+    floor = base * final_fraction
+    return floor + (base - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, progress))))
 
 
 def choose_strategy():
@@ -245,6 +277,20 @@ class _Control:
                 self.out_of_time = False
                 self.started = time.monotonic()
                 self.epoch_started = self.started
+                # Training time of earlier sessions of a resumed run, for the cosine schedule.
+                self.seconds_before = float(state.get("train_seconds", 0.0))
+
+            def seconds_trained(self) -> float:
+                return self.seconds_before + time.monotonic() - self.started
+
+            def rate_at(self, frames: int) -> float:
+                config = self.config
+                if config.schedule == "cosine":
+                    limit = 60 * config.time_limit_minutes if config.time_limit_minutes else None
+                    planned = config.epochs * self.steps * config.batch_size
+                    progress = schedule_progress(frames, planned, self.seconds_trained(), limit)
+                    return cosine_rate(progress, config.learning_rate, config.final_rate_fraction)
+                return learning_rate_at(frames, config.learning_rate, config.flat_epochs, config.decay_rate, config.decay_frames)
 
             def on_epoch_begin(self, epoch, logs=None):
                 self.rate = None
@@ -254,9 +300,8 @@ class _Control:
                     listener.on_epoch_begin(epoch)
 
             def on_train_batch_begin(self, batch, logs=None):
-                config = self.config
-                frames = self.state.get("frames_seen", 0) + batch * config.batch_size
-                rate = learning_rate_at(frames, config.learning_rate, config.flat_epochs, config.decay_rate, config.decay_frames)
+                frames = self.state.get("frames_seen", 0) + batch * self.config.batch_size
+                rate = self.rate_at(frames)
                 if rate != self.rate:
                     self.model.optimizer.learning_rate.assign(rate)
                     self.rate = rate
@@ -288,6 +333,7 @@ class _Control:
                     state["wait"] += 1
                 state["epochs_done"] = epoch + 1
                 state["frames_seen"] = state.get("frames_seen", 0) + self.steps * self.config.batch_size
+                state["train_seconds"] = self.seconds_trained()
                 _save(self.model, paths / "last.keras")
                 _atomic_json(paths / "state.json", state)
                 for listener in self.listeners:
@@ -319,6 +365,7 @@ def _initial_state(weights_used: str) -> dict[str, Any]:
         "history": {},
         "backbone_weights": weights_used,
         "frames_seen": 0,
+        "train_seconds": 0.0,
         "threshold": None,
     }
 

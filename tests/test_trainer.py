@@ -5,6 +5,7 @@ seconds; the runs that only check when training stops use the tiny backbone. Tes
 are marked slow.
 """
 
+import dataclasses
 import json
 import math
 
@@ -14,7 +15,7 @@ import pytest
 from segcore.errors import SegcoreError
 from segcore.listeners import CancelToken, TrainingListener
 from segcore.synth import generate_dataset
-from segcore.trainer import TrainConfig, learning_rate_at, train
+from segcore.trainer import TrainConfig, cosine_rate, learning_rate_at, schedule_progress, train
 
 STEPS = 4
 DECAY_FRAMES = 8  # one "original epoch" every 4 batches of 2, so the short runs see the decay
@@ -90,6 +91,44 @@ def test_schedule_follows_frames_seen_flat_for_two_original_epochs_then_decays()
 
 def test_schedule_decay_step_is_configurable():
     assert learning_rate_at(23, 1.0, flat_epochs=1, decay_rate=0.5, decay_frames=10) == pytest.approx(math.exp(-1.0))
+
+
+def test_cosine_rate_anneals_from_the_base_rate_to_its_final_fraction():
+    # 0.5 * (1 + cos(pi * p)) at p = 0, 1/3, 1/2, 1 is 1, 3/4, 1/2, 0
+    base, floor = 1e-3, 1e-5
+    expected = [base, floor + 0.75 * (base - floor), floor + 0.5 * (base - floor), floor]
+    np.testing.assert_allclose([cosine_rate(p, base, 0.01) for p in (0, 1 / 3, 0.5, 1)], expected, rtol=1e-12)
+    assert cosine_rate(1.7, base, 0.01) == pytest.approx(floor)  # past the plan: stays at the floor
+    rates = [cosine_rate(p, base) for p in np.linspace(0, 1, 50)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+
+
+def test_schedule_progress_is_frames_or_time_whichever_is_further():
+    assert schedule_progress(250, 1000) == 0.25
+    assert schedule_progress(250, 1000, seconds=600, limit_seconds=1200) == 0.5  # time ahead of frames
+    assert schedule_progress(900, 1000, seconds=600, limit_seconds=1200) == 0.9  # frames ahead of time
+    assert schedule_progress(250, 1000, seconds=600) == 0.25  # no time limit: frames only
+    assert schedule_progress(5000, 1000) == 1.0
+
+
+@pytest.mark.slow
+def test_cosine_schedule_gives_every_batch_its_closed_form_rate_also_after_a_resume(dataset, tmp_path):
+    planned = 3 * STEPS * 2  # epochs x steps x batch
+
+    def expected(first_batch, count):
+        return [cosine_rate(2 * b / planned, 1e-4, 0.01) for b in range(first_batch, first_batch + count)]
+
+    token = CancelToken()
+    first = Recorder(cancel_at=(1, 1), token=token)
+    config = _config(dataset, tmp_path / "m.keras", backbone="tiny", schedule="cosine")
+    train(config, listeners=[first], cancel=token)
+    np.testing.assert_allclose(batch_rates(first), expected(0, STEPS + 1), rtol=1e-6)
+    # the cancelled epoch is not kept: the resumed run redoes it with the same rates, then anneals to the end
+    resumed = Recorder()
+    end = train(dataclasses.replace(config, resume=True), listeners=[resumed])
+    assert end.status == "finished" and end.epochs_run == 3
+    np.testing.assert_allclose(batch_rates(resumed), expected(STEPS, 2 * STEPS), rtol=1e-6)
+    assert batch_rates(resumed)[-1] == pytest.approx(cosine_rate((planned - 2) / planned, 1e-4, 0.01))
 
 
 def batch_rates(recorder):
@@ -232,6 +271,8 @@ def test_dataset_without_training_masks_is_a_clear_error(tmp_path):
         ("flat_epochs", -1, "flat epochs"), ("decay_rate", -0.1, "decay rate"), ("decoder_kernel", 0, "decoder kernel"),
         ("backbone", "vgg16", "backbone must be one of resnet50, tiny"),
         ("backbone", "tiny", "tiny backbone has random weights only"),  # with the default ImageNet weights
+        ("schedule", "linear", "schedule must be one of step, cosine"),
+        ("final_rate_fraction", 1.5, "final rate fraction"),
     ],
 )
 def test_impossible_settings_are_refused(tmp_path, field, value, message):
