@@ -112,7 +112,7 @@ def record(args, config, end, scores: dict, train_seconds: float, steps: int, ou
         f"learning rate {config.learning_rate} ("
         + (f"cosine to {config.final_rate_fraction} of it over the run" if config.schedule == "cosine" else f"decay per {config.decay_frames} frames seen")
         + f"), loss {config.loss}, "
-        f"cosmic crop fraction {config.cosmic_crop_fraction}, input recipe {config.input_recipe}, "
+        f"cosmic crop fraction {config.cosmic_crop_fraction} (picking by {config.cosmic_crop_choice}), input recipe {config.input_recipe}, "
         f"{args.steps_per_epoch} steps per epoch, backbone weights "
         f"`{end.backbone_weights}`, precision {args.precision} ({end.precision}), "
         f"{'separable' if args.separable else 'standard'} convolutions in the pyramid and decoder, "
@@ -171,6 +171,7 @@ def main() -> int:
     parser.add_argument("--cosmic-crop-fraction", type=float, help="default: TrainConfig's")
     parser.add_argument("--input-recipe", help="default: TrainConfig's")
     parser.add_argument("--schedule", help="learning-rate schedule (default: TrainConfig's)")
+    parser.add_argument("--cosmic-crop-choice", help="pixel or cosmic (default: TrainConfig's)")
     parser.add_argument("--validation-steps", type=int, help="validation batches per epoch (default: all tiles)")
     parser.add_argument("--backbone-weights", default="imagenet")
     parser.add_argument("--threshold", type=float, help="default: the model's own, chosen on validation")
@@ -188,7 +189,7 @@ def main() -> int:
     simulate(args, data_dir)
     chosen = {
         name: getattr(args, name)
-        for name in ("loss", "cosmic_crop_fraction", "input_recipe", "full_resolution", "schedule")
+        for name in ("loss", "cosmic_crop_fraction", "input_recipe", "full_resolution", "schedule", "cosmic_crop_choice")
         if getattr(args, name) is not None
     }
     config = TrainConfig(

@@ -92,6 +92,7 @@ def _train_config(args):
         time_limit_minutes=args.time_limit,
         loss=args.loss,
         cosmic_crop_fraction=args.cosmic_crop_fraction,
+        cosmic_crop_choice=args.cosmic_crop_choice,
         input_recipe=args.input_recipe,
         decay_frames=args.decay_frames,
         schedule=args.schedule,
@@ -383,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--cosmic-crop-fraction", type=float, default=default("cosmic_crop_fraction"),
         help="share of crops placed around a cosmic (default %(default)s)",
+    )
+    train.add_argument(
+        "--cosmic-crop-choice", default=default("cosmic_crop_choice"), choices=("pixel", "cosmic"),
+        help="how a crop around a cosmic picks it: pixel (large cosmics more often) or cosmic (each alike); "
+        "default %(default)s",
     )
     train.add_argument(
         "--input-recipe", default=default("input_recipe"), choices=INPUT_RECIPES,

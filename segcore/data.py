@@ -176,12 +176,36 @@ def _to_model_input(frame, mask):
     return frame, mask[..., None]
 
 
-def _crop_origin(seeds, mask, crop_size: int, cosmic_crop_fraction: float):
-    """Top-left corner of a crop: uniform, or (with the given probability) around a cosmic pixel.
+#: How a crop around a cosmic picks its cosmic: "pixel" (any cosmic pixel alike, so large
+#: cosmics are picked more often) or "cosmic" (each compact cosmic about alike).
+COSMIC_CROP_CHOICES = ("pixel", "cosmic")
+#: Side of the window whose cosmic-pixel count stands for a cosmic's area in the "cosmic" choice.
+COSMIC_AREA_WINDOW = 9
+
+
+def cosmic_pick_weights(mask, window: int = COSMIC_AREA_WINDOW):
+    """Weight of each pixel in the "cosmic" crop choice: 1 / (cosmic pixels in its window) on cosmic pixels, 0 elsewhere.
+
+    A compact cosmic of area A <= window^2 has about A pixels of weight 1/A, so each such
+    cosmic is picked about equally often whatever its size; a track longer than the
+    window counts as about (length / window) cosmics. No connected-component labelling,
+    so it runs inside the tf.data graph.
+    """
+    import tensorflow as tf
+
+    cosmic = tf.cast(mask > 0, tf.float32)
+    box = tf.ones([window, window, 1, 1], tf.float32)  # a sum, zero outside the frame (avg_pool would renormalise)
+    counts = tf.nn.conv2d(cosmic[None, ..., None], box, 1, "SAME")[0, ..., 0]
+    return tf.math.divide_no_nan(cosmic, counts)
+
+
+def _crop_origin(seeds, mask, crop_size: int, cosmic_crop_fraction: float, cosmic_choice: str = "pixel"):
+    """Top-left corner of a crop: uniform, or (with the given probability) around a cosmic.
 
     Cosmics cover about 0.1 % of a frame; cropping around them sometimes gives the
     network enough cosmic pixels to learn from early on. The frame's cosmic
-    pixels are listed only when such a crop is drawn.
+    pixels are listed only when such a crop is drawn; ``cosmic_choice`` says how
+    one of them is picked (:data:`COSMIC_CROP_CHOICES`).
     """
     import tensorflow as tf
 
@@ -195,7 +219,11 @@ def _crop_origin(seeds, mask, crop_size: int, cosmic_crop_fraction: float):
         count = tf.shape(cosmic_pixels)[0]
 
         def pick():
-            index = tf.random.stateless_uniform([], seeds[2], minval=0, maxval=count, dtype=tf.int32)
+            if cosmic_choice == "cosmic":
+                weights = tf.gather_nd(cosmic_pick_weights(mask), cosmic_pixels)
+                index = tf.random.stateless_categorical(tf.math.log(weights)[None, :], 1, seeds[2], dtype=tf.int32)[0, 0]
+            else:
+                index = tf.random.stateless_uniform([], seeds[2], minval=0, maxval=count, dtype=tf.int32)
             offset = tf.random.stateless_uniform([2], seeds[3], minval=0, maxval=crop_size, dtype=tf.int32)
             return tf.clip_by_value(cosmic_pixels[index] - offset, 0, limit - 1)
 
@@ -204,12 +232,14 @@ def _crop_origin(seeds, mask, crop_size: int, cosmic_crop_fraction: float):
     return tf.cond(wants_cosmic, around_cosmic, lambda: uniform)
 
 
-def _random_crop_and_augment(seed, frame, mask, crop_size: int, augment: bool, cosmic_crop_fraction: float = 0.0):
+def _random_crop_and_augment(
+    seed, frame, mask, crop_size: int, augment: bool, cosmic_crop_fraction: float = 0.0, cosmic_choice: str = "pixel"
+):
     import tensorflow as tf
 
     frame, mask = _pad_to(frame, mask, crop_size)
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=6)
-    origin = _crop_origin(seeds[:4], mask, crop_size, cosmic_crop_fraction)
+    origin = _crop_origin(seeds[:4], mask, crop_size, cosmic_crop_fraction, cosmic_choice)
     # Cut frame and mask first: stacking them whole would copy the full frame per crop.
     frame = tf.slice(frame, tf.concat([origin, [0]], 0), [crop_size, crop_size, -1])
     mask = tf.slice(mask, origin, [crop_size, crop_size])
@@ -250,6 +280,7 @@ def train_dataset(
     cache="auto",
     cosmic_crop_fraction: float = 0.5,
     recipe: str = DEFAULT_RECIPE,
+    cosmic_choice: str = "pixel",
 ):
     """Endless batches of random native-resolution crops for training.
 
@@ -266,6 +297,8 @@ def train_dataset(
     cosmic_crop_fraction : probability that a crop is placed around a randomly
         chosen cosmic pixel of its frame instead of uniformly.
     recipe : input recipe (:data:`segcore.preprocess.INPUT_RECIPES`).
+    cosmic_choice : how a crop around a cosmic picks it (:data:`COSMIC_CROP_CHOICES`):
+        "pixel" favours large cosmics, "cosmic" gives small ones the same chance.
 
     Returns
     -------
@@ -276,11 +309,13 @@ def train_dataset(
     _check_crop(crop_size, batch_size)
     if not 0.0 <= cosmic_crop_fraction <= 1.0:
         raise ValueError(f"cosmic crop fraction must be in [0, 1], got {cosmic_crop_fraction}")
+    if cosmic_choice not in COSMIC_CROP_CHOICES:
+        raise ValueError(f"cosmic crop choice must be one of {', '.join(COSMIC_CROP_CHOICES)}, got {cosmic_choice!r}")
     frames = _frames(pairs, cache, recipe)
     frames = frames.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     dataset = tf.data.Dataset.zip((seeds, frames)).map(
-        lambda s, fm: _random_crop_and_augment(s, fm[0], fm[1], crop_size, augment, cosmic_crop_fraction),
+        lambda s, fm: _random_crop_and_augment(s, fm[0], fm[1], crop_size, augment, cosmic_crop_fraction, cosmic_choice),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )

@@ -75,6 +75,7 @@ class TrainConfig:
     time_limit_minutes: float | None = None
     loss: str = "dice_cross_entropy"
     cosmic_crop_fraction: float = 0.5
+    cosmic_crop_choice: str = "pixel"
     input_recipe: str = DEFAULT_RECIPE
     choose_threshold: bool = True
 
@@ -115,6 +116,10 @@ class TrainConfig:
             problems.append(f"final rate fraction must be in [0, 1] (got {self.final_rate_fraction})")
         if self.input_recipe not in INPUT_RECIPES:
             problems.append(f"input recipe must be one of {', '.join(INPUT_RECIPES)} (got {self.input_recipe!r})")
+        if self.cosmic_crop_choice not in data.COSMIC_CROP_CHOICES:
+            problems.append(
+                f"cosmic crop choice must be one of {', '.join(data.COSMIC_CROP_CHOICES)} (got {self.cosmic_crop_choice!r})"
+            )
         if not 0 <= self.cosmic_crop_fraction <= 1:
             problems.append(f"cosmic crop fraction must be in [0, 1] (got {self.cosmic_crop_fraction})")
         if self.backbone not in BACKBONES:
@@ -457,6 +462,7 @@ def train(
             config.batch_size,
             seed=config.seed,
             cosmic_crop_fraction=config.cosmic_crop_fraction,
+            cosmic_choice=config.cosmic_crop_choice,
             recipe=recipe,
         )
         validation_data = data.validation_dataset(validation_pairs, config.crop_size, config.batch_size, recipe=recipe)

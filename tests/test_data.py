@@ -149,3 +149,36 @@ def test_cosmic_crops_contain_cosmic_pixels(tmp_path):
     assert sum(n > 0 for n in never) < 20
     with pytest.raises(ValueError, match="cosmic crop fraction"):
         data.train_dataset(pairs, 32, 1, cosmic_crop_fraction=1.5)
+    with pytest.raises(ValueError, match="cosmic crop choice"):
+        data.train_dataset(pairs, 32, 1, cosmic_choice="area")
+
+
+def test_cosmic_pick_weights_are_one_over_the_cosmic_pixels_in_the_window():
+    from scipy.ndimage import uniform_filter
+
+    rng = np.random.default_rng(4)
+    mask = rng.random((40, 50)) < 0.08
+    mask[0:6, 44:50] = True  # a blob in the corner: the window reaches past the frame there
+    counts = np.rint(uniform_filter(mask.astype(float), size=9, mode="constant") * 81)
+    expected = np.where(mask, 1.0 / np.maximum(counts, 1), 0.0)
+    np.testing.assert_allclose(data.cosmic_pick_weights(mask.astype(np.uint8)).numpy(), expected, rtol=1e-6)
+
+
+def test_picking_by_cosmic_gives_a_one_pixel_cosmic_as_many_crops_as_a_blob(tmp_path):
+    frame = np.random.default_rng(2).integers(0, 100, (128, 128), dtype=np.uint16)
+    mask = np.zeros((128, 128), bool)
+    mask[20, 20] = True  # one pixel
+    mask[90:97, 90:97] = True  # 49 pixels, 70 pixels away: no 16-pixel crop holds both
+    _write_pair(tmp_path, "Train", "a", frame, mask)
+    pairs = data.pair_split(tmp_path, "Train").pairs
+
+    def share_with_the_spot(choice):
+        crops = data.train_dataset(pairs, 16, 1, seed=3, augment=False, cosmic_crop_fraction=1.0, cosmic_choice=choice)
+        sums = [int(y.numpy().sum()) for _, y in crops.take(300)]
+        assert all(n > 0 for n in sums)  # every crop holds one of the two cosmics
+        # one pixel: the spot (a crop showing one pixel of the blob needs its corner and an extreme offset: rare)
+        return np.mean([n == 1 for n in sums])
+
+    # pixel: 1 of 50 cosmic pixels is the spot; cosmic: half the picks (binomial sd about 0.03 at n = 300)
+    assert share_with_the_spot("pixel") < 0.06
+    assert 0.4 < share_with_the_spot("cosmic") < 0.6
