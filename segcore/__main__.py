@@ -156,6 +156,7 @@ def cmd_predict(args) -> int:
     return _write_masks(
         args.files, Path(args.out), args.overlays,
         _grown(lambda frame: predict_mask(model, frame, threshold=threshold, tile=args.tile, overlap=args.overlap), args),
+        args.mask_format,
     )
 
 
@@ -179,7 +180,9 @@ def cmd_lacosmic(args) -> int:
         print(f"tuned on {len(pairing.pairs)} frames: sigclip {params.sigclip}, objlim {params.objlim}, "
               f"sigfrac {params.sigfrac} (pooled F1 {best['f1']:.4f}, precision {best['precision']:.4f}, "
               f"recall {best['recall']:.4f})")
-    return _write_masks(args.files, Path(args.out), args.overlays, _grown(lambda frame: lacosmic_mask(frame, params), args))
+    return _write_masks(
+        args.files, Path(args.out), args.overlays, _grown(lambda frame: lacosmic_mask(frame, params), args), args.mask_format
+    )
 
 
 def _grown(detect, args):
@@ -193,20 +196,22 @@ def _grown(detect, args):
 def cmd_clean(args) -> int:
     from tqdm.auto import tqdm
 
-    from . import io
+    from . import formats, io
     from .postprocess import clean_frame
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise SegcoreError(f"{out}: is a file; give a folder for the cleaned frames")
-    paths = [Path(p) for p in args.files]
-    for path in paths:
-        if path.parent.resolve() == out.resolve():
+    for path in args.files:
+        if formats.frame_file(path).parent.resolve() == out.resolve():
             raise SegcoreError(f"{path}: is in --out {out}; its cleaned copy would overwrite it")
-    names = [path.name for path in paths] + [f"{path.stem}_mask.png" for path in paths]
-    twice = next((name for name in names if names.count(name) > 1), None)
-    if twice:
-        raise SegcoreError(f"two frames would both write {out / twice}; clean them into separate --out folders")
+    addresses, failures = _expand(args.files)
+    masks = _MaskOutput(out, args.mask_format, "_mask")
+    frames = _FrameOutput(out)
+    _refuse_clashes(addresses, frames.target, frames.group, "cleaned frames")
+    _refuse_clashes(addresses, masks.target, masks.group, "masks")
+    if {frames.target(a) for a in addresses} & {masks.target(a) for a in addresses}:
+        raise SegcoreError("a cleaned frame and a mask would be written to the same file; use another --mask-format")
     if args.model:
         from .inference import load_inference_model, model_threshold, predict_mask
 
@@ -218,60 +223,199 @@ def cmd_clean(args) -> int:
 
         detect = _grown(lacosmic_mask, args)
     out.mkdir(parents=True, exist_ok=True)
-    cleaned, failures = 0, 0
-    with tqdm(paths, desc="cleaning", unit="frame") as bar:
-        for path in bar:
-            try:
-                raw = io.read_raw(path)
-                frame = io.read_frame(path)
-            except SegcoreError as exc:
-                bar.write(f"error: {exc}", file=sys.stderr)
-                failures += 1
-                continue
-            mask = detect(frame)
-            io.write_frame(out / path.name, clean_frame(raw, mask))
-            io.write_mask(out / f"{path.stem}_mask.png", mask)
-            cleaned += 1
+    cleaned = 0
+    try:
+        with tqdm(addresses, desc="cleaning", unit="frame") as bar:
+            for address in bar:
+                try:
+                    raw = io.read_raw(address)
+                    frame, invalid = io.read_frame_and_invalid(address)
+                except SegcoreError as exc:
+                    bar.write(f"error: {exc}", file=sys.stderr)
+                    failures += 1
+                    continue
+                mask = formats.clear_invalid(detect(frame), invalid)
+                frames.write(address, clean_frame(raw, mask, invalid))
+                masks.write(address, mask)
+                cleaned += 1
+    except BaseException:
+        frames.abort()
+        masks.abort()
+        raise
+    frames.close()
+    masks.close()
     print(f"{cleaned} cleaned frames and their masks written to {out}" + (f"; {failures} files failed" if failures else ""))
     return EXIT_BAD_INPUT if failures else 0
 
 
-def _write_masks(files, out: Path, overlays: bool, detect) -> int:
-    """Masks (``<stem>.png``), optional overlays and counts.csv for ``files``; unreadable files are reported."""
+def _expand(files) -> tuple[list[str], int]:
+    """Every frame of ``files`` (a stack gives one address per frame); files that cannot be opened are reported."""
+    from . import io
+
+    addresses, failures = [], 0
+    for path in files:
+        try:
+            addresses.extend(io.frame_addresses(path))
+        except SegcoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures += 1
+    return list(dict.fromkeys(addresses)), failures
+
+
+def _refuse_clashes(addresses, target, group, what: str, verb: str = "would both write") -> None:
+    """Refuse two inputs that would write the same output file (frames of one stack share their stack's file)."""
+    owner: dict[Path, tuple[object, str]] = {}
+    for address in addresses:
+        path, key = target(address), group(address)
+        first_key, first = owner.setdefault(path, (key, address))
+        if first_key != key:
+            raise SegcoreError(f"{first} and {address} {verb} {path}; write their {what} into separate --out folders")
+
+
+class _MaskOutput:
+    """Masks into ``out``: ``<frame stem><suffix>.<format>``, or for the frames of an HDF5 stack (format h5) one
+    ``<file stem><suffix>.h5`` holding one mask per frame in the input's layout (and the NeXus pixel_mask)."""
+
+    def __init__(self, out: Path, mask_format: str, suffix: str = ""):
+        self.out, self.mask_format, self.suffix = out, mask_format, suffix
+        self._stacks: dict = {}
+        self._infos: dict = {}
+
+    def format_of(self, address: str) -> str:
+        from . import formats
+
+        return formats.mask_format_for_input(address) if self.mask_format == "auto" else self.mask_format
+
+    def _stacked(self, address: str) -> bool:
+        from . import formats
+
+        return self.format_of(address) == "h5" and formats.is_hdf5(address)
+
+    def group(self, address: str):
+        from . import formats
+
+        parsed = formats.parse_address(address)
+        return (str(parsed.file), parsed.dataset) if self._stacked(address) else address
+
+    def target(self, address: str) -> Path:
+        from . import formats
+
+        if self._stacked(address):
+            return self.out / f"{formats.frame_stem(formats.frame_file(address))}{self.suffix}.h5"
+        extension = {"tif": "tif"}.get(self.format_of(address), self.format_of(address))
+        return self.out / f"{formats.frame_stem(address)}{self.suffix}.{extension}"
+
+    def write(self, address: str, mask) -> str:
+        """Write ``mask`` for the frame ``address``; where it went (an address inside a stack file)."""
+        from . import formats, io
+
+        path = self.target(address)
+        if not self._stacked(address):
+            io.write_mask(path, mask)
+            return str(path)
+        parsed = formats.parse_address(address)
+        key = self.group(address)
+        if key not in self._stacks:
+            info = formats.hdf5_info(address)
+            self._infos[key] = info
+            self._stacks[key] = formats.mask_stack_writer(path, info)
+        self._stacks[key].write(parsed.index, mask)
+        return str(formats.FrameAddress(path, self._infos[key].dataset, parsed.index))
+
+    def close(self) -> None:
+        while self._stacks:
+            _, writer = self._stacks.popitem()
+            writer.close()
+
+    def abort(self) -> None:
+        while self._stacks:
+            _, writer = self._stacks.popitem()
+            writer.abort()
+
+
+class _FrameOutput:
+    """Cleaned frames into ``out`` in their own format: a file under its own name (fabio formats fabio cannot
+    write become EDF), the frames of an HDF5 stack one stack file of the same name, layout and pixel type."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self._stacks: dict = {}
+
+    def group(self, address: str):
+        from . import formats
+
+        parsed = formats.parse_address(address)
+        return (str(parsed.file), parsed.dataset) if formats.is_hdf5(address) else address
+
+    def target(self, address: str) -> Path:
+        from . import formats
+
+        parsed = formats.parse_address(address)
+        if formats.is_hdf5(address):
+            return self.out / parsed.file.name
+        if formats.is_fabio(address):
+            suffix = formats.suffix_of(parsed.file)
+            name = formats.frame_stem(address) + (suffix if suffix in (".edf", ".cbf") else ".edf")
+            return self.out / name
+        return self.out / parsed.file.name
+
+    def write(self, address: str, frame) -> None:
+        from . import formats, io
+
+        path = self.target(address)
+        if not formats.is_hdf5(address):
+            if path.suffix == ".cbf" and frame.dtype.kind == "f":
+                path = path.with_suffix(".edf")
+            io.write_frame(path, frame)
+            return
+        key = self.group(address)
+        if key not in self._stacks:
+            info = formats.hdf5_info(address)
+            self._stacks[key] = formats.StackWriter(path, info.dataset, info.frames, (info.height, info.width), frame.dtype,
+                                                    level=1)
+        self._stacks[key].write(formats.parse_address(address).index, frame)
+
+    close = _MaskOutput.close
+    abort = _MaskOutput.abort
+
+
+def _write_masks(files, out: Path, overlays: bool, detect, mask_format: str = "auto") -> int:
+    """Masks (by ``mask_format``; ``auto``: the input's own kind), optional overlays and counts.csv for every frame
+    of ``files``; unreadable files are reported."""
     from tqdm.auto import tqdm
 
-    from . import io
+    from . import formats, io
     from .evaluator import prediction_overlay
     from .metrics import count_cosmics
 
-    by_stem: dict[str, list[str]] = {}
-    for path in files:
-        by_stem.setdefault(Path(path).stem, []).append(str(path))
-    clash = next((paths for paths in by_stem.values() if len(paths) > 1), None)
-    if clash:
-        raise SegcoreError(
-            f"{clash[0]} and {clash[1]} would both be written as {out / (Path(clash[0]).stem + '.png')}; "
-            "predict them into separate --out folders"
-        )
+    addresses, failures = _expand(files)
+    masks = _MaskOutput(out, mask_format)
+    _refuse_clashes(addresses, masks.target, masks.group, "masks", "would both be written as")
     out.mkdir(parents=True, exist_ok=True)
-    rows, failures = [], 0
-    with tqdm(files, desc="predicting", unit="frame") as bar:
-        for path in bar:
-            try:
-                frame = io.read_frame(path)
-            except SegcoreError as exc:
-                bar.write(f"error: {exc}", file=sys.stderr)
-                failures += 1
-                continue
-            mask = detect(frame)
-            stem = Path(path).stem
-            io.write_mask(out / f"{stem}.png", mask)
-            if overlays:
-                (out / f"{stem}_overlay.png").write_bytes(io.encode_png(prediction_overlay(frame, mask)[..., ::-1]))
-            cosmics = count_cosmics(mask)
-            rows.append({"file": str(path), "mask": str(out / f"{stem}.png"), "cosmics": len(cosmics), "cosmic_pixels": int(mask.sum())})
+    rows = []
+    try:
+        with tqdm(addresses, desc="predicting", unit="frame") as bar:
+            for address in bar:
+                try:
+                    frame, invalid = io.read_frame_and_invalid(address)
+                except SegcoreError as exc:
+                    bar.write(f"error: {exc}", file=sys.stderr)
+                    failures += 1
+                    continue
+                mask = formats.clear_invalid(detect(frame), invalid)
+                written = masks.write(address, mask)
+                if overlays:
+                    overlay = prediction_overlay(frame, mask)[..., ::-1]
+                    (out / f"{io.frame_stem(address)}_overlay.png").write_bytes(io.encode_png(overlay))
+                cosmics = count_cosmics(mask)
+                rows.append({"file": address, "mask": written, "cosmics": len(cosmics), "cosmic_pixels": int(mask.sum()),
+                             "invalid_pixels": 0 if invalid is None else int(invalid.sum())})
+    except BaseException:
+        masks.abort()
+        raise
+    masks.close()
     with open(out / "counts.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["file", "mask", "cosmics", "cosmic_pixels"])
+        writer = csv.DictWriter(handle, fieldnames=["file", "mask", "cosmics", "cosmic_pixels", "invalid_pixels"])
         writer.writeheader()
         writer.writerows(rows)
     print(f"{len(rows)} masks and counts.csv written to {out}" + (f"; {failures} files failed" if failures else ""))
@@ -295,6 +439,17 @@ def _add_tiling(parser) -> None:
         "--precision", default="auto", choices=PRECISION_POLICIES,
         help="arithmetic of the network: auto (default) is bfloat16 on CPUs with bfloat16 instructions, "
         "float16 on GPUs, float32 elsewhere",
+    )
+
+
+def _add_mask_format(parser) -> None:
+    from .formats import MASK_FORMATS
+
+    parser.add_argument(
+        "--mask-format", default="auto", choices=("auto", *MASK_FORMATS),
+        help="how masks are written: auto (default) writes the input's own kind: for an HDF5/NeXus stack one "
+        "compressed .h5 per stack with one mask per frame at the input's dataset path and the NeXus pixel_mask, "
+        ".edf for EDF, CBF and the other detector formats, .png otherwise; png, npy, edf, tif or h5 for every frame",
     )
 
 
@@ -415,11 +570,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="write cosmic masks and counts for frames")
     predict.add_argument("--model", required=True)
-    predict.add_argument("files", nargs="+", help="frame files (PNG, TIFF, NPY)")
+    predict.add_argument("files", nargs="+", help="frames: files (PNG, TIFF, NPY, HDF5/NeXus, EDF, CBF, MarCCD, mar345, Bruker, ...; every frame of a "
+        "stack) or frame addresses FILE::/dataset#INDEX")
     predict.add_argument("--out", required=True, help="folder for masks and counts.csv")
     predict.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png")
     _add_tiling(predict)
     _add_dilate(predict)
+    _add_mask_format(predict)
     predict.set_defaults(run=cmd_predict)
 
     classical = commands.add_parser(
@@ -427,7 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="LA Cosmic (astroscrappy). The offset, read noise and gain are measured on each frame unless "
         "given. With --tune, sigclip, objlim and sigfrac are chosen for the best pooled pixel F1 on a labelled split.",
     )
-    classical.add_argument("files", nargs="+", help="frame files (PNG, TIFF, NPY)")
+    classical.add_argument("files", nargs="+", help="frames: files (PNG, TIFF, NPY, HDF5/NeXus, EDF, CBF, MarCCD, mar345, Bruker, ...; every frame of a "
+        "stack) or frame addresses FILE::/dataset#INDEX")
     classical.add_argument("--out", required=True, help="folder for masks and counts.csv")
     classical.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png")
     classical.add_argument("--sigclip", type=float, default=4.5, help="Laplacian significance of a cosmic pixel")
@@ -441,21 +599,25 @@ def build_parser() -> argparse.ArgumentParser:
     classical.add_argument("--tune", metavar="DATA", help="dataset folder whose labelled split tunes the parameters")
     classical.add_argument("--tune-split", default="Validation", choices=["Train", "Validation", "Test"])
     _add_dilate(classical)
+    _add_mask_format(classical)
     classical.set_defaults(run=cmd_lacosmic)
 
     clean = commands.add_parser(
         "clean", help="frames with their cosmics replaced from the pixels around them, and the masks",
         description="Each frame is written to OUT under its own name, in its own format and pixel type, with every "
         "masked pixel replaced by the median of the unmasked pixels around it (5x5, or a larger window where "
-        "those are masked too); unmasked pixels are copied unchanged. The mask goes beside it as <stem>_mask.png.",
+        "those are masked too); unmasked pixels are copied unchanged. The mask goes beside it as <stem>_mask.<format> (--mask-format). The frames "
+        "of an HDF5 stack become one stack file of the same name, layout and pixel type; invalid pixels stay as they are.",
     )
-    clean.add_argument("files", nargs="+", help="frame files (PNG, TIFF, NPY)")
+    clean.add_argument("files", nargs="+", help="frames: files (PNG, TIFF, NPY, HDF5/NeXus, EDF, CBF, MarCCD, mar345, Bruker, ...; every frame of a "
+        "stack) or frame addresses FILE::/dataset#INDEX")
     detector = clean.add_mutually_exclusive_group(required=True)
     detector.add_argument("--model", help="a trained model (.keras) finds the cosmics")
     detector.add_argument("--lacosmic", action="store_true", help="LA Cosmic finds them (parameters measured per frame)")
     clean.add_argument("--out", required=True, help="folder for the cleaned frames and their masks")
     _add_tiling(clean)
     _add_dilate(clean)
+    _add_mask_format(clean)
     clean.set_defaults(run=cmd_clean)
     return parser
 

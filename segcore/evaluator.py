@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from . import io, metrics
+from . import formats, io, metrics
 from .curves import SplitCurves, headline_names as curve_headline_names
 from .inference import (
     DEFAULT_OVERLAP,
@@ -153,7 +153,7 @@ def _check_pairs(pairs, predictions_dir=None) -> list[tuple[Path, Path]]:
     if not pairs:
         raise ValueError("no image/mask pairs to evaluate")
     if predictions_dir is not None:
-        _check_unique([image.stem for image, _ in pairs], "file stem")
+        _check_unique([io.frame_stem(image) for image, _ in pairs], "file stem")
     return pairs
 
 
@@ -199,9 +199,9 @@ def _build_result(
 
 
 def _score_image(image: Path, true: np.ndarray, pred: np.ndarray, predictions_dir) -> dict:
-    row = {"image": image.name, "image_path": str(image), **_score_row(true, pred)}
+    row = {"image": io.frame_name(image), "image_path": str(image), **_score_row(true, pred)}
     if predictions_dir is not None:
-        path = Path(predictions_dir) / f"{image.stem}.png"
+        path = Path(predictions_dir) / f"{io.frame_stem(image)}.png"
         io.write_mask(path, pred)
         row["prediction"] = str(path)
     return row
@@ -215,15 +215,21 @@ def _score_frames(
     threshold: float,
     curves: SplitCurves,
     dilation: int,
+    keep: Callable[[Path, np.ndarray], None] | None = None,
 ) -> list[dict]:
     """Read each frame and its mask, predict probabilities (or a bool mask) with ``predict(image path,
-    frame)``, grow them by ``dilation``, add them to ``curves`` and score the mask above ``threshold``."""
+    frame)``, grow them by ``dilation``, add them to ``curves`` and score the mask above ``threshold``.
+
+    A frame's invalid pixels (:func:`segcore.io.read_frame_and_invalid`) are never cosmics: neither
+    predicted nor true there; ``keep(image, predicted)`` sees the predictions so cleared."""
     rows: list[dict] = []
     for done, (image, mask_path) in enumerate(pairs, start=1):
-        frame = io.read_frame(image)
+        frame, invalid = io.read_frame_and_invalid(image)
         # Read the mask before predicting, so a bad mask fails fast.
-        true = io.read_mask(mask_path, shape=frame.shape)
-        predicted = dilate(predict(image, frame), dilation)
+        true = formats.clear_invalid(io.read_mask(mask_path, shape=frame.shape), invalid)
+        predicted = formats.clear_invalid(dilate(predict(image, frame), dilation), invalid)
+        if keep is not None:
+            keep(image, predicted)
         if predicted.dtype == bool:
             curves.add_mask(true, predicted)
             pred = predicted
@@ -283,19 +289,20 @@ def evaluate_pairs(
     _check_tiling(tile, overlap)
     pairs = _check_pairs(pairs, predictions_dir)
     if keep_probabilities:
-        _check_unique([image.name for image, _ in pairs], "file name")
+        _check_unique([io.frame_name(image) for image, _ in pairs], "file name")
     if precision is not None:
         model = inference_model(model, precision)
     kept: dict[str, np.ndarray] = {}
 
     def predict(image: Path, frame: np.ndarray) -> np.ndarray:
-        probs = predict_probabilities(model, frame, tile=tile, overlap=overlap, batch_size=batch_size)
-        if keep_probabilities:
-            kept[image.name] = dilate(probs, dilation).astype(np.float16)
-        return probs
+        return predict_probabilities(model, frame, tile=tile, overlap=overlap, batch_size=batch_size)
+
+    def keep(image: Path, probs: np.ndarray) -> None:
+        kept[io.frame_name(image)] = probs.astype(np.float16)
 
     curves = SplitCurves()
-    rows = _score_frames(pairs, predict, progress, predictions_dir, threshold, curves, dilation)
+    rows = _score_frames(pairs, predict, progress, predictions_dir, threshold, curves, dilation,
+                         keep if keep_probabilities else None)
     return _build_result(rows, threshold, kept, model_precision(model), curves, dilation)
 
 
@@ -333,7 +340,7 @@ def evaluate_detector(
     pairs = _check_pairs(pairs, predictions_dir)
 
     def predict(image: Path, frame: np.ndarray) -> np.ndarray:
-        return _check_mask(detect(frame), frame.shape, f"the detector's mask of {image.name}")
+        return _check_mask(detect(frame), frame.shape, f"the detector's mask of {io.frame_name(image)}")
 
     curves = SplitCurves()
     rows = _score_frames(pairs, predict, progress, predictions_dir, DETECTOR_THRESHOLD, curves, dilation)
@@ -368,7 +375,7 @@ def rescore(
     """
     threshold = _check_threshold(threshold)
     pairs = _check_pairs(pairs, predictions_dir)
-    missing = [image.name for image, _ in pairs if image.name not in result.probabilities]
+    missing = [io.frame_name(image) for image, _ in pairs if io.frame_name(image) not in result.probabilities]
     if missing:
         raise ValueError(
             "no kept probabilities for " + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -377,8 +384,9 @@ def rescore(
     rows = []
     curves = SplitCurves()
     for done, (image, mask_path) in enumerate(pairs, start=1):
-        probs = result.probabilities[image.name]
+        probs = result.probabilities[io.frame_name(image)]
         true = io.read_mask(mask_path, shape=probs.shape)
+        true = formats.clear_invalid(true, io.read_frame_and_invalid(image)[1])  # as evaluate_pairs scored it
         curves.add(true, probs)
         rows.append(_score_image(image, true, probs > threshold, predictions_dir))
         if progress is not None:

@@ -1,4 +1,10 @@
-"""Reading frames and masks from PNG, TIFF and NPY files, and writing masks.
+"""Reading frames and masks from PNG, TIFF, NPY and detector files, and writing masks.
+
+Detector formats (HDF5/NeXus stacks, EDF, CBF, MarCCD, mar345, Bruker, ...) and frame
+addresses (``file.h5::/entry/data/data#12``) are :mod:`segcore.formats`'; every function
+here that takes a path takes such an address too. A frame's invalid pixels (NaN, a
+detector's own invalid values, a NeXus pixel_mask) are :func:`read_frame_and_invalid`'s
+second result; :func:`read_frame` gives the frame with them filled from their neighbours.
 
 Every failure raises :class:`segcore.errors.InputFileError`, whose message names
 the file and the problem, so callers (command line, store, app) can show it as is.
@@ -17,10 +23,14 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from . import formats
 from .errors import InputFileError
 
-FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
+FRAME_SUFFIXES = IMAGE_SUFFIXES + formats.DETECTOR_SUFFIXES
 MASK_SUFFIXES = FRAME_SUFFIXES
+#: What the error for another suffix says is accepted.
+ACCEPTED_TEXT = "PNG, TIFF, NPY, HDF5/NeXus (.h5, .nxs, ...) or a detector format (EDF, CBF, MarCCD, mar345, Bruker, ...)"
 #: Largest frame accepted (pixels) unless COSMICS_MAX_FRAME_PIXELS says otherwise;
 #: bigger headers are refused before decoding, which also stops decompression
 #: bombs. 8192 x 8192 holds every X-ray detector on the market (an Eiger 16M is
@@ -56,16 +66,37 @@ class FrameInfo:
 
 
 def _suffix(path: Path) -> str:
-    suffix = path.suffix.lower()
+    if formats.ADDRESS_SEPARATOR in str(path):
+        return ".h5"
+    suffix = formats.suffix_of(formats.frame_file(path))
     if suffix not in FRAME_SUFFIXES:
         raise InputFileError(
-            path, f"unsupported file type '{path.suffix or '(none)'}'; use PNG, TIFF or NPY"
+            formats.frame_file(path), f"unsupported file type '{Path(path).suffix or '(none)'}'; use {ACCEPTED_TEXT}"
         )
     return suffix
 
 
 def _header_shape(path: Path, suffix: str) -> tuple[int, ...]:
     """Shape from the file header, without decoding the pixels."""
+    if suffix in formats.HDF5_SUFFIXES:
+        address = formats.parse_address(path)
+        info = formats.hdf5_info(address)
+        if info.frames is not None and (address.index is not None or info.frames == 1):
+            count = info.frames
+            index = address.index or 0
+            if not 0 <= index < count:
+                raise InputFileError(address.file, f"frame index {index} out of range: {info.dataset} holds {count} frames")
+        elif info.frames is not None:
+            raise InputFileError(
+                address.file, f"{info.dataset} holds {info.frames} frames; address one as "
+                f"{address.file.name}::{info.dataset}#INDEX (0-{info.frames - 1})"
+            )
+        elif address.index not in (None, 0):
+            raise InputFileError(address.file, f"frame index {address.index} out of range: {info.dataset} is a single 2-D frame")
+        return (info.height, info.width)
+    if suffix in formats.FABIO_SUFFIXES:
+        frames, height, width = formats.fabio_shape(path)
+        return (height, width) if frames == 1 or formats.parse_address(path).index is not None else (frames, height, width)
     try:
         if suffix == ".png":
             with warnings.catch_warnings():
@@ -91,6 +122,10 @@ def image_shape(path: str | os.PathLike) -> tuple[int, int]:
     """(height, width) of an image file from its header, without decoding the pixels."""
     path = Path(path)
     shape = _header_shape(path, _suffix(path))
+    if len(shape) == 3 and _suffix(path) in formats.FABIO_SUFFIXES:
+        raise InputFileError(
+            formats.frame_file(path), f"holds {shape[0]} frames; address one as {formats.frame_file(path).name}#INDEX"
+        )
     if len(shape) == 3 and shape[0] == 1:
         shape = shape[1:]
     if len(shape) == 3 and shape[2] in (3, 4):  # colour: read_raw decides whether it is grey
@@ -101,12 +136,25 @@ def image_shape(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def read_raw(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as stored (uint8, uint16, float, ...), checked to be 2-D.
+    """Read an image file (or addressed frame) as stored (uint8, uint16, int32, float, ...), checked to be 2-D.
 
     A colour image whose channels are all equal is accepted as grayscale.
     """
-    path = Path(path)
+    return _read_stored(path)[0]
+
+
+def _read_stored(path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(frame as stored, NeXus pixel_mask or None)."""
+    path = Path(path) if not isinstance(path, Path) else path
     suffix = _suffix(path)
+    pixel_mask = None
+    if suffix in formats.HDF5_SUFFIXES:
+        image_shape(path)  # one frame addressed, else the error says how to address one
+        array, pixel_mask = formats.read_hdf5(path)
+        return _checked_array(formats.frame_file(path), array), pixel_mask
+    if suffix in formats.FABIO_SUFFIXES:
+        image_shape(path)
+        return _checked_array(formats.frame_file(path), formats.read_fabio(path)), None
     shape = _header_shape(path, suffix)
     limit = max_frame_pixels()
     if int(np.prod(shape[:2])) > limit:
@@ -126,6 +174,10 @@ def read_raw(path: str | os.PathLike) -> np.ndarray:
             array = np.load(path, allow_pickle=False)
     except Exception as exc:
         raise InputFileError(path, f"unreadable or corrupt {suffix[1:].upper()} file ({exc})") from None
+    return _checked_array(path, array), None
+
+
+def _checked_array(path, array) -> np.ndarray:
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[2] in (3, 4):
         colour = array[..., :3]
@@ -158,19 +210,54 @@ def frame_info(path: str | os.PathLike) -> FrameInfo:
 
 
 def read_frame(path: str | os.PathLike) -> np.ndarray:
-    """Read a frame as a 2-D float32 array of detector values (ADU).
+    """Read a frame as a 2-D float32 array of detector values (ADU), invalid pixels filled from their neighbours.
 
     Raises
     ------
     InputFileError
         If the file is missing, unreadable, not 2-D, empty, of an unsupported
-        type, or holds NaN/infinite values.
+        type, or holds no valid pixel.
     """
-    array = read_raw(path)
-    frame = array.astype(np.float32)
-    if not np.all(np.isfinite(frame)):
-        raise InputFileError(path, "frame contains NaN or infinite values")
-    return frame
+    return read_frame_and_invalid(path)[0]
+
+
+def read_frame_and_invalid(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """(frame, invalid): the frame as :func:`read_frame` gives it and its invalid pixels (bool, None when none).
+
+    Invalid pixels (:func:`segcore.formats.invalid_pixels`: NaN and infinities, the detector's own
+    invalid values, a NeXus pixel_mask) are never signal: filled here from the valid pixels around
+    them (:func:`segcore.formats.fill_invalid`), and never part of a predicted mask.
+    """
+    array, pixel_mask = _read_stored(path)
+    invalid = formats.invalid_pixels(array, hdf5=_suffix(Path(path)) in formats.HDF5_SUFFIXES, pixel_mask=pixel_mask)
+    if invalid is not None and invalid.all():
+        raise InputFileError(formats.frame_file(path), "frame holds no valid pixel (all are NaN, infinite or "
+                             "the detector's invalid-pixel value)")
+    if invalid is None:
+        return array.astype(np.float32), None
+    return formats.fill_invalid(array, invalid), invalid
+
+
+def frame_addresses(path: str | os.PathLike) -> list[str]:
+    """Every frame a file (or address) holds, as addresses: a stack gives one per frame, a plain file itself.
+
+    Raises InputFileError naming the file and problem (missing dataset, 1-D or 4-D data, bad index ...).
+    """
+    suffix = _suffix(Path(path))
+    if suffix in formats.HDF5_SUFFIXES:
+        address = formats.parse_address(path)
+        if address.index is not None:
+            image_shape(path)
+            return [str(address)]
+        return formats.hdf5_frame_addresses(address)
+    if suffix in formats.FABIO_SUFFIXES:
+        return formats.fabio_frame_addresses(path)
+    return [str(path)]
+
+
+frame_stem = formats.frame_stem
+frame_name = formats.frame_name
+frame_file = formats.frame_file
 
 
 def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -265,10 +352,14 @@ def encode_png(array: np.ndarray) -> bytes:
 
 
 def write_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
-    """Write a mask as an 8-bit PNG with values 0/1, atomically."""
+    """Write a mask with values 0/1, atomically: an 8-bit PNG, or by suffix .npy, .edf, .tif or .h5
+    (:func:`segcore.formats.write_mask_file`)."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    if Path(path).suffix.lower() != ".png":
+        formats.write_mask_file(path, mask)
+        return
     _atomic_write(Path(path), encode_png((mask != 0).astype(np.uint8)))
 
 
@@ -287,5 +378,7 @@ def write_frame(path: str | os.PathLike, frame: np.ndarray) -> None:
     elif suffix == ".npy":
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, frame)
+    elif suffix in (".edf", ".cbf"):
+        formats.write_fabio_frame(path, frame)
     else:
         raise ValueError(f"cannot write frames as '{suffix}'")

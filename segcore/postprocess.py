@@ -63,13 +63,15 @@ def dilate(array, pixels: int) -> np.ndarray:
     return cv2.dilate(np.ascontiguousarray(array), kernel)
 
 
-def clean_frame(frame, mask) -> np.ndarray:
+def clean_frame(frame, mask, invalid=None) -> np.ndarray:
     """The frame with its masked pixels replaced by the median of unmasked neighbours.
 
     Parameters
     ----------
     frame : 2-D array of detector values, any numeric dtype.
     mask : 2-D mask of the frame's shape; non-zero = replace.
+    invalid : optional 2-D mask of pixels that hold no measurement (a detector's gaps and
+        bad pixels): never used to fill, and kept as they are even where ``mask`` is set.
 
     Returns
     -------
@@ -88,14 +90,20 @@ def clean_frame(frame, mask) -> np.ndarray:
     if frame.ndim != 2 or mask.shape != frame.shape:
         raise ValueError(f"frame {frame.shape} and mask {mask.shape} must be 2-D and of the same shape")
     mask = mask if mask.dtype == bool else mask != 0
+    unusable = mask
+    if invalid is not None:
+        invalid = np.asarray(invalid, dtype=bool)
+        mask = mask & ~invalid
+        unusable = mask | invalid
     cleaned = frame.copy()
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
         return cleaned
-    if rows.size == mask.size:
+    usable = mask.size - int(np.count_nonzero(unusable))
+    if usable == 0:
         raise ValueError("the mask covers the whole frame; there is nothing to clean it from")
-    values = np.where(mask, np.nan, frame.astype(np.float64))
-    need = min(MIN_NEIGHBOURS, mask.size - rows.size)
+    values = np.where(unusable, np.nan, frame.astype(np.float64))
+    need = min(MIN_NEIGHBOURS, usable)
     filled = np.full(rows.size, np.nan)
     todo = np.arange(rows.size)
     radius = FIRST_RADIUS

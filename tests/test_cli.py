@@ -215,7 +215,7 @@ def test_train_names_a_damaged_frame_before_building_anything(damage, tmp_path, 
         bad = victim
     else:
         frame = io.read_frame(victim).astype(np.float32)
-        frame[3, 4] = np.nan
+        frame[:] = np.nan  # NaN pixels are invalid pixels; a frame without a valid one is refused
         bad = victim.with_suffix(".npy")
         np.save(bad, frame)
         victim.unlink()

@@ -107,11 +107,14 @@ def test_colour_image_is_refused(tmp_path, rng):
     assert "colour" in _error(tmp_path / "colour.png")
 
 
-def test_nan_frame_is_refused(tmp_path):
+def test_nan_pixels_are_invalid_pixels_and_a_frame_without_valid_ones_is_refused(tmp_path):
     array = np.ones((4, 4), np.float32)
     array[1, 2] = np.nan
     np.save(tmp_path / "nan.npy", array)
-    assert "NaN" in _error(tmp_path / "nan.npy")
+    frame, invalid = io.read_frame_and_invalid(tmp_path / "nan.npy")
+    assert np.argwhere(invalid).tolist() == [[1, 2]] and np.all(frame == 1)  # filled from its neighbours
+    np.save(tmp_path / "all_nan.npy", np.full((4, 4), np.nan, np.float32))
+    assert "no valid pixel" in _error(tmp_path / "all_nan.npy")
 
 
 def test_mask_size_mismatch_names_both_sizes(tmp_path):
