@@ -41,6 +41,12 @@ Datasets and frames (``db.datasets``)
     UploadedFile) holding the original layout, at its root or in one folder; ``file_name`` names
     it in messages when given as bytes.
 ``import_simulated(name, n_train, n_validation, n_test, n_real=0, size=512, seed=0, progress=None) -> ImportReport``
+    Frames and masks may be detector files (HDF5/NeXus, EDF, CBF ...; ``segcore.formats``): each frame of a
+    stack becomes a frame whose path is its address (``<file>::/entry/data/data#12``) and whose name is
+    ``<file stem>_00012<suffix>``; a mask stack of the same layout gives each frame the mask of its index.
+``export_dataset(dataset_id, mask_format="png", target=None) -> Path`` (``db.exports``) a ZIP of the frames
+    as imported (a stack file once) and the current masks as ``EXPORT_MASK_FORMATS`` png, npy, edf, tif, or
+    h5 (one file per stack, one mask per frame in the stack's layout, plus the NeXus pixel_mask).
 ``list_datasets() -> list[DatasetInfo]``; ``get_dataset(id_or_name) -> DatasetInfo``
 ``first_start() -> bool`` (the store never had a dataset); ``first_start_done()`` (never again, even when every
     dataset is deleted: a marker file in ``COSMICS_HOME``)
@@ -210,6 +216,7 @@ from .datasets import (
 )
 from .imports import IMPORT_ROOTS_ENV, import_files, import_folder, import_roots, import_server_folder, import_simulated
 from .zipimport import import_zip
+from .exports import EXPORT_MASK_FORMATS, export_dataset
 from .masks import (
     MASK_SOURCES,
     MaskRevision,
@@ -298,7 +305,7 @@ __all__ = [
     "count_frames_without_mask", "create_dataset", "delete_dataset", "first_start", "first_start_done", "frame_path", "frames_table", "get_dataset", "get_frame", "list_datasets",
     "list_frames", "read_frame", "validation_report",
     "IMPORT_ROOTS_ENV", "import_files", "import_folder", "import_roots", "import_server_folder", "import_simulated",
-    "import_zip",
+    "import_zip", "EXPORT_MASK_FORMATS", "export_dataset",
     "adopt_prediction", "current_mask", "current_revision", "mask_history", "read_revision", "restore_revision",
     "save_mask_revision",
     "cancel_run", "delete_run", "evaluate_run", "evaluations_on_older_masks", "get_run", "refresh_run_states",

@@ -297,7 +297,7 @@ def validation_report(dataset_id: int) -> ValidationReport:
     for f in frames:
         counts[f.split] += 1
         label = f"{SPLIT_FOLDERS[f.split]}/{f.name}"
-        if not f.path.exists():
+        if not io.frame_file(f.path).exists():
             missing_files.append(label)
             continue
         if f.revision_id is None:

@@ -6,6 +6,13 @@ original layout), then every frame and mask is decoded and checked there, masks
 are written as new 0/1 PNG revisions, and only then are the rows inserted in one
 short transaction. Any refusal removes what this import wrote and leaves the
 stored datasets as they were.
+
+A file holding several frames (an HDF5/NeXus stack, a multi-frame EDF) is copied in
+once and each of its frames becomes a frame of its own: the store knows it by its
+address (``<file>::/entry/data/data#12``, ``segcore.formats``) and names it
+``<file stem>_00012<suffix>``. A mask file of the same layout (``stack.h5`` or
+``stack_mask.h5`` in the annotation folder) gives each frame the mask of the same
+index; single masks pair with a stack's frames by those names.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from segcore import data as segdata
-from segcore import io
+from segcore import formats, io
 from segcore.errors import InputFileError
 
 from .datasets import SPLIT_FOLDERS, SPLITS, ImportReport, check_split, clean_name, get_dataset_row, name_taken
@@ -46,6 +53,20 @@ class _Incoming:
     is_mask: bool
     path: Path
     display: str  # the name the user knows it by, for messages
+    address: str | None = None  # a frame of a multi-frame file: its address; ``path`` is then its frame name
+
+    @property
+    def source(self) -> str | Path:
+        """What the readers read: the address of a frame in a multi-frame file, else the file."""
+        return self.address or self.path
+
+    @property
+    def stored(self) -> str:
+        """The frame's path as the store records it (relative; with its address part)."""
+        if self.address is None:
+            return to_stored(self.path)
+        address = formats.parse_address(self.address)
+        return str(formats.FrameAddress(Path(to_stored(address.file)), address.dataset, address.index))
 
 
 def copy_in(files: Iterable[tuple[str, bool, Path, str]], batch: Path, move: bool) -> list[_Incoming]:
@@ -73,13 +94,34 @@ def _refuse_input(item: _Incoming, exc: InputFileError) -> RefusedFile:
     return RefusedFile(item.display, exc.problem.replace(str(item.path), item.display))
 
 
-def _read_checked_frame(item: _Incoming) -> tuple[int, int, str, int]:
+def _expand(item: _Incoming) -> list[_Incoming]:
+    """A multi-frame file as one item per frame (named ``<stem>_NNNNN<suffix>``); any other file as it is."""
+    if formats.suffix_of(item.path) not in formats.DETECTOR_SUFFIXES:
+        return [item]
     try:
-        array = io.read_raw(item.path)
+        addresses = io.frame_addresses(item.path)
     except InputFileError as exc:
         raise _refuse_input(item, exc) from None
-    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        raise RefusedFile(item.display, "frame contains NaN or infinite values")
+    if addresses == [str(item.path)]:
+        return [item]
+    base = segdata.mask_stem(item.path) if item.is_mask else item.path.stem
+    expanded = []
+    for address in addresses:
+        parsed = formats.parse_address(address)
+        name = (base if parsed.index is None else f"{base}_{parsed.index:05d}") + formats.suffix_of(item.path)
+        part = address[len(str(parsed.file)):]
+        expanded.append(_Incoming(item.split, item.is_mask, item.path.parent / name, item.display + part, address))
+    return expanded
+
+
+def _read_checked_frame(item: _Incoming) -> tuple[int, int, str, int]:
+    try:
+        array = io.read_raw(item.source)
+    except InputFileError as exc:
+        raise _refuse_input(item, exc) from None
+    invalid = formats.invalid_pixels(array, hdf5=formats.is_hdf5(item.source))
+    if invalid is not None and invalid.all():
+        raise RefusedFile(item.display, "frame holds no valid pixel (all are NaN, infinite or the detector's invalid-pixel value)")
     if array.dtype.kind not in "buif":
         raise RefusedFile(item.display, f"unsupported pixel type {array.dtype}")
     return int(array.shape[0]), int(array.shape[1]), str(array.dtype), io.bit_depth(array.dtype)
@@ -87,7 +129,7 @@ def _read_checked_frame(item: _Incoming) -> tuple[int, int, str, int]:
 
 def _read_checked_mask(item: _Incoming, shape: tuple[int, int]) -> np.ndarray:
     try:
-        array = io.read_raw(item.path)
+        array = io.read_raw(item.source)
     except InputFileError as exc:
         raise _refuse_input(item, exc) from None
     return check_mask_array(array, shape, item.display)
@@ -126,6 +168,14 @@ def _store(target: _Target, incoming: list[_Incoming], author: str, ignored: lis
     """Check every file of an import, write mask revisions, insert the rows in one transaction."""
     if not incoming:
         raise StoreError(f"nothing to import into {target.name!r}: no frames or masks found")
+    refused: list[RefusedFile] = []  # every bad file is reported, not only the first
+    expanded: list[_Incoming] = []
+    for item in incoming:
+        try:
+            expanded.extend(_expand(item))
+        except RefusedFile as exc:
+            refused.append(exc)
+    incoming = expanded
     display = {item.path: item for item in incoming}
     new_frames: list[_Incoming] = []
     masks_for_new: dict[Path, _Incoming] = {}  # frame path -> its mask
@@ -134,7 +184,6 @@ def _store(target: _Target, incoming: list[_Incoming], author: str, ignored: lis
     by_split: dict[str, list[_Incoming]] = defaultdict(list)
     for item in incoming:
         by_split[item.split].append(item)
-    refused: list[RefusedFile] = []  # every bad file is reported, not only the first
 
     def checked(read, *args):
         try:
@@ -214,7 +263,7 @@ def _store(target: _Target, incoming: list[_Incoming], author: str, ignored: lis
                     split=item.split,
                     name=item.path.name,
                     stem=item.path.stem,
-                    path=to_stored(item.path),
+                    path=item.stored,
                     height=height,
                     width=width,
                     dtype=dtype,
@@ -384,7 +433,7 @@ def import_files(
                     raise RefusedFile(base, "uploaded twice; file names must be unique")
                 seen.add((is_mask, base))
                 if Path(base).suffix.lower() not in io.FRAME_SUFFIXES:
-                    raise RefusedFile(base, "not an image file; expected PNG, TIFF or NPY")
+                    raise RefusedFile(base, f"not an image file; expected {io.ACCEPTED_TEXT}")
                 size = len(payload) if payload is not None else Path(entry).stat().st_size if Path(entry).is_file() else 0
                 if size > io.max_frame_file_bytes():
                     raise RefusedFile(

@@ -65,6 +65,6 @@ def scan_layout(root: Path, describe: Callable[[Path], str]) -> tuple[list[tuple
                 ignored.append(f"{describe(path)}: sub-folder ignored")
                 continue
             if path.suffix.lower() not in io.FRAME_SUFFIXES:
-                raise RefusedFile(describe(path), "not an image file; expected PNG, TIFF or NPY")
+                raise RefusedFile(describe(path), f"not an image file; expected {io.ACCEPTED_TEXT}")
             found.append((split, is_mask, path, describe(path)))
     return found, ignored

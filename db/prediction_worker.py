@@ -125,7 +125,7 @@ def _store_proposal(job_id: int, frame_id: int, threshold: float, mask: np.ndarr
 
 def predict(job: PredictionJob, cancel: CancelToken) -> str:
     """Make the job's proposals frame by frame; the final status."""
-    from segcore import io
+    from segcore import formats, io
 
     if job.model_source == "lacosmic":
         detect, threshold, precision = lacosmic_detector(job.params or {})
@@ -146,10 +146,13 @@ def predict(job: PredictionJob, cancel: CancelToken) -> str:
             print(f"prediction {job.id}: frame {frame_id} was deleted; skipped", flush=True)
         else:
             name, path = found
-            frame = io.read_frame(path)
+            frame, invalid = io.read_frame_and_invalid(path)
             mask, probabilities = detect(frame)
             if mask.shape != frame.shape:
                 raise StoreError(f"{name}: the model gave a {mask.shape} mask for a {frame.shape} frame")
+            # A detector's invalid pixels are never cosmics.
+            mask = formats.clear_invalid(mask, invalid)
+            probabilities = None if probabilities is None else formats.clear_invalid(probabilities, invalid)
             _store_proposal(job.id, frame_id, threshold, mask, probabilities)
         _write(lambda s: s.execute(update(PredictionJob).where(PredictionJob.id == job.id).values(
             frames_done=done, heartbeat=utcnow())), "progress")

@@ -249,13 +249,15 @@ def cleaned_frame(result_id: int) -> tuple[str, bytes]:
         frame = session.get(Frame, row.frame_id) if row.frame_id is not None else None
         if frame is None:
             raise NotFound(f"evaluation result {result_id}: its frame is no longer stored")
-        frame_file = from_stored(frame.path)
+        frame_file, name = from_stored(frame.path), frame.name
     raw = io.read_raw(frame_file)
-    cleaned = clean_frame(raw, prediction_mask(result_id))
+    # A detector's invalid pixels (gaps, bad pixels) stay as they are and never fill a cosmic.
+    cleaned = clean_frame(raw, prediction_mask(result_id), io.read_frame_and_invalid(frame_file)[1])
+    name = io.writable_frame_name(name)
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / frame_file.name
+        path = Path(folder) / name
         io.write_frame(path, cleaned)
-        return frame_file.name, path.read_bytes()
+        return name, path.read_bytes()
 
 
 def prediction_mask(result_id: int) -> np.ndarray:

@@ -28,6 +28,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from segcore import data as segdata
+from segcore import formats
 from segcore.listeners import CancelToken, ConsoleProgress, TrainingEnd, TrainingListener, TrainingStart
 
 from .datasets import SPLIT_FOLDERS
@@ -174,7 +175,9 @@ def export_training_data(run_id: int, target: Path) -> Path:
     """Write the run's frames and recorded mask revisions in the original layout.
 
     Frames and masks are hard-linked where possible (neither is ever modified in
-    place), so this costs no disk space on the same file system.
+    place), so this costs no disk space on the same file system. A frame of a stack
+    (an address ``FILE::/dataset#i``) is written as a file of its own under its frame
+    name, its pixels and invalid pixels as stored (``segcore.formats.extract_frame``).
     """
     remove_tree(target)
     with session_scope(write=False) as session:
@@ -186,7 +189,10 @@ def export_training_data(run_id: int, target: Path) -> Path:
         ).all()
     for split, name, stem, frame_path, mask_path in rows:
         folder = SPLIT_FOLDERS[split]
-        copy_revision_file(from_stored(frame_path), target / folder / name)
+        if formats.is_address(frame_path):
+            formats.extract_frame(from_stored(frame_path), target / folder / name)
+        else:
+            copy_revision_file(from_stored(frame_path), target / folder / name)
         copy_revision_file(from_stored(mask_path), target / segdata.annotation_dir(folder) / f"{stem}.png")
     return target
 

@@ -227,6 +227,17 @@ def _image_datasets(h5) -> list[str]:
     return found
 
 
+def _numeric_datasets(h5) -> list[tuple[str, tuple]]:
+    found: list[tuple[str, tuple]] = []
+
+    def visit(name, obj):
+        if hasattr(obj, "shape") and obj.dtype.kind in "buif":
+            found.append(("/" + name, tuple(obj.shape)))
+
+    h5.visititems(visit)
+    return found
+
+
 def _dataset(h5, file: Path, path: str | None):
     """The dataset ``path`` names, or the file's default; InputFileError naming file and problem."""
     if path is None:
@@ -236,7 +247,14 @@ def _dataset(h5, file: Path, path: str | None):
             if len(images) == 1:
                 path = images[0]
             elif not images:
-                raise InputFileError(file, "holds no 2-D or 3-D image dataset (and no NeXus default signal)")
+                others = _numeric_datasets(h5)
+                if len(others) != 1:
+                    shown = ", ".join(f"{name} ({len(shape)}-D)" for name, shape in others[:6])
+                    raise InputFileError(
+                        file, "holds no 2-D or 3-D image dataset (and no NeXus default signal)"
+                        + (f"; found {shown}" if shown else "")
+                    )
+                path = others[0][0]
             else:
                 shown = ", ".join(images[:6]) + (" ..." if len(images) > 6 else "")
                 raise InputFileError(
@@ -664,6 +682,35 @@ def write_mask_file(path, mask: np.ndarray) -> None:
             writer.write(None, mask)
     else:
         raise ValueError(f"write PNG masks with segcore.io.write_mask, not {path}")
+
+
+def write_hdf5_frame(path, frame: np.ndarray, invalid: np.ndarray | None = None) -> None:
+    """One 2-D frame as a NeXus file (``/entry/data/data``, its pixel type kept, gzip), atomically; ``invalid``
+    becomes the NeXus NXdetector ``pixel_mask`` (bit 0), so the frame reads back with the same invalid pixels."""
+    frame = np.asarray(frame)
+    with StackWriter(path, "/entry/data/data", None, frame.shape, frame.dtype, level=1) as writer:
+        writer.write(None, frame)
+        if invalid is not None and invalid.any():
+            mask = writer._h5.create_dataset(
+                f"/entry/{PIXEL_MASK_PATHS[0]}", data=invalid.astype(np.uint32), compression="gzip", shuffle=True
+            )
+            mask.attrs["description"] = "invalid pixels (bit 0), as read from the original frame"
+            writer._h5["entry/instrument"].attrs.setdefault("NX_class", "NXinstrument")
+            writer._h5["entry/instrument/detector"].attrs.setdefault("NX_class", "NXdetector")
+
+
+def extract_frame(address, target) -> Path:
+    """Write the one frame ``address`` names as a file of its own at ``target`` (.h5: NeXus with the frame's invalid
+    pixels as pixel_mask; .edf/.cbf through fabio; else :func:`segcore.io.write_frame`), its pixels as stored."""
+    from . import io
+
+    target = Path(target)
+    raw, pixel_mask = io._read_stored(address)
+    if suffix_of(target) in HDF5_SUFFIXES:
+        write_hdf5_frame(target, raw, invalid_pixels(raw, hdf5=is_hdf5(address), pixel_mask=pixel_mask))
+    else:
+        io.write_frame(target, raw)
+    return target
 
 
 def write_fabio_frame(path, frame: np.ndarray) -> None:

@@ -255,6 +255,14 @@ def frame_addresses(path: str | os.PathLike) -> list[str]:
     return [str(path)]
 
 
+def writable_frame_name(name: str) -> str:
+    """``name``, or the same stem as .edf where :func:`write_frame` cannot write its format (MarCCD, mar345, ...)."""
+    suffix = formats.suffix_of(name)
+    if suffix in IMAGE_SUFFIXES or suffix in formats.HDF5_SUFFIXES or suffix in (".edf", ".cbf"):
+        return name
+    return formats.frame_stem(name) + ".edf"
+
+
 frame_stem = formats.frame_stem
 frame_name = formats.frame_name
 frame_file = formats.frame_file
@@ -380,5 +388,7 @@ def write_frame(path: str | os.PathLike, frame: np.ndarray) -> None:
         np.save(path, frame)
     elif suffix in (".edf", ".cbf"):
         formats.write_fabio_frame(path, frame)
+    elif suffix in formats.HDF5_SUFFIXES:
+        formats.write_hdf5_frame(path, frame)
     else:
         raise ValueError(f"cannot write frames as '{suffix}'")
