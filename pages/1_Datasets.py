@@ -23,7 +23,9 @@ from ui.common import (
 from ui.images import overlay_mask, render_frame, thumbnail
 
 THUMBS_PER_PAGE = 12
-FRAME_TYPES = ["png", "tif", "tiff", "npy"]
+# Detector formats too (segcore.formats): every frame of an HDF5/NeXus stack becomes a frame.
+FRAME_TYPES = ["png", "tif", "tiff", "npy", "h5", "hdf5", "hdf", "nxs", "nx5", "cxi", "edf", "cbf", "mccd", "sfrm",
+               "gfrm", "img", "kcd", "mar2300", "mar3450"]
 
 init_store()
 st.title("Datasets")
@@ -96,9 +98,13 @@ with tab_upload:
             )
             split = st.selectbox("Split", list(db.SPLITS), format_func=SPLIT_LABELS.get, key="upload_split")
             frames = st.file_uploader("Frames", type=FRAME_TYPES, accept_multiple_files=True, key="upload_frames",
-                                      help="8- or 16-bit PNG, TIFF, or NPY; one 2-D image per file.")
+                                      help="8- or 16-bit PNG, TIFF or NPY, 32-bit or float detector files (EDF, CBF, "
+                                      "Pilatus/Eiger TIFF, MarCCD, Bruker ...), or HDF5/NeXus stacks: each frame of "
+                                      "a stack becomes a frame (file.h5::/entry/data/data#12). NaN and the "
+                                      "detector's invalid-pixel values are never counted as cosmics.")
             masks = st.file_uploader("Masks", type=FRAME_TYPES, accept_multiple_files=True, key="upload_masks",
-                                     help="0 = background, non-zero = cosmic; same size as the frame.")
+                                     help="0 = background, non-zero = cosmic; same size as the frame. A mask stack "
+                                     "(HDF5 of the stack's layout) gives each frame of a stack its mask.")
             if st.form_submit_button("Upload", type="primary"):
                 if not frames and not masks:
                     st.error("Choose at least one frame or mask file to upload.")
@@ -305,6 +311,25 @@ with tab_view:
                              width="stretch")
                 except (SegcoreError, OSError) as exc:
                     show_error(exc, row.name)
+
+    with st.expander("Export (ZIP of frames and current masks)"):
+        st.caption("Frames as imported (a stack file once) in the original layout; masks as the X-ray tools "
+                   "read them: PNG, NumPy .npy, EDF (pyFAI, Dioptas), TIFF, or HDF5 (one file per stack with one "
+                   "mask per frame in the stack's own layout, plus the NeXus pixel_mask).")
+        e = st.columns([2, 1])
+        export_format = e[0].selectbox("Mask format", list(db.EXPORT_MASK_FORMATS), key="export_mask_format")
+        if e[1].button("Prepare ZIP", key="export_prepare"):
+            try:
+                with st.spinner("Writing the ZIP..."):
+                    zip_path = db.export_dataset(dataset.id, export_format)
+                    st.session_state["export_zip"] = (dataset.id, zip_path.name, zip_path.read_bytes())
+                    zip_path.unlink()
+            except (SegcoreError, OSError) as exc:
+                show_error(exc, "Could not export the dataset")
+        ready = st.session_state.get("export_zip")
+        if ready and ready[0] == dataset.id:
+            st.download_button("Download the ZIP", ready[2], file_name=ready[1], mime="application/zip",
+                               key="export_download")
 
     with st.expander("All frames as a table"):
         st.dataframe(
