@@ -10,6 +10,7 @@ import streamlit as st
 
 import db
 from segcore.errors import SegcoreError
+from ui import navigation
 from ui.common import (
     SPLIT_LABELS,
     dataset_selector,
@@ -342,4 +343,4 @@ with tab_view:
                 "cosmic_pixels": st.column_config.NumberColumn("Cosmic pixels"),
             },
         )
-    st.page_link("pages/2_Label.py", label="Correct masks on the Label page", icon=":material/brush:")
+    navigation.link(navigation.LABEL, "Correct masks on the Label page")

@@ -12,7 +12,7 @@ from segcore.classical import LACosmicParams
 from segcore.errors import SegcoreError
 from segcore.preprocess import INPUT_RECIPES
 from segcore.trainer import TrainConfig
-from ui import charts
+from ui import charts, navigation
 from ui.common import init_store
 from ui.run_views import (
     ACTIVE_STATUSES,
@@ -24,7 +24,6 @@ from ui.run_views import (
     format_duration,
     is_lacosmic,
     lacosmic_parameters_text,
-    link_to,
     readable_log,
     run_label,
     seconds_since,
@@ -224,7 +223,7 @@ with st.expander("Start a new run", expanded=not active):
         st.warning("A run is already going. A new one trains at the same time on the same computer, which slows both.")
     if not datasets:
         st.info("There is no dataset yet. Import one on the Datasets page first.")
-        link_to("pages/1_Datasets.py", "Datasets", ":material/folder:")
+        navigation.link(navigation.DATASETS, "Datasets", ":material/folder:")
     else:
         auto_threshold = st.checkbox(
             "Choose on validation frames (recommended)",
@@ -465,4 +464,4 @@ else:
                     st.success(f"Run #{new_id} resumed.")
                     st.rerun()
         elif run.status == "finished":
-            link_to("pages/4_Results.py", "See its results", ":material/analytics:")
+            navigation.link(navigation.RESULTS, "See its results")

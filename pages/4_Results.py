@@ -8,7 +8,7 @@ import streamlit as st
 
 import db
 from segcore.errors import SegcoreError
-from ui import charts
+from ui import charts, navigation
 from ui.common import init_store
 from ui.run_views import (
     LACOSMIC_LABEL,
@@ -17,7 +17,6 @@ from ui.run_views import (
     evaluation_threshold_text,
     is_lacosmic,
     lacosmic_parameters_text,
-    link_to,
     run_label,
     store_key,
     threshold_text,
@@ -96,7 +95,7 @@ def _evaluate_form(candidates, key: str) -> None:
 
 if not runs:
     st.info("No model has been trained yet. Start a run on the Train page; its results appear here when it ends.")
-    link_to("pages/3_Train.py", "Train a model", ":material/model_training:")
+    navigation.link(navigation.TRAIN, "Train a model")
     st.stop()
 
 # A stopped training run with a saved epoch, or a stopped LA Cosmic run (its parameters are all it needs).
@@ -112,7 +111,7 @@ if not by_run:
     if unevaluated:
         st.markdown("A run that was stopped early can be evaluated with the best weights it saved:")
         _evaluate_form(unevaluated, "first_evaluation")
-    link_to("pages/3_Train.py", "Train page", ":material/model_training:")
+    navigation.link(navigation.TRAIN, "Train page")
     st.stop()
 
 # A new evaluation made on this page becomes the one shown (set before the choosers exist).

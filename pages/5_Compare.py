@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import db
-from ui import charts
+from ui import charts, navigation
 from ui.common import init_store
 from ui.run_views import (
     LACOSMIC_LABEL,
@@ -14,7 +14,6 @@ from ui.run_views import (
     full_config,
     is_lacosmic,
     lacosmic_parameters_text,
-    link_to,
     method_text,
     run_label,
     threshold_text,
@@ -38,7 +37,7 @@ if len(candidates) < 2:
         f"{have} been evaluated yet; comparing needs two. Train another run on the Train page, for example "
         "with another crop size or learning rate; it is evaluated on the test split when it ends."
     )
-    link_to("pages/3_Train.py", "Train a model", ":material/model_training:")
+    navigation.link(navigation.TRAIN, "Train a model")
     st.stop()
 
 by_id = {r.id: r for r in candidates}

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 
 import streamlit as st
 from streamlit.errors import StreamlitAuthError
 
+from ui.navigation import require_navigation
 from ui.run_views import store_key
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -41,17 +41,6 @@ DEMO_SIZES = _demo_sizes()
 SPLIT_LABELS = {"train": "Train", "validation": "Validation", "test": "Test", "real": "Real (no masks)"}
 
 _demo_lock = threading.Lock()
-# The entry script runs once as router and once more as the Home page; this says which.
-_routing = threading.local()
-_rerouted = False
-
-
-def routing_active() -> bool:
-    return getattr(_routing, "active", False)
-
-
-def set_routing(active: bool) -> None:
-    _routing.active = active
 
 
 @st.cache_resource(show_spinner="Opening the store...")
@@ -60,27 +49,6 @@ def _engine(key: str):
     import db
 
     return db.init_db()
-
-
-def _use_app_navigation() -> None:
-    """Make the very first page opened after a server start go through app.py's navigation.
-
-    Streamlit runs the first request of a fresh server in its older "pages folder" mode when
-    a ``pages/`` folder exists, until ``st.navigation`` is first called. A page opened
-    directly (a bookmark to /Label) would then show without the Home entry and the wide layout.
-    One rerun fixes that for the whole server; it is done once per process, on a page load.
-    """
-    global _rerouted
-    if routing_active() or _rerouted:
-        return
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:
-        return
-    if getattr(PagesManager, "uses_pages_directory", None):
-        _rerouted = True
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 #: Set to 1 to make every page ask for Streamlit's login (an OIDC provider in .streamlit/secrets.toml).
@@ -123,7 +91,7 @@ def init_store() -> None:
     demo dataset on first start."""
     import db
 
-    _use_app_navigation()
+    require_navigation()
     _require_login()
     try:
         _engine(store_key())
@@ -258,8 +226,3 @@ def author_input(container=None) -> str:
         help="Recorded with every mask you save or restore, so the history says who changed what.",
     )
     return st.session_state.get("author", "")
-
-
-def page_exists(path: str) -> bool:
-    """Whether a page file is present (pages are developed separately; links skip missing ones)."""
-    return (Path(__file__).resolve().parents[1] / path).is_file()

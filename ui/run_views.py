@@ -1,4 +1,4 @@
-"""What the Train, Results and Compare pages share: labels, timing, links."""
+"""What the Train, Results and Compare pages share: labels, timing."""
 
 from __future__ import annotations
 
@@ -229,15 +229,3 @@ def readable_log(text: str, lines: int = 40) -> str:
         else:
             kept.append(line.rstrip())
     return "\n".join(kept[-lines:])
-
-
-def link_to(page: str, label: str, icon: str | None = None) -> None:
-    """A link to another page of the app; plain text where the page is not registered
-    (a page run on its own)."""
-    import streamlit as st
-    from streamlit.errors import StreamlitAPIException
-
-    try:
-        st.page_link(page, label=label, icon=icon)
-    except (StreamlitAPIException, KeyError):
-        st.markdown(f"**{label}** (in the sidebar)")
