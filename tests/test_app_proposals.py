@@ -288,28 +288,6 @@ def test_the_predict_form_offers_every_split_and_predicts_the_real_frames(home):
     assert db.wait_for_prediction(job.id, timeout=TIMEOUT).status == "finished"
 
 
-def test_unsaved_work_undoes_and_discards_decisions_and_extents():
-    from ui.label_work import decide_cosmics, discard_edits, next_undecided, resize_cosmic, undo_last
-
-    proposal = np.zeros((20, 20), bool)
-    proposal[2, 2] = proposal[10, 10] = True
-    labels = label(proposal, connectivity=2)
-    work = {"base": proposal, "saved": np.zeros_like(proposal), "mask": proposal.copy(), "edited": None, "undo": [],
-            "proposal": object(), "labels": labels, "base_labels": labels, "decisions": {}}
-    significance = np.zeros((20, 20), np.float32)
-    significance[9:12, 9:12] = 5.0
-
-    decide_cosmics(work, {1: False})
-    resize_cosmic(work, significance, 2, 3.0)
-    assert (work["mask"].sum(), work["decisions"], next_undecided(work, None)) == (9, {1: False, 2: True}, None)
-    undo_last(work)
-    assert (work["mask"].sum(), work["decisions"], (work["labels"] == 2).sum()) == (1, {1: False}, 1)
-    resize_cosmic(work, significance, 2, 3.0)
-    discard_edits(work)
-    np.testing.assert_array_equal(work["mask"], proposal)
-    assert (work["decisions"], work["undo"], work["labels"] is labels, next_undecided(work, 1)) == ({}, [], True, 2)
-
-
 def test_a_job_whose_dataset_was_deleted_says_so_on_another_dataset_s_page(home, monkeypatch):
     from db import prediction_worker
 
