@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
+from . import formats, io
 from .preprocess import DEFAULT_RECIPE, check_recipe, tf_network_input
 
 SPLITS = ("Train", "Validation", "Test")
@@ -34,22 +34,36 @@ def annotation_dir(split: str) -> str:
 
 
 def list_frames(folder: str | os.PathLike) -> list[Path]:
-    """Image files of a folder (PNG, TIFF, NPY), sorted by name; [] if the folder is missing."""
+    """Frames of a folder (PNG, TIFF, NPY, detector files), sorted by name; [] if the folder is missing.
+
+    A file holding several frames (an HDF5/NeXus stack) gives one address per frame
+    (``stack.h5::/entry/data/data#12``, see :mod:`segcore.formats`), named by
+    :func:`segcore.io.frame_stem` (``stack_00012``); an unreadable stack raises InputFileError.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(
+    files = sorted(
         p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in io.FRAME_SUFFIXES
     )
+    frames: list[Path] = []
+    for path in files:
+        if path.suffix.lower() in formats.DETECTOR_SUFFIXES:
+            frames.extend(Path(address) for address in io.frame_addresses(path))
+        else:
+            frames.append(path)
+    return frames
 
 
 def mask_stem(path: Path) -> str:
-    """The frame stem a mask file belongs to (``a_mask.png`` -> ``a``)."""
-    stem = path.stem
+    """The frame stem a mask file belongs to (``a_mask.png`` -> ``a``; frame 3 of ``s_mask.h5`` -> ``s_00003``)."""
+    address = formats.parse_address(path)
+    stem = formats.frame_stem(address.file)
     for alias in MASK_SUFFIX_ALIASES:
         if stem.endswith(alias) and len(stem) > len(alias):
-            return stem[: -len(alias)]
-    return stem
+            stem = stem[: -len(alias)]
+            break
+    return stem if address.index is None else f"{stem}_{address.index:05d}"
 
 
 @dataclass
@@ -96,7 +110,7 @@ def pair_files(images, masks) -> Pairing:
     -------
     Pairing with the pairs sorted by frame name and the unmatched files by name.
     """
-    frames, frame_dups = _by_stem(images, lambda p: p.stem)
+    frames, frame_dups = _by_stem(images, io.frame_stem)
     labels, label_dups = _by_stem(masks, mask_stem)
     pairs = [(frames[s], labels[s]) for s in sorted(frames) if s in labels]
     return Pairing(

@@ -382,3 +382,27 @@ def test_dataset_export_zip_holds_the_stack_once_and_masks_the_tools_read_and_im
     for record, copy in zip(records[:2], copies[:2]):
         assert np.array_equal(db.current_mask(copy.id), db.current_mask(record.id))
         assert np.array_equal(io.read_raw(copy.path), io.read_raw(record.path))
+
+
+@pytest.mark.slow
+def test_cli_trains_on_a_folder_of_stacks_with_mask_stacks(tmp_path, capsys):
+    """Training crops come from frames of stacks: a folder layout with stack files pairs frame by frame."""
+    from segcore.data import pair_split
+
+    root = tmp_path / "data"
+    for split, seed in (("Train", 0), ("Validation", 1)):
+        samples = [simulate_frame(np.random.default_rng([seed, i]), 64, n_cosmics=3, family="integrating") for i in range(2)]
+        (root / split).mkdir(parents=True)
+        (root / f"{split}Annotation").mkdir()
+        stack = np.stack([s.frame.astype(np.uint32) for s in samples])
+        stack[:, 7, :] = EIGER_INVALID
+        write_eiger_stack(root / split / "run.h5", stack)
+        with h5py.File(root / f"{split}Annotation" / "run_mask.h5", "w") as h5:
+            h5.create_dataset("entry/data/data", data=np.stack([s.mask for s in samples]).astype(np.uint8), compression="gzip")
+    pairing = pair_split(root, "Train")
+    assert pairing.complete and [str(image) for image, _ in pairing.pairs] == io.frame_addresses(root / "Train" / "run.h5")
+    code = main(["train", "--data", str(root), "--out", str(tmp_path / "m.keras"), "--crop-size", "32", "--batch-size", "2",
+                 "--epochs", "1", "--steps-per-epoch", "2", "--validation-steps", "1", "--backbone", "tiny",
+                 "--backbone-weights", "none", "--no-threshold-search"])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "m.keras").exists()
