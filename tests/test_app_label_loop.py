@@ -88,3 +88,36 @@ def test_retrain_starts_a_run_with_the_newest_runs_options_on_the_masks_as_they_
     assert used[frame.id] == saved.id
     assert len(used) == sum(1 for f in db.list_frames(demo.id) if f.split != "real")
     assert "started on the masks as they are now" in "".join(t.value for t in at.toast)
+
+
+def test_a_reload_keeps_the_dataset_the_frame_and_the_author_from_the_address():
+    from streamlit.testing.v1 import AppTest
+
+    from test_app_proposals import ROOT, TIMEOUT
+
+    at = _label_page()
+    demo = db.list_datasets()[0]
+    other = db.create_dataset("other")
+    at.text_input(key="_author_box").input("Ada Lovelace").run()
+    at.selectbox(key="lbl_frame").set_value(db.list_frames(demo.id, "test")[1].id).run()
+    address = dict(at.query_params)
+    assert address["author"] == ["Ada Lovelace"] or address["author"] == "Ada Lovelace"
+
+    def reload(params: dict):
+        fresh = AppTest.from_file(str(ROOT / "pages" / "2_Label.py"), default_timeout=TIMEOUT)
+        for key, value in params.items():
+            fresh.query_params[key] = value if isinstance(value, str) else value[0]
+        return fresh.run()
+
+    again = reload(address)
+    assert not again.exception, again.exception
+    assert again.selectbox(key="lbl_frame").value == db.list_frames(demo.id, "test")[1].id
+    assert again.text_input(key="_author_box").value == "Ada Lovelace"
+    assert again.session_state["author"] == "Ada Lovelace"
+
+    # An empty dataset chosen: the address forgets the frame, and a reload stays on that dataset.
+    again.selectbox(key="_dataset_choice").set_value(other.id).run()
+    address = dict(again.query_params)
+    assert "frame" not in address
+    assert reload(address).session_state["dataset_id"] == other.id
+    assert reload({"dataset": "no such"}).session_state["dataset_id"] == demo.id  # a bad address: the first

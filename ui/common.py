@@ -180,8 +180,12 @@ def dataset_selector(container=None, label: str = "Dataset"):
     ids = [d.id for d in datasets]
     by_id = {d.id: d for d in datasets}
     chosen = st.session_state.get("dataset_id")
+    if chosen is None:
+        # A fresh session (a reload, a shared link): the address says which dataset it was on.
+        chosen = _int_or_none(st.query_params.get("dataset"))
     if chosen not in by_id:
         chosen = ids[0]
+    st.query_params["dataset"] = str(chosen)
     st.session_state["_dataset_choice"] = chosen
 
     def remember() -> None:
@@ -199,6 +203,13 @@ def dataset_selector(container=None, label: str = "Dataset"):
     return by_id[chosen]
 
 
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
 def select_dataset(dataset_id: int) -> None:
     """Make ``dataset_id`` the dataset the pages work on (e.g. right after creating it)."""
     st.session_state["dataset_id"] = dataset_id
@@ -213,7 +224,14 @@ def author_input(container=None) -> str:
     user = logged_in_user()
     if user is not None:
         return user
-    st.session_state["_author_box"] = st.session_state.get("author", "")
+    if "author" not in st.session_state:
+        # A fresh session (a reload): the name is kept in the address, as the dataset is.
+        st.session_state["author"] = (st.query_params.get("author") or "").strip()
+    if st.session_state["author"]:
+        st.query_params["author"] = st.session_state["author"]
+    elif "author" in st.query_params:
+        del st.query_params["author"]
+    st.session_state["_author_box"] = st.session_state["author"]
 
     def remember() -> None:
         st.session_state["author"] = st.session_state["_author_box"].strip()

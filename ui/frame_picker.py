@@ -142,6 +142,8 @@ def pick_frame(dataset) -> FrameChoice:
         position = {frame_id: i for i, frame_id in enumerate(queue)}
         frames = sorted((f for f in frames if f.id in queue), key=lambda f: position[f.id])
     if not frames:
+        if "frame" in st.query_params:
+            del st.query_params["frame"]  # a reload stays on this dataset, not on the frame shown before
         if order == "uncertain":
             st.success("Every frame in this selection has a mask. Mark them reviewed, or retrain on them.",
                        icon=":material/check_circle:")
