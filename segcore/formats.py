@@ -482,8 +482,9 @@ def fill_invalid(frame: np.ndarray, invalid: np.ndarray | None) -> np.ndarray:
     frame = np.asarray(frame, dtype=np.float32)
     if invalid is None or not invalid.any():
         return frame
-    valid = (~invalid).astype(np.float32)
-    values = np.where(invalid, np.float32(0), frame).astype(np.float32)
+    valid = np.logical_not(invalid).view(np.uint8).astype(np.float32)
+    values = frame.copy()
+    values[invalid] = 0
     out = values.copy()
     todo = invalid.copy()
     for side in FILL_BOXES:
