@@ -406,3 +406,22 @@ def test_cli_trains_on_a_folder_of_stacks_with_mask_stacks(tmp_path, capsys):
                  "--backbone-weights", "none", "--no-threshold-search"])
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "m.keras").exists()
+
+
+def test_overview_of_a_large_frame_is_made_small_first_and_keeps_a_one_pixel_hit_and_the_window_box():
+    from ui.images import MASK_COLOR, outline, overlay_mask, overview, thumbnail, zoom_window
+
+    gray = np.random.default_rng(8).integers(0, 120, (2185, 2075), dtype=np.uint8)
+    mask = np.zeros(gray.shape, bool)
+    mask[1500, 300] = True
+    window = zoom_window(gray.shape, 600, 1600, 8)
+    picture = overview(gray, mask, window, MASK_COLOR, 0.6, size=320)
+    reference = thumbnail(outline(overlay_mask(gray, mask, MASK_COLOR, 0.6), window, thickness=3), 320)
+    assert picture.shape == reference.shape and max(picture.shape[:2]) <= 320
+    factor = int(np.ceil(max(gray.shape) / 320))
+    hit = picture[1500 // factor, 300 // factor]
+    assert hit[0] > hit[1] and hit[0] > hit[2]  # the hit shows red in the small picture
+    box = np.all(picture == (255, 215, 0), axis=2)
+    rows, cols = np.nonzero(box)
+    assert abs(rows.min() - window.top // factor) <= 1 and abs(cols.min() - window.left // factor) <= 1
+    assert abs(rows.max() + 1 - (window.top + window.height) / factor) <= 1

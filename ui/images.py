@@ -258,6 +258,30 @@ def outline(
     return out
 
 
+def overview(
+    gray: np.ndarray,
+    mask: np.ndarray | None,
+    window: Window,
+    color: tuple[int, int, int] = MASK_COLOR,
+    opacity: float = 0.6,
+    size: int = 320,
+    box_color: tuple[int, int, int] = (255, 215, 0),
+) -> np.ndarray:
+    """The whole frame at most ``size`` pixels a side with its mask and the zoom window's box: what
+    ``thumbnail(outline(overlay_mask(gray, mask, ...), window), size)`` shows, made from the shrunk frame
+    and mask (block maximum: one-pixel hits stay visible), so a 16-megapixel frame costs a 320 px picture's
+    work on every rerun, not a full-size RGB blend."""
+    gray = np.asarray(gray)
+    height, width = gray.shape[:2]
+    factor = max(1, math.ceil(max(height, width) / size))
+    small_mask = None if mask is None else thumbnail(np.asarray(mask).astype(np.uint8), size).astype(bool)
+    picture = overlay_mask(thumbnail(gray, size), small_mask, color, opacity)
+    top, left = window.top // factor, window.left // factor
+    bottom = max(top + 1, math.ceil((window.top + window.height) / factor))
+    right = max(left + 1, math.ceil((window.left + window.width) / factor))
+    return outline(picture, Window(top, left, bottom - top, right - left), box_color, thickness=max(1, size // 128))
+
+
 def difference_overlay(gray: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The frame with two masks compared on it: only in ``a`` red, only in ``b`` blue, in both white."""
     a = np.asarray(a).astype(bool)
