@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from segcore import io
+from segcore.data import SPLIT_FOLDERS
 
 from .errors import NotFound, StoreError
 from .models import ACTIVE_STATUSES, SPLITS, Dataset, Frame, MaskRevisionRow, PredictionJob, Run
@@ -43,7 +44,6 @@ __all__ = [
     "validation_report",
 ]
 
-SPLIT_FOLDERS = {"train": "Train", "validation": "Validation", "test": "Test", "real": "Real"}
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ from typing import Any, Callable
 
 from sqlalchemy import func, select
 
+from segcore.metrics import PER_IMAGE_SCORES
+
 from .errors import NotFound, StoreError
-from .models import FALLBACK_THRESHOLD, LACOSMIC_CHECKPOINT, RESULT_METRICS, SPLITS, Evaluation, EvaluationResult, Frame, MaskRevisionRow, Run, RunRevision
+from .models import FALLBACK_THRESHOLD, LACOSMIC_CHECKPOINT, SPLITS, Evaluation, EvaluationResult, Frame, MaskRevisionRow, Run, RunRevision
 from .paths import from_stored, remove_tree, run_dir, to_stored, to_stored_any, token
 from .session import session_scope
 
@@ -240,7 +242,7 @@ def store_evaluation(
                         true_count=int(record["true_count"]),
                         pred_count=int(record["pred_count"]),
                         prediction_path=to_stored(prediction) if prediction else None,
-                        **{metric: _number(record[metric]) for metric in RESULT_METRICS},
+                        **{metric: _number(record[metric]) for metric in PER_IMAGE_SCORES},
                     )
                 )
             session.flush()

@@ -25,9 +25,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from segcore.metrics import PER_IMAGE_SCORES
+from segcore.data import SPLIT_FOLDERS
 
-SPLITS = ("train", "validation", "test", "real")
+#: A frame's split as the store names it: the layout's folders (segcore.data.SPLIT_FOLDERS) in lower case.
+SPLITS = tuple(SPLIT_FOLDERS)
 #: Where a saved mask came from: a file, the brush, a proposal saved as it was, or a proposal the
 #: expert corrected (components accepted or rejected, pixels painted).
 MASK_SOURCES = ("uploaded", "drawn", "predicted", "corrected")
@@ -265,9 +266,6 @@ class EvaluationResult(Base):
     true_count: Mapped[int] = mapped_column(Integer)
     pred_count: Mapped[int] = mapped_column(Integer)
     prediction_path: Mapped[Optional[str]] = mapped_column(String(1000))
-
-
-RESULT_METRICS = PER_IMAGE_SCORES
 
 
 #: What made a prediction job's proposals: a training run's model, an LA Cosmic run's

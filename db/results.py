@@ -16,11 +16,11 @@ from pathlib import Path
 from segcore import io
 from segcore.curves import SplitCurves
 from segcore.evaluator import POOLED_KEYS
-from segcore.metrics import DERIVED_SCORES, derived_scores
+from segcore.metrics import DERIVED_SCORES, PER_IMAGE_SCORES, SCORE_COLUMNS, derived_scores
 
 from .errors import NotFound
 from .evaluations import EvaluationInfo, evaluation_info
-from .models import RESULT_METRICS, Dataset, EpochMetric, Evaluation, EvaluationResult, Frame, MaskRevisionRow, Run, RunRevision
+from .models import Dataset, EpochMetric, Evaluation, EvaluationResult, Frame, MaskRevisionRow, Run, RunRevision
 from .paths import from_stored
 from .runs import RunInfo, run_info
 from .session import session_scope
@@ -201,7 +201,7 @@ def per_image_results(evaluation_id: int) -> pd.DataFrame:
         rows = session.scalars(
             select(EvaluationResult).where(EvaluationResult.evaluation_id == evaluation_id).order_by(EvaluationResult.image)
         ).all()
-    columns = ["result_id", "image", "frame_id", "revision_id", *RESULT_METRICS, "true_count", "pred_count",
+    columns = ["result_id", "image", "frame_id", "revision_id", *PER_IMAGE_SCORES, "true_count", "pred_count",
                "prediction_path"]
     records = [
         {
@@ -209,7 +209,7 @@ def per_image_results(evaluation_id: int) -> pd.DataFrame:
             "image": r.image,
             "frame_id": r.frame_id,
             "revision_id": r.revision_id,
-            **{m: getattr(r, m) for m in RESULT_METRICS},
+            **{m: getattr(r, m) for m in PER_IMAGE_SCORES},
             "true_count": r.true_count,
             "pred_count": r.pred_count,
             "prediction_path": str(from_stored(r.prediction_path)) if r.prediction_path else None,
@@ -217,7 +217,7 @@ def per_image_results(evaluation_id: int) -> pd.DataFrame:
         for r in rows
     ]
     table = pd.DataFrame.from_records(records, columns=columns)
-    table[list(RESULT_METRICS)] = table[list(RESULT_METRICS)].astype(float)  # None -> NaN
+    table[list(PER_IMAGE_SCORES)] = table[list(PER_IMAGE_SCORES)].astype(float)  # None -> NaN
     derived = derived_scores(table["object_precision"], table["object_recall"], table["true_count"], table["pred_count"])
     for name in DERIVED_SCORES:
         table[name] = derived[name]
@@ -299,7 +299,7 @@ def compare_runs(run_ids, split: str = "test") -> pd.DataFrame:
             "evaluation_precision": evaluation.precision if evaluation else None,
         }
         record["dilation"] = int((evaluation.pooled or {}).get("dilation", 0) or 0) if evaluation else None
-        for metric in (*RESULT_METRICS, *DERIVED_SCORES, "true_count", "pred_count"):
+        for metric in SCORE_COLUMNS:
             record[metric] = _mean(evaluation, metric)
         for key in POOLED_KEYS:
             record[f"pooled_{key}"] = (evaluation.pooled or {}).get(key) if evaluation else None
@@ -309,7 +309,7 @@ def compare_runs(run_ids, split: str = "test") -> pd.DataFrame:
 
 def compare_per_image(evaluation_ids, metric: str = "iou") -> pd.DataFrame:
     """Images as rows, one column per evaluation (named ``run <id> / eval <id>``) holding ``metric``."""
-    if metric not in (*RESULT_METRICS, *DERIVED_SCORES, "true_count", "pred_count"):
+    if metric not in SCORE_COLUMNS:
         raise ValueError(f"unknown metric {metric!r}")
     columns = {}
     for evaluation_id in evaluation_ids:

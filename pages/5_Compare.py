@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import db
+from segcore.metrics import BOUNDED_SCORES
 from ui import charts, navigation
 from ui.common import init_store
 from ui.run_views import (
@@ -180,7 +181,7 @@ scored_ids = [r.id for r in scored]
 run_a = by_id[c1.selectbox("Run A", scored_ids, format_func=lambda i: run_label(by_id[i]), index=0, key="compare_a")]
 run_b = by_id[c2.selectbox("Run B", scored_ids, format_func=lambda i: run_label(by_id[i]), index=1, key="compare_b")]
 # scores where higher is better, so that "B is better" reads right
-metric = c3.selectbox("Score", charts.RESULT_METRICS, format_func=charts.label, key="compare_metric")
+metric = c3.selectbox("Score", BOUNDED_SCORES, format_func=charts.label, key="compare_metric")
 if run_a.id == run_b.id:
     st.info("Choose two different runs as A and B.")
     st.stop()

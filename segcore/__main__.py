@@ -461,6 +461,7 @@ def _add_dilate(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data import SPLITS
     from .preprocess import INPUT_RECIPES
     from .trainer import BACKBONES, LOSSES, SCHEDULES, TrainConfig
 
@@ -560,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="score a model on a split with masks")
     evaluate.add_argument("--model", required=True)
     evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--split", default="Test", choices=["Train", "Validation", "Test"])
+    evaluate.add_argument("--split", default="Test", choices=SPLITS)
     evaluate.add_argument("--json", action="store_true", help="print the aggregate metrics as JSON")
     evaluate.add_argument("--csv", help="write the per-image table here")
     evaluate.add_argument("--predictions", help="write predicted masks into this folder")
@@ -597,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     classical.add_argument("--offset", type=float, help="bias level, ADU (default: measured on each frame)")
     classical.add_argument("--saturation", type=float, help="saturation level, ADU (default: none)")
     classical.add_argument("--tune", metavar="DATA", help="dataset folder whose labelled split tunes the parameters")
-    classical.add_argument("--tune-split", default="Validation", choices=["Train", "Validation", "Test"])
+    classical.add_argument("--tune-split", default="Validation", choices=SPLITS)
     _add_dilate(classical)
     _add_mask_format(classical)
     classical.set_defaults(run=cmd_lacosmic)

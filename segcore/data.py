@@ -23,6 +23,9 @@ from .preprocess import DEFAULT_RECIPE, check_recipe, tf_network_input
 
 SPLITS = ("Train", "Validation", "Test")
 REAL_SPLIT = "Real"
+#: The layout's folder of frames for each split as the store names it (``db.SPLITS``, lower case):
+#: the one mapping between the two spellings.
+SPLIT_FOLDERS = {folder.lower(): folder for folder in (*SPLITS, REAL_SPLIT)}
 MASK_SUFFIX_ALIASES = ("_mask",)
 #: Normalised frames are cached in memory when they fit in this many bytes.
 CACHE_BUDGET_BYTES = 4 * 1024**3

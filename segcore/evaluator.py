@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import formats, io, metrics
 from .curves import SplitCurves, headline_names as curve_headline_names
+from .metrics import COUNTS, SCORE_COLUMNS
 from .inference import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
@@ -41,24 +42,6 @@ Detector = Callable[[np.ndarray], np.ndarray]
 #: any threshold between them gives the same mask, and 0.5 stands for them all.
 DETECTOR_THRESHOLD = 0.5
 
-#: Columns of the per-image table that hold scores, in order.
-SCORE_COLUMNS = (
-    "iou",
-    "dice",
-    "pixel_accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "specificity",
-    "count_error",
-    "abs_count_error",
-    "count_score",
-    "true_count",
-    "pred_count",
-    "object_recall",
-    "object_precision",
-    "object_f1",
-)
 #: Pixel confusion counts kept per image, so pooled scores can be recomputed.
 COUNT_COLUMNS = ("tp", "fp", "fn", "tn")
 #: Matched (true, predicted) cosmic pairs per image, so pooled object scores can be recomputed.
@@ -67,9 +50,8 @@ MATCHED_COLUMN = "matched_count"
 #: object scores from the summed cosmic counts, and the numbers read from the pixel curves.
 POOLED_KEYS = ("precision", "recall", "f1", "iou", "object_precision", "object_recall", "object_f1",
                *curve_headline_names())
-#: Means reported at the top level of :meth:`EvaluationResult.to_json_dict`.
-JSON_MEAN_KEYS = ("iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "count_error", "abs_count_error",
-                  "count_score", "object_precision", "object_recall", "object_f1")
+#: Means reported at the top level of :meth:`EvaluationResult.to_json_dict`: every score but specificity.
+JSON_MEAN_KEYS = tuple(name for name in SCORE_COLUMNS if name not in ("specificity", *COUNTS))
 
 # Overlay colours, RGB.
 TRUE_POSITIVE_COLOR = (0, 255, 0)  # green: cosmic found

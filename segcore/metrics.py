@@ -24,12 +24,24 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
-SCORE_NAMES = ("iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "specificity")
-#: Every per-image score an evaluation reports, in the order the app shows them.
-PER_IMAGE_SCORES = (*SCORE_NAMES, "count_score", "object_recall", "object_precision")
+#: Pixel scores of a frame against its true mask.
+PIXEL_SCORES = ("iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "specificity")
+#: Cosmic scores, true and predicted cosmics matched one to one (:func:`object_scores`).
+OBJECT_SCORES = ("object_precision", "object_recall", "object_f1")
+#: (predicted - true) / true cosmics and its absolute value (:func:`count_error`): not bounded by 1.
+COUNT_ERRORS = ("count_error", "abs_count_error")
+#: True and predicted cosmics of a frame.
+COUNTS = ("true_count", "pred_count")
+#: Every per-image number of an evaluation, in the order the app, the command line and the store show
+#: them; the lists below are parts of it.
+SCORE_COLUMNS = (*PIXEL_SCORES, *OBJECT_SCORES, *COUNT_ERRORS, "count_score", *COUNTS)
 #: Per-image numbers that follow from the others (:func:`derived_scores`), so a table of the
-#: scores above and the cosmic counts can always be given them.
+#: other scores and the cosmic counts can always be given them.
 DERIVED_SCORES = ("object_f1", "count_error", "abs_count_error")
+#: The per-image scores the store keeps (the derived ones follow from them and the counts).
+PER_IMAGE_SCORES = tuple(name for name in SCORE_COLUMNS if name not in (*DERIVED_SCORES, *COUNTS))
+#: Per-image scores between 0 and 1 (higher is better).
+BOUNDED_SCORES = tuple(name for name in SCORE_COLUMNS if name not in (*COUNT_ERRORS, *COUNTS))
 
 
 # --------------------------------------------------------------------------- #

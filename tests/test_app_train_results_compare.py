@@ -58,7 +58,8 @@ def empty_store(tmp_path, monkeypatch):
 
 def _copy_run(run_id: int, name: str, config_changes: dict, score_shift: float) -> int:
     """A finished run like ``run_id`` with other settings and every score moved by ``score_shift``."""
-    from db.models import RESULT_METRICS, EpochMetric, Evaluation, EvaluationResult, Run
+    from db.models import EpochMetric, Evaluation, EvaluationResult, Run
+    from segcore.metrics import PER_IMAGE_SCORES
 
     def moved(value):
         return None if value is None else float(np.clip(value + score_shift, 0.0, 1.0))
@@ -93,7 +94,7 @@ def _copy_run(run_id: int, name: str, config_changes: dict, score_shift: float) 
                 threshold=0.5,
                 checkpoint=evaluation.checkpoint,
                 predictions_dir=evaluation.predictions_dir,
-                summary={k: {"mean": moved(v["mean"]) if k in RESULT_METRICS else v["mean"], "std": v["std"]} for k, v in evaluation.summary.items()},
+                summary={k: {"mean": moved(v["mean"]) if k in PER_IMAGE_SCORES else v["mean"], "std": v["std"]} for k, v in evaluation.summary.items()},
                 pooled=evaluation.pooled,
             )
             session.add(new)
@@ -108,7 +109,7 @@ def _copy_run(run_id: int, name: str, config_changes: dict, score_shift: float) 
                         true_count=result.true_count,
                         pred_count=result.pred_count,
                         prediction_path=result.prediction_path,
-                        **{m: moved(getattr(result, m)) for m in RESULT_METRICS},
+                        **{m: moved(getattr(result, m)) for m in PER_IMAGE_SCORES},
                     )
                 )
         return copy.id

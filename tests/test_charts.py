@@ -5,6 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+from segcore.metrics import BOUNDED_SCORES
 from ui import charts
 
 
@@ -12,7 +13,7 @@ from ui import charts
 def per_image():
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"image": [f"frame_{i:03d}.png" for i in range(7)]})
-    for metric in charts.RESULT_METRICS:
+    for metric in BOUNDED_SCORES:
         table[metric] = rng.uniform(0, 1, len(table))
     table["true_count"] = rng.integers(0, 9, len(table))
     table["pred_count"] = rng.integers(0, 9, len(table))
@@ -79,9 +80,9 @@ def test_overlaid_learning_curves_skip_a_run_with_no_epochs_yet(epochs):
 
 def test_metrics_boxplot_has_one_box_per_metric_with_the_values(per_image):
     figure = charts.metrics_boxplot(per_image)
-    assert len(figure.data) == len(charts.RESULT_METRICS)
+    assert len(figure.data) == len(BOUNDED_SCORES)
     assert all(isinstance(t, go.Box) for t in figure.data)
-    for trace, metric in zip(figure.data, charts.RESULT_METRICS):
+    for trace, metric in zip(figure.data, BOUNDED_SCORES):
         assert trace.name == charts.label(metric)
         np.testing.assert_allclose(trace.y, per_image[metric])
 
@@ -149,7 +150,7 @@ def test_difference_bars_show_the_differences_per_image():
 
 def test_metric_summary_is_mean_and_population_std(per_image):
     table = charts.metric_summary(per_image)
-    assert list(table.index) == list(charts.RESULT_METRICS)
+    assert list(table.index) == list(BOUNDED_SCORES)
     assert table.loc["iou", "mean"] == pytest.approx(per_image["iou"].mean())
     assert table.loc["iou", "std"] == pytest.approx(np.std(per_image["iou"]))
     assert table.loc["f1", "mean ± std"] == f"{per_image['f1'].mean():.3f} ± {np.std(per_image['f1']):.3f}"

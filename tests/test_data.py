@@ -36,6 +36,16 @@ def test_duplicate_stems_are_reported(tmp_path):
     assert [p.name for p in pairing.duplicates] == ["a.tif"]
 
 
+def test_the_layout_names_each_split_folder_once_for_segcore_and_the_store():
+    import db
+    from db.layout import layout_folder
+
+    assert data.SPLIT_FOLDERS == {"train": "Train", "validation": "Validation", "test": "Test", "real": "Real"}
+    assert db.SPLITS == ("train", "validation", "test", "real")
+    assert [layout_folder(name) for name in ("Validation", "testannotation", "Real", "RealAnnotation", "Other")] == [
+        ("validation", False), ("test", True), ("real", False), ("real", True), None]
+
+
 def test_pair_split_reads_the_layout(dataset):
     pairing = data.pair_split(dataset, "Train")
     assert len(pairing.pairs) == 3 and pairing.complete

@@ -496,3 +496,16 @@ def test_derived_scores_agree_with_the_scores_of_the_masks():
     expected = [count_error(r["true_count"], r["pred_count"]) for r in rows]
     np.testing.assert_allclose(derived["count_error"], expected)
     np.testing.assert_allclose(derived["abs_count_error"], np.abs(expected))
+
+
+def test_every_score_list_is_a_part_of_the_one_list_in_its_order():
+    from db.models import EvaluationResult
+    from segcore import metrics
+
+    pixel = ("iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "specificity")
+    objects = ("object_precision", "object_recall", "object_f1")
+    assert metrics.SCORE_COLUMNS == (*pixel, *objects, "count_error", "abs_count_error", "count_score", "true_count",
+                                     "pred_count")
+    assert metrics.BOUNDED_SCORES == (*pixel, *objects, "count_score")
+    assert metrics.PER_IMAGE_SCORES == (*pixel, "object_precision", "object_recall", "count_score")
+    assert set(metrics.PER_IMAGE_SCORES) < {column.name for column in EvaluationResult.__table__.columns}

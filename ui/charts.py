@@ -17,14 +17,10 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from segcore.curves import headline_names
-from segcore.metrics import SCORE_NAMES
+from segcore.metrics import BOUNDED_SCORES, COUNT_ERRORS, COUNTS, SCORE_COLUMNS
 
-#: Per-image scores between 0 and 1, in the order the app shows them: pixels, then cosmics.
-RESULT_METRICS = (*SCORE_NAMES, "object_precision", "object_recall", "object_f1", "count_score")
-#: Per-image count errors, (predicted - true) / true and its absolute value: not bounded by 1.
-COUNT_ERRORS = ("count_error", "abs_count_error")
-#: Every per-image number of the summary table; the count errors before the original count score.
-SUMMARY_METRICS = (*SCORE_NAMES, "object_precision", "object_recall", "object_f1", *COUNT_ERRORS, "count_score")
+#: Every per-image score of the summary table (segcore.metrics.SCORE_COLUMNS without the cosmic counts).
+SUMMARY_METRICS = tuple(name for name in SCORE_COLUMNS if name not in COUNTS)
 #: Split-level numbers read from the pixel curves, shown above them.
 HEADLINE_METRICS = headline_names()
 
@@ -242,7 +238,7 @@ def _box(values: pd.Series, images: list[str], name: str, box_color: str, x=None
     )
 
 
-def metrics_boxplot(per_image: pd.DataFrame, metrics: Sequence[str] = RESULT_METRICS, title: str | None = None) -> go.Figure:
+def metrics_boxplot(per_image: pd.DataFrame, metrics: Sequence[str] = BOUNDED_SCORES, title: str | None = None) -> go.Figure:
     """All metrics side by side, one box per metric, every image a hoverable point."""
     images = _images(per_image)
     figure = go.Figure()
@@ -269,7 +265,7 @@ def metric_boxplot(per_image: pd.DataFrame, metric: str, index: int = 0) -> go.F
     return figure
 
 
-def grouped_boxplot(per_run: Mapping[str, pd.DataFrame], metrics: Sequence[str] = RESULT_METRICS) -> go.Figure:
+def grouped_boxplot(per_run: Mapping[str, pd.DataFrame], metrics: Sequence[str] = BOUNDED_SCORES) -> go.Figure:
     """Boxes of every metric grouped by run: one trace (colour) per run.
 
     Parameters

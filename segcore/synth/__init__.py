@@ -15,10 +15,10 @@ from .backgrounds import BACKGROUND_KINDS, BACKGROUND_PROBABILITIES
 from .cosmics import COSMIC_KINDS
 from .detectors import FAMILIES, SATURATION, draw_detector
 from .readout import COUNT_NOISE_FLOOR, MASK_SIGMAS, MAX_COSMICS, MIN_SIZE, SimulatedFrame, simulate_frame
-from .writer import REAL_FOLDER, SPLIT_FOLDERS, generate_dataset
+from .writer import generate_dataset
 
 __all__ = [
     "BACKGROUND_KINDS", "BACKGROUND_PROBABILITIES", "COSMIC_KINDS", "COUNT_NOISE_FLOOR", "FAMILIES", "MASK_SIGMAS",
-    "MAX_COSMICS", "MIN_SIZE", "REAL_FOLDER", "SATURATION", "SPLIT_FOLDERS", "SimulatedFrame", "draw_detector",
+    "MAX_COSMICS", "MIN_SIZE", "SATURATION", "SimulatedFrame", "draw_detector",
     "generate_dataset", "simulate_frame",
 ]

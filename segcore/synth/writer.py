@@ -8,11 +8,9 @@ from typing import Callable
 
 import numpy as np
 
+from ..data import REAL_SPLIT, SPLITS, annotation_dir
 from ..io import write_frame, write_mask
 from .readout import check_size, is_count, simulate_frame
-
-SPLIT_FOLDERS = (("Train", "TrainAnnotation"), ("Validation", "ValidationAnnotation"), ("Test", "TestAnnotation"))
-REAL_FOLDER = "Real"
 
 
 def generate_dataset(
@@ -51,7 +49,7 @@ def generate_dataset(
     pixel), ``background_kinds``, ``cosmic_kinds``, ``detector_families``, ``frames``,
     ``size``, ``seed`` and ``out_dir``.
     """
-    counts = {"Train": n_train, "Validation": n_validation, "Test": n_test, REAL_FOLDER: n_real}
+    counts = dict(zip((*SPLITS, REAL_SPLIT), (n_train, n_validation, n_test, n_real)))
     for name, value in counts.items():
         if not is_count(value):
             raise ValueError(f"number of {name} frames must be a non-negative integer, got {value!r}")
@@ -64,8 +62,8 @@ def generate_dataset(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: is a file, not a folder to write the dataset into")
-    folders = {split: (out_dir / split, out_dir / annotation) for split, annotation in SPLIT_FOLDERS}
-    folders[REAL_FOLDER] = (out_dir / REAL_FOLDER, None)
+    folders = {split: (out_dir / split, out_dir / annotation_dir(split)) for split in SPLITS}
+    folders[REAL_SPLIT] = (out_dir / REAL_SPLIT, None)
     targets = [d for pair in folders.values() for d in pair if d is not None]
     stale = [p for d in targets if d.is_dir() for p in sorted(d.glob("frame_*.png"))]
     if stale and not overwrite:
@@ -75,7 +73,7 @@ def generate_dataset(
     for path in stale:
         path.unlink()
     for split, (image_dir, mask_dir) in folders.items():
-        if split != REAL_FOLDER or counts[split]:
+        if split != REAL_SPLIT or counts[split]:
             image_dir.mkdir(parents=True, exist_ok=True)
             if mask_dir is not None:
                 mask_dir.mkdir(parents=True, exist_ok=True)
