@@ -425,3 +425,37 @@ def test_overview_of_a_large_frame_is_made_small_first_and_keeps_a_one_pixel_hit
     rows, cols = np.nonzero(box)
     assert abs(rows.min() - window.top // factor) <= 1 and abs(cols.min() - window.left // factor) <= 1
     assert abs(rows.max() + 1 - (window.top + window.height) / factor) <= 1
+
+
+def test_a_run_on_stack_frames_evaluates_them_by_name_and_exports_them_for_training(sqlite_store, tmp_path, monkeypatch):
+    """LA Cosmic run through the worker (in this process) on a dataset imported from stacks; the training export."""
+    from db import runs as run_manager
+    from db.worker import export_training_data, run_worker
+    from segcore.data import pair_split
+
+    monkeypatch.setattr(run_manager, "_launch", lambda run_id, resume: None)
+    dataset = db.create_dataset("stacks")
+    for split, seed in (("train", 0), ("test", 1)):
+        samples = [simulate_frame(np.random.default_rng([seed, i]), 64, n_cosmics=3, family="integrating") for i in range(2)]
+        stack = np.stack([s.frame.astype(np.uint32) for s in samples])
+        stack[:, 7, :] = EIGER_INVALID
+        (tmp_path / split).mkdir()
+        frames = write_eiger_stack(tmp_path / split / "run.h5", stack)
+        with h5py.File(tmp_path / split / "run_mask.h5", "w") as h5:
+            h5.create_dataset("entry/data/data", data=np.stack([s.mask for s in samples]).astype(np.uint8))
+        db.import_files(dataset.id, split, frames=[frames], masks=[tmp_path / split / "run_mask.h5"])
+    run_id = db.start_lacosmic_run(dataset.id, params={"sigclip": 5.0}, tune=False)
+    assert run_worker(run_id) == 0
+    (evaluation,) = db.list_evaluations(run_id)
+    table = db.per_image_results(evaluation.id)
+    assert sorted(table["image"]) == ["run_00000.h5", "run_00001.h5"]
+    assert evaluation.n_images == 2
+    data = export_training_data(run_id, tmp_path / "export")
+    pairing = pair_split(data, "Train")
+    assert pairing.complete and [io.frame_stem(image) for image, _ in pairing.pairs] == ["run_00000", "run_00001"]
+    stored = {f.stem: f for f in db.list_frames(dataset.id, "train")}
+    for image, mask in pairing.pairs:
+        record = stored[io.frame_stem(image)]
+        assert np.array_equal(io.read_raw(image), io.read_raw(record.path))
+        assert np.array_equal(io.read_frame_and_invalid(image)[1], io.read_frame_and_invalid(record.path)[1])
+        assert np.array_equal(io.read_mask(mask), db.current_mask(record.id))
