@@ -175,6 +175,10 @@ Results (``db.results``): what the app shows
 ``per_image_results(evaluation_id) -> DataFrame`` (image, frame_id, iou, dice, pixel_accuracy, precision,
     recall, f1, specificity, count_score, true_count, pred_count, object_recall, object_precision,
     prediction_path, and from those object_f1, count_error, abs_count_error)
+``rescore_evaluation(evaluation_id, threshold, progress=None) -> EvaluationInfo`` (``db.rescoring``) a new evaluation
+    at another threshold from the probabilities a training run's evaluation keeps
+    (``<predictions_dir>/probabilities/<image>.npy``), against the masks it scored: no network runs.
+    ``can_rescore(evaluation_id)``; older evaluations and LA Cosmic's are refused (StoreError).
 ``evaluation_curves(evaluation_id) -> segcore.curves.SplitCurves | None`` (pixel histogram and object curve;
     None for evaluations stored before curves were kept)
 ``compare_runs(run_ids, split="test") -> DataFrame`` (one row per run: kind, latest evaluation's mean metrics,
@@ -279,6 +283,7 @@ from .review import (
     set_review_status,
     start_retraining,
 )
+from .rescoring import can_rescore, rescore_evaluation
 from .results import (
     cleaned_frame,
     compare_per_image,
@@ -319,5 +324,5 @@ __all__ = [
     "proposal_probabilities", "proposed_frames", "refresh_prediction_states",
     "start_prediction", "wait_for_prediction",
     "REVIEW_STATUSES", "UNCERTAIN_RANGE", "QueueEntry", "count_uncertain", "labeling_queue", "retraining_config",
-    "review_statuses", "set_review_status", "start_retraining",
+    "review_statuses", "set_review_status", "start_retraining", "can_rescore", "rescore_evaluation",
 ]

@@ -188,7 +188,8 @@ def _model_evaluation(run: Run, threshold: float | None, checkpoint: str, dilati
 
         model = load_model(model_path, compile=False)
         return evaluate_pairs(
-            model, pairs, threshold=threshold, progress=progress, predictions_dir=predictions_dir, dilation=dilation
+            model, pairs, threshold=threshold, progress=progress, predictions_dir=predictions_dir, dilation=dilation,
+            keep_probabilities=True,  # kept beside the masks, so another threshold is instant (db.rescoring)
         )
 
     return evaluate, to_stored_any(model_path)
@@ -209,6 +210,9 @@ def store_evaluation(
     try:
         result = evaluate([(f, m) for f, m, _, _ in pairs], progress, predictions)
         _write_curves(predictions / CURVES_FILE, result)
+        from .rescoring import keep_probabilities
+
+        keep_probabilities(result, predictions)
         by_path = {str(f): (fid, rid) for f, _, fid, rid in pairs}
         summary = result.summary()
         with session_scope() as session:

@@ -18,7 +18,7 @@ from segcore.curves import SplitCurves
 from segcore.evaluator import POOLED_KEYS
 from segcore.metrics import DERIVED_SCORES, PER_IMAGE_SCORES, SCORE_COLUMNS, derived_scores
 
-from .errors import NotFound
+from .errors import NotFound, StoreError
 from .evaluations import EvaluationInfo, evaluation_info
 from .models import Dataset, EpochMetric, Evaluation, EvaluationResult, Frame, MaskRevisionRow, Run, RunRevision
 from .paths import from_stored
@@ -272,12 +272,19 @@ def prediction_mask(result_id: int) -> np.ndarray:
     return io.read_mask(path)
 
 
-def compare_runs(run_ids, split: str = "test") -> pd.DataFrame:
-    """One row per run: its latest evaluation on ``split`` (mean of each metric, pooled pixel scores)."""
+def compare_runs(run_ids, split: str = "test", evaluation_ids: dict[int, int] | None = None) -> pd.DataFrame:
+    """One row per run: its latest evaluation on ``split`` (mean of each metric, pooled pixel scores),
+    or the evaluation ``evaluation_ids`` names for it (run id -> evaluation id; StoreError for one of
+    another run or split)."""
     run_ids = [int(r) for r in run_ids]
     with session_scope(write=False) as session:
         runs = {r.id: r for r in session.scalars(select(Run).where(Run.id.in_(run_ids)))}
         latest = _latest_evaluations(session, run_ids, split)
+        for run_id, evaluation_id in (evaluation_ids or {}).items():
+            chosen = session.get(Evaluation, int(evaluation_id))
+            if chosen is None or chosen.run_id != int(run_id) or chosen.split != split:
+                raise StoreError(f"evaluation {evaluation_id} is not an evaluation of run {run_id} on the {split} split")
+            latest[int(run_id)] = chosen
     missing = [r for r in run_ids if r not in runs]
     if missing:
         raise NotFound(f"run {missing[0]} does not exist")

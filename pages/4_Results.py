@@ -10,6 +10,7 @@ import db
 from segcore.errors import SegcoreError
 from ui import charts, navigation
 from ui.common import init_store
+from ui.evaluation_views import frame_link, instant_rescore
 from ui.run_views import (
     LACOSMIC_LABEL,
     enlarge,
@@ -341,6 +342,8 @@ with overlays_tab:
             small.image(enlarge(true_img, 256), caption="True mask", width="stretch")
         predicted_by = "LA Cosmic's mask" if is_lacosmic(run) else f"Prediction at threshold {evaluation.threshold:g}"
         small.image(enlarge(pred_img, 256), caption=predicted_by, width="stretch")
+        with small:
+            frame_link(row.get("frame_id"), image)
         if "result_id" in row and not pd.isna(row["result_id"]):
             try:
                 name, data = _cleaned(store_key(), int(row["result_id"]))
@@ -365,6 +368,7 @@ with rescore_tab:
             "Score the same model at another probability threshold, or on another split, without retraining. "
             "The result is stored as a new evaluation of this run and shown here."
         )
+    instant_rescore(run, evaluation)
     with st.form("rescore"):
         c1, c2 = st.columns([3, 1])
         if is_lacosmic(run):

@@ -9,6 +9,7 @@ import db
 from segcore.metrics import BOUNDED_SCORES
 from ui import charts, navigation
 from ui.common import init_store
+from ui.evaluation_views import choose_evaluations, label_links
 from ui.run_views import (
     LACOSMIC_LABEL,
     evaluation_threshold_text,
@@ -57,7 +58,7 @@ if len(chosen_ids) < 2:
 chosen = [by_id[i] for i in chosen_ids]
 
 names = {r.id: f"#{r.id} {r.name}" for r in chosen}
-latest = {r.id: db.latest_evaluation(r.id, split) for r in chosen}
+latest = choose_evaluations(chosen, split, names)
 missing = [names[i] for i, e in latest.items() if e is None]
 if missing:
     st.warning(f"Not evaluated on the {split} split: {', '.join(missing)}. They are left out of the scores below.")
@@ -103,7 +104,7 @@ if len(scored) < 2:
 # --------------------------------------------------------------------------- #
 
 st.subheader("Mean scores side by side")
-means = db.compare_runs([r.id for r in scored], split=split)
+means = db.compare_runs([r.id for r in scored], split=split, evaluation_ids={r.id: latest[r.id].id for r in scored})
 if "run_id" in means.columns:
     means = means.set_index("run_id")
 # the split-level numbers first, then the means over images; the count errors before the count score
@@ -202,10 +203,13 @@ else:
         f"equal on {len(difference) - better_a - better_b}. Top: where B beats A most; bottom: where A beats B most."
     )
     st.plotly_chart(charts.difference_bars(difference, label_a, label_b, metric), key="compare_diff")
+    difference["frame"] = label_links(eval_a.id, difference["image"])
     st.dataframe(
         difference,
         hide_index=True,
         column_config={
+            "frame": st.column_config.LinkColumn("Label", display_text="open on Label",
+                                                 help="The frame on the Label page, to correct its mask."),
             label_a: st.column_config.NumberColumn(format="%.4f"),
             label_b: st.column_config.NumberColumn(format="%.4f"),
             "difference": st.column_config.NumberColumn("B − A", format="%+.4f"),
