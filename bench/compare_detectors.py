@@ -192,12 +192,14 @@ class OursPrototype(Ours):
 
     def __init__(self, model_path: Path, threshold: float, policy: str, jit: bool, tile: int, overlap: int, batch: int,
                  logits_first: bool = False, fold: bool = False):
-        from variants import StepCache, fold_batchnorm, logits_before_upsampling, rebuild
+        from variants import StepCache, logits_before_upsampling, rebuild
+
+        from segcore.inference import fold_batch_norms
 
         super().__init__(model_path, threshold, {}, precision="float32")
         model = self.model if policy == "float32" else rebuild(self.model, policy)
         if fold:
-            model = fold_batchnorm(model)
+            model = fold_batch_norms(model)
         if logits_first:
             model = logits_before_upsampling(model)
         self.steps = StepCache(model, jit=jit)

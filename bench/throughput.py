@@ -166,7 +166,7 @@ def agreement(probs, reference, sims, threshold=0.5):
 
 def variant_specs(model, sizes):
     """(name, factory of the step cache, tile, overlap, batch, sizes it runs at, note)."""
-    from variants import StepCache, fold_batchnorm, logits_before_upsampling, rebuild
+    from variants import StepCache, logits_before_upsampling, rebuild
 
     cache = {}
 
@@ -183,7 +183,7 @@ def variant_specs(model, sizes):
     large = [s for s in sizes if s > 512]
     small = [s for s in sizes if s <= 512]
     xla_note = "XLA only at 512: at 2048 it ran 2.3-3x slower than the default and took up to 16 GiB in an earlier run"
-    from segcore.inference import DEFAULT_OVERLAP, DEFAULT_TILE, inference_model, model_precision
+    from segcore.inference import DEFAULT_OVERLAP, DEFAULT_TILE, fold_batch_norms, inference_model, model_precision
 
     prepared = inference_model(model)
     return [
@@ -194,11 +194,11 @@ def variant_specs(model, sizes):
         ("float32, XLA (jit_compile=True)", lambda: StepCache(model, jit=True), 512, 64, 4, small, xla_note),
         ("mixed_bfloat16 policy", lambda: StepCache(bf16()), 512, 64, 4, sizes, "model rebuilt under the policy, weights copied"),
         ("mixed_bfloat16 + XLA", lambda: StepCache(bf16(), jit=True), 512, 64, 4, small, xla_note),
-        ("folded batch norm", lambda: StepCache(fold_batchnorm(model)), 512, 64, 4, sizes, "BN folded into the convolutions"),
+        ("folded batch norm", lambda: StepCache(fold_batch_norms(model)), 512, 64, 4, sizes, "BN folded into the convolutions"),
         ("logits before the last upsampling", lambda: StepCache(logits_before_upsampling(model)), 512, 64, 4, sizes,
          "same weights, same output: 1x1 logits conv at stride 4, then upsample 2 channels instead of 256"),
         ("mixed_bfloat16 + logits first", lambda: StepCache(logits_before_upsampling(bf16())), 512, 64, 4, sizes, "combination"),
-        ("mixed_bfloat16 + logits first + folded BN", lambda: StepCache(logits_before_upsampling(fold_batchnorm(bf16()))),
+        ("mixed_bfloat16 + logits first + folded BN", lambda: StepCache(logits_before_upsampling(fold_batch_norms(bf16()))),
          512, 64, 4, sizes, "combination"),
         ("1 tile per batch", lambda: StepCache(model), 512, 64, 1, large, ""),
         ("2 tiles per batch", lambda: StepCache(model), 512, 64, 2, large, ""),

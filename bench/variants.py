@@ -2,9 +2,10 @@
 
 - ``rebuild``: the same architecture under another Keras dtype policy (e.g.
   mixed_bfloat16) or with separable convolutions, weights copied when they fit.
-- ``fold_batchnorm``: a copy whose batch norms are folded into the convolutions
-  before them (inference only).
-- ``make_step`` / ``tiled_probabilities``: ``segcore.evaluator.predict_probabilities``
+- ``logits_before_upsampling``: the 1x1 logits convolution moved before the last
+  upsampling, for models built before segcore's decoder did that itself. Folding
+  batch norms is segcore's own ``segcore.inference.fold_batch_norms``.
+- ``make_step`` / ``tiled_probabilities``: ``segcore.inference.predict_probabilities``
   re-implemented step by step, with an optional XLA-compiled network step and
   a timer per stage (normalise, tile assembly, network, stitching).
 """
@@ -51,70 +52,20 @@ def rebuild(model=None, policy: str = "float32", **overrides):
     return new
 
 
-def fold_batchnorm(model):
-    """A copy of ``model`` with each batch norm folded into the convolution feeding it.
-
-    y = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta becomes a convolution
-    with kernel * s and bias (b - mean) * s + beta, s = gamma / sqrt(var + eps).
-    Inference only (training=False semantics).
-    """
-    import keras
-    from keras import layers
-
-    class Passthrough(layers.Layer):
-        def call(self, x, mask=None, training=None):
-            return x
-
-    folds = {}
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            source = layer.input._keras_history[0]
-            if isinstance(source, (layers.Conv2D, layers.SeparableConv2D)) and len(source._outbound_nodes) == 1:
-                folds[source.name] = layer
-    folded_norms = {bn.name for bn in folds.values()}
-
-    def clone(layer):
-        config = layer.get_config()
-        if layer.name in folds:
-            config["use_bias"] = True
-        elif layer.name in folded_norms:
-            return Passthrough(name=layer.name)
-        return layer.__class__.from_config(config)
-
-    folded = keras.models.clone_model(model, clone_function=clone)
-    for layer in folded.layers:
-        if layer.name in folded_norms:
-            continue
-        source = model.get_layer(layer.name)
-        weights = source.get_weights()
-        if layer.name not in folds:
-            if weights:
-                layer.set_weights(weights)
-            continue
-        bn = folds[layer.name]
-        gamma = np.asarray(bn.gamma) if bn.scale else 1.0
-        beta = np.asarray(bn.beta) if bn.center else 0.0
-        scale = gamma / np.sqrt(np.asarray(bn.moving_variance) + bn.epsilon)
-        shift = beta - np.asarray(bn.moving_mean) * scale
-        if isinstance(source, layers.SeparableConv2D):
-            depthwise, pointwise = weights[0], weights[1]
-            bias = weights[2] if source.use_bias else 0.0
-            layer.set_weights([depthwise, pointwise * scale, bias * scale + shift])
-        else:
-            kernel = weights[0]
-            bias = weights[1] if source.use_bias else 0.0
-            layer.set_weights([kernel * scale, np.broadcast_to(bias * scale + shift, (kernel.shape[-1],))])
-    return folded
-
-
 def logits_before_upsampling(model):
     """The same model (same layer objects and weights) with the 1x1 logits convolution before the last upsampling.
 
-    segcore's decoder upsamples its 256-channel stride-4 features to the input
-    size and then applies the 1x1 logits convolution; bilinear resizing (weights
-    summing to 1) and a per-pixel affine map commute, so computing the 2 logits
-    at stride 4 and upsampling those gives the same output with 128x less data
-    upsampled, as the DeepLab reference implementation does.
+    Models of the published layout built before segcore's decoder computed its logits
+    first upsample their 256-channel stride-4 features (``decoder_block2_relu``) to the
+    input size and then apply the 1x1 logits convolution; bilinear resizing (weights
+    summing to 1) and a per-pixel affine map commute, so computing the 2 logits at
+    stride 4 and upsampling those gives the same output with 128x less data upsampled,
+    as the DeepLab reference implementation does. Published-layout models built since
+    already have this graph (``logits_conv`` then ``logits_upsample``; this gives it
+    again), and ``segcore.inference.inference_model`` rebuilds older ones this way. A
+    model with the full-resolution head (segcore's default) computes its logits at full
+    size from ``refine_block2``: there is no upsampling after them to move, and this
+    function does not apply to it.
     """
     import keras
     from keras import layers
