@@ -105,6 +105,9 @@ Runs (``db.runs``): training in its own process, never inside a web request
 ``save_weights_file(file_name, data) -> Path``  an uploaded backbone weights file kept under
     ``<COSMICS_HOME>/weights/`` for ``TrainConfig.backbone_weights`` (suffix one of ``WEIGHT_SUFFIXES``, else StoreError)
 ``delete_run(run_id)``  (refused while active)
+``set_run_notes(run_id, notes=None, tags=None)`` (``db.curation``) a run's notes and tags (``RunInfo.notes``,
+    ``RunInfo.tags``; migration 0008); ``delete_frame(frame_id) -> name`` one frame with its masks, proposals
+    and files, refused (naming them) while a run's recorded revisions need it
 ``evaluate_run(run_id, split="test", threshold=None, checkpoint="best", masks="current", progress=None,
     dilation=0) -> EvaluationInfo``  (``threshold=None``: the run's ``evaluation_threshold``) evaluates in the calling process (segcore's inference defaults) and stores the
     result with the precision the network computed in; ``masks="run"`` uses the revisions the run
@@ -284,6 +287,7 @@ from .review import (
     start_retraining,
 )
 from .rescoring import can_rescore, rescore_evaluation
+from .curation import delete_frame, set_run_notes
 from .results import (
     cleaned_frame,
     compare_per_image,
@@ -325,4 +329,5 @@ __all__ = [
     "start_prediction", "wait_for_prediction",
     "REVIEW_STATUSES", "UNCERTAIN_RANGE", "QueueEntry", "count_uncertain", "labeling_queue", "retraining_config",
     "review_statuses", "set_review_status", "start_retraining", "can_rescore", "rescore_evaluation",
+    "delete_frame", "set_run_notes",
 ]

@@ -198,6 +198,9 @@ class Run(Base):
     best_val_loss: Mapped[Optional[float]] = mapped_column(Float)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[Optional[str]] = mapped_column(Text)
+    #: the user's notes on the run and its tags (short words, e.g. "baseline", "paper")
+    notes: Mapped[Optional[str]] = mapped_column(Text)
+    tags: Mapped[Optional[list[str]]] = mapped_column(JSON)
 
     revisions: Mapped[list[RunRevision]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 

@@ -90,6 +90,9 @@ class RunInfo:
     best_val_loss: float | None
     attempts: int
     error: str | None
+    #: what the user wrote about the run, and its tags (migration 0008)
+    notes: str | None = None
+    tags: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -172,6 +175,8 @@ def run_info(row: Run, dataset_name: str) -> RunInfo:
         best_val_loss=row.best_val_loss,
         attempts=row.attempts,
         error=row.error,
+        notes=row.notes,
+        tags=tuple(row.tags or ()),
     )
 
 

@@ -39,7 +39,7 @@ from ui.label_editor import (
     view_tools,
 )
 from ui.label_history import NO_AUTHOR, mask_history
-from ui.label_loop import loop_panel
+from ui.label_loop import delete_frame_control, loop_panel
 from ui.proposals import clicked_pixels, prediction_jobs, predict_form, proposal_overlay, window_picture
 
 #: Splits whose masks score the runs: changing one asks for a confirmation.
@@ -232,3 +232,4 @@ if others:
                        "go back to save them.", icon=":material/edit_note:")
 
 mask_history(frame, author, gray, view, canvas_hw)
+delete_frame_control(frame)

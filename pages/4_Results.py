@@ -11,6 +11,7 @@ from segcore.errors import SegcoreError
 from ui import charts, navigation
 from ui.common import init_store
 from ui.evaluation_views import frame_link, instant_rescore
+from ui.run_admin import run_notes_and_delete
 from ui.run_views import (
     LACOSMIC_LABEL,
     enlarge,
@@ -136,6 +137,7 @@ evaluation_id = right.selectbox(
     "Evaluation", list(run_evaluations), format_func=lambda i: evaluation_label(run_evaluations[i]), key="results_evaluation"
 )
 evaluation = run_evaluations[evaluation_id]
+run_notes_and_delete(run, "results")
 
 table = per_image(store_key(), evaluation_id)
 if table.empty:

@@ -67,3 +67,43 @@ def test_compare_says_which_evaluation_it_shows_and_takes_the_one_chosen(two_run
             .set_index("run_id").loc[first, "evaluation_id"]) == old.id
     with pytest.raises(db.StoreError, match="not an evaluation of run"):
         db.compare_runs([first, second], evaluation_ids={second: old.id})
+
+
+def test_results_keeps_a_runs_notes_and_tags_and_deletes_it_only_when_confirmed(two_runs):
+    first, second, _, _ = two_runs
+    at = _page("4_Results.py")
+    at.selectbox(key="results_run").set_value(first).run()
+    at.text_area(key=f"results_notes_text_{first}").input("crop 128, first try")
+    at.text_input(key=f"results_tags_{first}").input("baseline, paper")
+    [b for b in at.button if b.label == "Save notes and tags"][0].click().run()
+    assert not at.exception, at.exception
+    assert (db.get_run(first).notes, db.get_run(first).tags) == ("crop 128, first try", ("baseline", "paper"))
+
+    delete = at.button(key=f"results_delete_{first}")
+    assert delete.disabled  # not before the confirmation
+    at.checkbox(key=f"results_delete_sure_{first}").check().run()
+    at.button(key=f"results_delete_{first}").click().run()
+    assert not at.exception, at.exception
+    assert [r.id for r in db.list_runs()] == [second]
+
+
+def test_the_label_page_deletes_a_frame_only_when_confirmed_and_says_why_it_keeps_one(two_runs, monkeypatch):
+    from db import runs as run_manager
+
+    dataset_id = db.get_run(two_runs[0]).dataset_id
+    monkeypatch.setattr(run_manager, "_launch", lambda run_id, resume: None)
+    used = db.start_run({"epochs": 1}, dataset_id)
+    db.cancel_run(used)
+    at = _page("2_Label.py")
+    frame_id = at.selectbox(key="lbl_frame").value
+    assert at.button(key="lbl_delete_frame").disabled
+    at.checkbox(key=f"lbl_delete_sure_{frame_id}").check().run()
+    at.button(key="lbl_delete_frame").click().run()
+    assert f"was used by run(s) {used}" in " ".join(e.value for e in at.error)
+    assert db.get_frame(frame_id)
+
+    db.delete_run(used)
+    at.button(key="lbl_delete_frame").click().run()
+    assert not at.exception, at.exception
+    assert frame_id not in {f.id for f in db.list_frames(dataset_id)}
+    assert at.selectbox(key="lbl_frame").value != frame_id

@@ -65,3 +65,19 @@ def loop_panel(dataset, frame, author: str) -> None:
         flash(f"Training run {run_id} started on the masks as they are now ({how}); follow it on the Train page.",
               "toast")
         st.rerun()
+
+
+def delete_frame_control(frame) -> None:
+    """Delete the frame on screen, after a confirmation; refused (with the reason) while a run needs it."""
+    with st.expander("Delete this frame", icon=":material/delete:"):
+        st.caption(f"Removes {frame.name}, every saved mask of it and its proposals, files included. A frame a "
+                   "run was trained or tested on is kept: the run's record needs its masks.")
+        sure = st.checkbox(f"Yes, delete {frame.name} for good", key=f"lbl_delete_sure_{frame.id}")
+        if st.button("Delete frame", icon=":material/delete_forever:", key="lbl_delete_frame", disabled=not sure):
+            try:
+                name = db.delete_frame(frame.id)
+            except SegcoreError as exc:
+                show_error(exc, f"{frame.name} was not deleted")
+                return
+            flash(f"Deleted {name}.", "toast")
+            st.rerun()
