@@ -201,6 +201,9 @@ class Run(Base):
     #: the user's notes on the run and its tags (short words, e.g. "baseline", "paper")
     notes: Mapped[Optional[str]] = mapped_column(Text)
     tags: Mapped[Optional[list[str]]] = mapped_column(JSON)
+    #: why training ended (segcore's TrainingEnd.stop_reason): "epochs", "early stopping", "time limit",
+    #: "cancelled" or "error"; None before it ended, for LA Cosmic, and for runs made before 0009
+    stop_reason: Mapped[Optional[str]] = mapped_column(String(32))
 
     revisions: Mapped[list[RunRevision]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 

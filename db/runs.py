@@ -93,6 +93,8 @@ class RunInfo:
     #: what the user wrote about the run, and its tags (migration 0008)
     notes: str | None = None
     tags: tuple[str, ...] = ()
+    #: why training ended: "epochs", "early stopping", "time limit", "cancelled", "error" (None: not known)
+    stop_reason: str | None = None
 
     @property
     def active(self) -> bool:
@@ -177,6 +179,7 @@ def run_info(row: Run, dataset_name: str) -> RunInfo:
         error=row.error,
         notes=row.notes,
         tags=tuple(row.tags or ()),
+        stop_reason=row.stop_reason,
     )
 
 

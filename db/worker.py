@@ -135,7 +135,7 @@ class StoreListener(TrainingListener):
         _write(write, f"epoch {epoch} metrics")
 
     def on_train_end(self, end: TrainingEnd) -> None:
-        values = dict(self._checkpoints(), epochs_run=end.epochs_run, heartbeat=utcnow())
+        values = dict(self._checkpoints(), epochs_run=end.epochs_run, heartbeat=utcnow(), stop_reason=end.stop_reason)
         if end.backbone_weights and end.backbone_weights != "unknown":
             values["backbone_weights"] = end.backbone_weights
         if end.best_epoch is not None:

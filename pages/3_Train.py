@@ -14,6 +14,7 @@ from segcore.preprocess import INPUT_RECIPES
 from segcore.trainer import TrainConfig
 from ui import charts, navigation
 from ui.common import init_store
+from ui.run_admin import stop_text
 from ui.run_views import (
     ACTIVE_STATUSES,
     INPUT_RECIPE_LABELS,
@@ -83,6 +84,9 @@ def _run_footer(run, live: bool) -> None:
             st.warning(f"No sign of life from the run's process for {format_duration(quiet)}.")
     if run.status == "failed" and run.error:
         st.error(f"The run failed: {run.error}")
+    stopped = stop_text(run)
+    if stopped:
+        (st.warning if run.stop_reason == "time limit" else st.caption)(stopped)
 
 
 def _run_log(run) -> None:

@@ -64,7 +64,7 @@ def test_a_run_trains_in_its_own_process_and_is_evaluated_on_the_test_split(data
     run = db.wait_for_run(run_id, timeout=TIMEOUT)
 
     assert run.status == "finished", run.error
-    assert (run.epochs_run, run.epochs_total, run.attempts) == (3, 3, 1)
+    assert (run.epochs_run, run.epochs_total, run.attempts, run.stop_reason) == (3, 3, 1, "epochs")
     assert run.backbone_weights == "random"
     assert run.precision == resolve_precision("auto")  # what the worker really trained in
     assert run.precision_reason == explain_precision("auto").reason
@@ -115,7 +115,7 @@ def test_cancel_stops_at_the_end_of_a_batch_and_keeps_the_best_checkpoint(datase
     run = db.wait_for_run(run_id, timeout=TIMEOUT)
 
     assert run.status == "cancelled", run.error
-    assert run.shown_status == "cancelled"
+    assert run.shown_status == "cancelled" and run.stop_reason == "cancelled"
     assert 1 <= run.epochs_run < 50
     assert run.best_checkpoint is not None and run.best_checkpoint.exists()
     assert db.list_evaluations(run_id) == []

@@ -45,3 +45,20 @@ def run_notes_and_delete(run, key: str = "run") -> None:
                 return
             flash(f"Deleted run #{run.id} {run.name}.", "toast")
             st.rerun()
+
+
+#: How the Train page says why a run's training ended (``RunInfo.stop_reason``).
+STOP_TEXTS = {
+    "time limit": "Stopped on its time limit after {epochs} of {total} epochs; the best epoch's weights are kept. "
+                  "Resume it, or give the next run more time, to train further.",
+    "early stopping": "Stopped early after {epochs} of {total} epochs: the validation loss had stopped improving.",
+    "epochs": "Ran all its {total} epochs.",
+}
+
+
+def stop_text(run) -> str | None:
+    """Why a finished run's training ended, in a sentence; None when not known (older runs, LA Cosmic)."""
+    text = STOP_TEXTS.get(getattr(run, "stop_reason", None) or "")
+    if text is None or run.status != "finished":
+        return None
+    return text.format(epochs=run.epochs_run, total=run.epochs_total or run.epochs_run)

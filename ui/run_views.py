@@ -216,12 +216,22 @@ def seconds_since(moment, now: datetime | None = None) -> float | None:
 _PROGRESS_LINE = re.compile(r"^\s*(epoch \d+/\d+):")
 
 
+#: What TensorFlow, XLA and CUDA print while starting on a machine without a GPU: not the run's news.
+_STARTUP_NOISE = re.compile(
+    r"^WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|^[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"  # absl INFO/WARNING lines of the C++ libraries
+    r"|^E\d{4} .*\] (failed call to cuInit|Unable to register cu\w+ factory)"
+    r"|oneDNN custom operations are on|This TensorFlow binary is optimized"
+    r"|rebuild TensorFlow with the appropriate compiler flags|TF-TRT Warning|computation placer already registered"
+)
+
+
 def readable_log(text: str, lines: int = 40) -> str:
-    """A worker log as a person reads it: a progress bar redraws its line many times,
-    and only its last drawing is kept; then the last ``lines`` lines."""
+    """A worker log as a person reads it: TensorFlow's and CUDA's start-up messages left out, a
+    progress bar's many redrawings of its line kept as the last; then the last ``lines`` lines."""
     kept: list[str] = []
     for line in re.split(r"[\r\n]+", text):
-        if not line.strip():
+        if not line.strip() or _STARTUP_NOISE.search(line):
             continue
         bar = _PROGRESS_LINE.match(line)
         if bar and kept and kept[-1].lstrip().startswith(bar.group(1) + ":"):
