@@ -11,11 +11,24 @@ from ui.common import init_store, show_error, show_flash
 from ui.run_views import is_lacosmic
 
 
+def simulated(dataset) -> bool:
+    """Whether a dataset was made by the simulator (the demo, or one simulated on the Datasets page)."""
+    return (getattr(dataset, "source", None) or "").startswith("simulator")
+
+
 def next_step(datasets, frames_missing: int, runs, evaluated) -> tuple[str, str, navigation.AppPage, str]:
     """(headline, explanation, page, link label) for what to do next."""
     if not datasets or not any(d.total_frames for d in datasets):
         return ("Add your data", "Upload frames and masks, or generate a simulated set.",
                 navigation.DATASETS, "Go to Datasets")
+    if not runs and all(simulated(d) for d in datasets):
+        names = ", ".join(f"*{d.name}*" for d in datasets)
+        return ("Bring your frames",
+                f"{names} is **simulated**: made on first start so that every page has something to show, its "
+                "frames, cosmics and masks are generated, not measured. Upload your own frames on the Datasets page "
+                "(masks are optional: LA Cosmic proposes the first ones on the Label page, no training needed). "
+                "Or try the tool on the demo first: train a first model on it on the Train page.",
+                navigation.DATASETS, "Bring your frames")
     active = [r for r in runs if r.status in ACTIVE_STATUSES]
     if active:
         return ("Training is running", f"Run **{active[0].name}** is {active[0].status}. Watch its progress.",
@@ -79,7 +92,7 @@ def home() -> None:
         if datasets:
             st.dataframe(
                 [
-                    {"Dataset": d.name, "Train": d.frames.get("train", 0), "Validation": d.frames.get("validation", 0),
+                    {"Dataset": d.name, "Frames": "simulated" if simulated(d) else "yours", "Train": d.frames.get("train", 0), "Validation": d.frames.get("validation", 0),
                      "Test": d.frames.get("test", 0), "Real": d.frames.get("real", 0)}
                     for d in datasets
                 ],

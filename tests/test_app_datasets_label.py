@@ -97,7 +97,8 @@ def test_home_creates_the_demo_on_first_start_and_shows_counts(home):
     assert datasets[0].frames == {"train": 4, "validation": 2, "test": 2, "real": 1}
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Datasets"] == "1" and metrics["Frames"] == "9" and metrics["Training runs"] == "0"
-    assert "Train a first model" in texts(at.subheader)
+    # The demo is said to be simulated, and bringing one's own frames comes first.
+    assert "Bring your frames" in texts(at.subheader) and "is **simulated**" in texts(at.markdown)
 
 
 def test_home_suggests_labelling_when_frames_lack_masks(home):

@@ -62,7 +62,9 @@ def _navigation() -> st.Page:
 
 def run() -> None:
     """The entry point's work: the app's look, its pages, and the page asked for."""
-    st.set_page_config(page_icon=":material/flare:", layout="wide")
+    from ui.app_icon import app_icon
+
+    st.set_page_config(page_icon=app_icon(), layout="wide")  # drawn here: no icon fetched from outside
     page = _navigation()
     _running.active = True
     try:
