@@ -164,7 +164,8 @@ class Ours(Detector):
     name = "cosmics (DeepLabV3+, this tool)"
 
     def __init__(self, model_path: Path, threshold: float, tile_kw: dict, precision: str = "auto"):
-        from segcore.inference import load_inference_model, model_precision
+        from segcore.inference import load_inference_model
+        from segcore.inference_graph import model_precision
 
         self.model = load_inference_model(model_path, precision)
         self.threshold = threshold
@@ -194,7 +195,7 @@ class OursPrototype(Ours):
                  logits_first: bool = False, fold: bool = False):
         from variants import StepCache, logits_before_upsampling, rebuild
 
-        from segcore.inference import fold_batch_norms
+        from segcore.inference_graph import fold_batch_norms
 
         super().__init__(model_path, threshold, {}, precision="float32")
         model = self.model if policy == "float32" else rebuild(self.model, policy)

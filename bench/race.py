@@ -372,7 +372,8 @@ def train_ours(args, run: Path) -> dict:
 
 
 def score_ours(args, run: Path, test, validation, timing) -> list[dict]:
-    from segcore.inference import load_inference_model, model_precision, predict_probabilities
+    from segcore.inference import load_inference_model, predict_probabilities
+    from segcore.inference_graph import model_precision
 
     try:
         from segcore.model import model_card

@@ -3,7 +3,7 @@
     python bench/throughput.py --model bench/out/quality/model.keras    # the recorded configuration
     python bench/throughput.py --model M.keras --sizes 512 --frames 2 1 --no-threads --no-record   # a quick look
 
-1. Breakdown at segcore's defaults (``segcore.inference.inference_model`` with the
+1. Breakdown at segcore's defaults (``segcore.inference_graph.inference_model`` with the
    "auto" precision, largest tile 2048, overlap 64, tiles per batch by pixel
    budget) of one frame from its 16-bit PNG file to its cosmic count: reading, normalising,
    tile assembly, network, stitching, thresholding and counting; the network
@@ -183,7 +183,8 @@ def variant_specs(model, sizes):
     large = [s for s in sizes if s > 512]
     small = [s for s in sizes if s <= 512]
     xla_note = "XLA only at 512: at 2048 it ran 2.3-3x slower than the default and took up to 16 GiB in an earlier run"
-    from segcore.inference import DEFAULT_OVERLAP, DEFAULT_TILE, fold_batch_norms, inference_model, model_precision
+    from segcore.inference_graph import fold_batch_norms, inference_model, model_precision
+    from segcore.tiles import DEFAULT_OVERLAP, DEFAULT_TILE
 
     prepared = inference_model(model)
     return [
@@ -252,7 +253,7 @@ def thread_worker(args) -> int:
     return 0
 
 
-# "segcore": segcore.inference.inference_model with its default tiles (whole frame up to 2048, batch by pixels).
+# "segcore": segcore.inference_graph.inference_model with its default tiles (whole frame up to 2048, batch by pixels).
 MEMORY_LAYOUTS = (("float32", 512, 4), ("float32", 1088, 1), ("float32", 16384, 1), ("mixed_bfloat16", 16384, 1),
                   ("segcore", 2048, 1))
 
@@ -262,7 +263,7 @@ def memory_worker(args) -> int:
     from segcore.model import load_model
     from variants import StepCache, rebuild, tiled_probabilities
 
-    from segcore.inference import inference_model
+    from segcore.inference_graph import inference_model
 
     policy, tile, batch, size = args.worker_memory
     model = load_model(args.model, compile=False)
@@ -354,7 +355,7 @@ def main() -> int:
             path = tmp / f"frame_{size}_{i}.png"
             write_frame(path, sim.frame)
             paths[size].append(path)
-    from segcore.inference import inference_model, model_precision
+    from segcore.inference_graph import inference_model, model_precision
 
     from variants import rebuild
 
@@ -422,7 +423,8 @@ def main() -> int:
 
 
 def record(args, model, sims, stages, split, split_total, variant_rows, threads, load_before, load_after):
-    from segcore.inference import BATCH_PIXELS, DEFAULT_OVERLAP, DEFAULT_TILE, model_precision
+    from segcore.inference_graph import model_precision
+    from segcore.tiles import BATCH_PIXELS, DEFAULT_OVERLAP, DEFAULT_TILE
     from variants import conv_macs, rebuild, tiling_cost
 
     lines = section_header("Inference throughput on the CPU", "throughput.py")

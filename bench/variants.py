@@ -4,7 +4,7 @@
   mixed_bfloat16) or with separable convolutions, weights copied when they fit.
 - ``logits_before_upsampling``: the 1x1 logits convolution moved before the last
   upsampling, for models built before segcore's decoder did that itself. Folding
-  batch norms is segcore's own ``segcore.inference.fold_batch_norms``.
+  batch norms is segcore's own ``segcore.inference_graph.fold_batch_norms``.
 - ``make_step`` / ``tiled_probabilities``: ``segcore.inference.predict_probabilities``
   re-implemented step by step, with an optional XLA-compiled network step and
   a timer per stage (normalise, tile assembly, network, stitching).
@@ -17,13 +17,13 @@ from collections import defaultdict
 
 import numpy as np
 
-from segcore.inference import padded_shape, tile_layout
+from segcore.tiles import padded_shape, tile_layout
 from segcore.preprocess import normalize_frame, to_network_input
 
 
 def architecture(model) -> dict:
     """build_deeplabv3plus arguments that rebuild ``model``'s architecture, dropout included."""
-    from segcore.inference import deeplab_architecture
+    from segcore.inference_graph import deeplab_architecture
 
     names = {layer.name: layer for layer in model.layers}
     dropout = float(names["decoder_dropout"].rate) if "decoder_dropout" in names else 0.0
@@ -62,7 +62,7 @@ def logits_before_upsampling(model):
     stride 4 and upsampling those gives the same output with 128x less data upsampled,
     as the DeepLab reference implementation does. Published-layout models built since
     already have this graph (``logits_conv`` then ``logits_upsample``; this gives it
-    again), and ``segcore.inference.inference_model`` rebuilds older ones this way. A
+    again), and ``segcore.inference_graph.inference_model`` rebuilds older ones this way. A
     model with the full-resolution head (segcore's default) computes its logits at full
     size from ``refine_block2``: there is no upsampling after them to move, and this
     function does not apply to it.
@@ -105,7 +105,7 @@ class StepCache:
 
 def default_layout(shape) -> dict:
     """segcore's default tile, overlap and tiles per batch for a frame of this shape."""
-    from segcore.inference import DEFAULT_OVERLAP, DEFAULT_TILE, default_batch_size
+    from segcore.tiles import DEFAULT_OVERLAP, DEFAULT_TILE, default_batch_size
 
     window = tile_layout(padded_shape(shape), DEFAULT_TILE, DEFAULT_OVERLAP)[0].window
     tile_shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)

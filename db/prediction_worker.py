@@ -61,7 +61,8 @@ def model_detector(path: Path, threshold: float | None) -> tuple[Detect, float, 
     channels, 2 output classes per pixel).
     """
     from segcore.errors import InputFileError
-    from segcore.inference import inference_model, model_precision, model_threshold, predict_probabilities
+    from segcore.inference import model_threshold, predict_probabilities
+    from segcore.inference_graph import inference_model, model_precision
     from segcore.model import check_cosmic_model, load_model
 
     model = load_model(path, compile=False)

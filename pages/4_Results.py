@@ -292,7 +292,7 @@ def _true_mask(row) -> np.ndarray | None:
 
 @st.cache_data(show_spinner="Drawing the overlay...", max_entries=32)
 def _pictures(store: str, evaluation_id: int, image: str):
-    from segcore.evaluator import overlay
+    from segcore.overlays import overlay
     from segcore.preprocess import display_image
 
     row = per_image(store, evaluation_id).set_index("image").loc[image].copy()

@@ -2,15 +2,18 @@
 
 Modules:
 
-- ``io``: reading frames and masks (PNG, TIFF, NPY), writing masks; ``errors``: the one error type
+- ``io``: reading frames and masks (PNG, TIFF, NPY, detector files), writing masks; ``formats``: detector
+  file formats (EDF, CBF, HDF5/NeXus stacks) and frame addresses; ``errors``: the one error type
 - ``preprocess``: the network's input recipes, display scaling
 - ``synth``: simulated detector frames with exact masks (the demo data)
-- ``data``: frame/mask pairs in the dataset layout, ``tf.data`` pipelines
+- ``data``: the dataset layout (split folders), frame/mask pairs in it, ``tf.data`` pipelines
 - ``model``: DeepLabV3+ (ResNet50 or tiny backbone), backbone weights, save and load
 - ``losses``, ``training_metrics``, ``listeners``, ``precision``, ``trainer``: training and its parts
-- ``inference``: the model to predict with, overlapping tiles, probabilities
+- ``tiles``: overlapping tiles whose interiors partition a frame
+- ``inference_graph``: a trained model rewritten for prediction (logits first, batch norms folded, precision)
+- ``inference``: prediction: a model file loaded to predict, the cosmic probability of every pixel, masks
 - ``metrics``: segmentation scores and cosmic counting; ``curves``: precision-recall and ROC curves
-- ``evaluator``: scoring a model or detector on a split, results tables, overlays
+- ``evaluator``: scoring a model or detector on a split, results tables; ``overlays``: pictures of a result
 - ``classical``: LA Cosmic, a detector that needs no training
 - ``components``: accepting or rejecting a proposed mask cosmic by cosmic
 - ``postprocess``: growing a predicted mask, cleaning the frame under it

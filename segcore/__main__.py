@@ -17,7 +17,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .errors import SegcoreError  # noqa: E402
-from .inference import DEFAULT_OVERLAP, DEFAULT_TILE  # noqa: E402
+from .tiles import DEFAULT_OVERLAP, DEFAULT_TILE  # noqa: E402
 from .precision import PRECISION_POLICIES  # noqa: E402
 
 EXIT_BAD_INPUT = 2
@@ -385,7 +385,7 @@ def _write_masks(files, out: Path, overlays: bool, detect, mask_format: str = "a
     from tqdm.auto import tqdm
 
     from . import formats, io
-    from .evaluator import prediction_overlay
+    from .overlays import prediction_overlay
     from .metrics import count_cosmics
 
     addresses, failures = _expand(files)

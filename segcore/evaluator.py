@@ -1,8 +1,9 @@
 """Scoring a model, or any mask-producing detector, on image/mask pairs: per-image
-result tables, pooled scores, overlays.
+result tables and pooled scores.
 
-Inference itself (the model to predict with, tiles, probabilities) lives in
-:mod:`segcore.inference`. Progress callbacks take ``(done, total)`` and are
+Inference itself lives in :mod:`segcore.inference` (probabilities), :mod:`segcore.tiles`
+and :mod:`segcore.inference_graph` (the model to predict with); pictures of a result
+in :mod:`segcore.overlays`. Progress callbacks take ``(done, total)`` and are
 called after each image.
 """
 
@@ -13,26 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from . import formats, io, metrics
 from .curves import SplitCurves, headline_names as curve_headline_names
 from .metrics import COUNTS, SCORE_COLUMNS
-from .inference import (
-    DEFAULT_OVERLAP,
-    DEFAULT_TILE,
-    _check_frame,
-    _check_threshold,
-    _check_tiling,
-    inference_model,
-    model_precision,
-    model_threshold,
-    predict_probabilities,
-)
+from .inference import check_threshold, model_threshold, predict_probabilities
+from .inference_graph import inference_model, model_precision
 from .postprocess import check_dilation, dilate
-from .preprocess import display_image
+from .tiles import DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling
 
 #: ``progress(done, total)``, called after each image.
 ProgressCallback = Callable[[int, int], None]
@@ -53,15 +44,6 @@ POOLED_KEYS = ("precision", "recall", "f1", "iou", "object_precision", "object_r
 #: Means reported at the top level of :meth:`EvaluationResult.to_json_dict`: every score but specificity.
 JSON_MEAN_KEYS = tuple(name for name in SCORE_COLUMNS if name not in ("specificity", *COUNTS))
 
-# Overlay colours, RGB.
-TRUE_POSITIVE_COLOR = (0, 255, 0)  # green: cosmic found
-FALSE_POSITIVE_COLOR = (255, 0, 0)  # red: predicted, not in the true mask
-FALSE_NEGATIVE_COLOR = (30, 144, 255)  # blue: in the true mask, missed
-PREDICTED_COLOR = (255, 140, 0)  # orange: predicted cosmic on a frame without a true mask
-LABEL_COLOR = (255, 255, 0)  # yellow numbers, drawn over a black outline
-LABEL_OUTLINE_COLOR = (0, 0, 0)
-#: Weight of the colour over the gray frame on marked pixels.
-OVERLAY_ALPHA = 0.6
 
 
 # --------------------------------------------------------------------------- #
@@ -252,7 +234,7 @@ def evaluate_pairs(
     keep_probabilities : keep each probability map (float16) in
         ``result.probabilities`` under the image's file name, so that
         :func:`rescore` can apply another threshold without the network.
-    precision : the model runs as :func:`segcore.inference.inference_model`
+    precision : the model runs as :func:`segcore.inference_graph.inference_model`
         prepares it for this precision ("auto" by default); None runs it as given.
     dilation : grow every predicted mask by this many pixels (see
         :func:`segcore.postprocess.dilate`) before scoring, curves and writing.
@@ -266,9 +248,9 @@ def evaluate_pairs(
     InputFileError
         If a frame or mask cannot be read, or a mask's size differs from its frame's.
     """
-    threshold = _check_threshold(model_threshold(model) if threshold is None else threshold)
+    threshold = check_threshold(model_threshold(model) if threshold is None else threshold)
     dilation = check_dilation(dilation)
-    _check_tiling(tile, overlap)
+    check_tiling(tile, overlap)
     pairs = _check_pairs(pairs, predictions_dir)
     if keep_probabilities:
         _check_unique([io.frame_name(image) for image, _ in pairs], "file name")
@@ -322,7 +304,7 @@ def evaluate_detector(
     pairs = _check_pairs(pairs, predictions_dir)
 
     def predict(image: Path, frame: np.ndarray) -> np.ndarray:
-        return _check_mask(detect(frame), frame.shape, f"the detector's mask of {io.frame_name(image)}")
+        return metrics.check_mask(detect(frame), frame.shape, f"the detector's mask of {io.frame_name(image)}")
 
     curves = SplitCurves()
     rows = _score_frames(pairs, predict, progress, predictions_dir, DETECTOR_THRESHOLD, curves, dilation)
@@ -355,7 +337,7 @@ def rescore(
     float16 rounding (about 5e-4 near 0.5) of the threshold may fall on the
     other side of it than in a fresh evaluation.
     """
-    threshold = _check_threshold(threshold)
+    threshold = check_threshold(threshold)
     pairs = _check_pairs(pairs, predictions_dir)
     missing = [io.frame_name(image) for image, _ in pairs if io.frame_name(image) not in result.probabilities]
     if missing:
@@ -374,78 +356,3 @@ def rescore(
         if progress is not None:
             progress(done, len(pairs))
     return _build_result(rows, threshold, result.probabilities, result.precision, curves, result.dilation)
-
-
-# --------------------------------------------------------------------------- #
-# Overlays
-# --------------------------------------------------------------------------- #
-
-
-def _check_mask(mask, shape, name) -> np.ndarray:
-    mask = np.asarray(mask)
-    if mask.shape != tuple(shape):
-        raise ValueError(f"{name} has shape {mask.shape} but the frame is {tuple(shape)}")
-    return mask if mask.dtype == bool else mask != 0
-
-
-def _blend(rgb: np.ndarray, where: np.ndarray, color) -> None:
-    mixed = (1.0 - OVERLAY_ALPHA) * rgb[where] + OVERLAY_ALPHA * np.asarray(color, np.float64)
-    rgb[where] = np.round(mixed).astype(np.uint8)
-
-
-def _draw_numbers(rgb: np.ndarray, pred: np.ndarray) -> None:
-    height, width = pred.shape
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    # Readable on 64 px thumbnails and on 4k frames alike.
-    scale = float(np.clip(min(height, width) / 1000.0, 0.3, 1.5))
-    thickness = 1
-    for number, cosmic in enumerate(metrics.count_cosmics(pred), start=1):
-        text = str(number)
-        (text_w, text_h), _ = cv2.getTextSize(text, font, scale, thickness)
-        row0, col0, _, col1 = cosmic.bbox
-        # Right of the cosmic, top-aligned with it; left of it if no room.
-        x = col1 + 1 if col1 + 1 + text_w <= width else col0 - 1 - text_w
-        x = int(np.clip(x, 0, max(width - text_w, 0)))
-        y = int(np.clip(row0 + text_h, text_h, height - 1))
-        cv2.putText(rgb, text, (x, y), font, scale, LABEL_OUTLINE_COLOR, thickness + 2, cv2.LINE_AA)
-        cv2.putText(rgb, text, (x, y), font, scale, LABEL_COLOR, thickness, cv2.LINE_AA)
-
-
-def overlay(frame, true_mask, pred_mask, numbers: bool = True) -> np.ndarray:
-    """Render a frame in gray with the prediction compared to the truth.
-
-    Parameters
-    ----------
-    frame : 2-D array of detector values, shown with
-        :func:`segcore.preprocess.display_image`.
-    true_mask : 2-D mask of the frame's shape, or None for a frame without one.
-    pred_mask : 2-D predicted mask of the frame's shape.
-    numbers : write 1..n beside the predicted cosmics, in the order of
-        :func:`segcore.metrics.count_cosmics`.
-
-    Returns
-    -------
-    ndarray of shape (H, W, 3), uint8 RGB. Marked pixels are blended with
-    weight :data:`OVERLAY_ALPHA`: true positives :data:`TRUE_POSITIVE_COLOR`,
-    false positives :data:`FALSE_POSITIVE_COLOR`, false negatives
-    :data:`FALSE_NEGATIVE_COLOR`; without a true mask, predicted pixels
-    :data:`PREDICTED_COLOR`.
-    """
-    frame = _check_frame(frame)
-    pred = _check_mask(pred_mask, frame.shape, "pred_mask")
-    rgb = np.repeat(display_image(frame)[..., None], 3, axis=-1)
-    if true_mask is None:
-        _blend(rgb, pred, PREDICTED_COLOR)
-    else:
-        true = _check_mask(true_mask, frame.shape, "true_mask")
-        _blend(rgb, true & pred, TRUE_POSITIVE_COLOR)
-        _blend(rgb, ~true & pred, FALSE_POSITIVE_COLOR)
-        _blend(rgb, true & ~pred, FALSE_NEGATIVE_COLOR)
-    if numbers:
-        _draw_numbers(rgb, pred)
-    return rgb
-
-
-def prediction_overlay(frame, pred_mask, numbers: bool = True) -> np.ndarray:
-    """The frame with its predicted cosmics marked and numbered (no true mask)."""
-    return overlay(frame, None, pred_mask, numbers=numbers)

@@ -54,6 +54,14 @@ def _as_mask(mask) -> np.ndarray:
     return mask if mask.dtype == bool else mask != 0
 
 
+def check_mask(mask, shape, name: str) -> np.ndarray:
+    """``mask`` as bool; ValueError naming it (``name``) unless it has the frame's ``shape``."""
+    mask = np.asarray(mask)
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {mask.shape} but the frame is {tuple(shape)}")
+    return _as_mask(mask)
+
+
 def _check_pair(true, pred) -> tuple[np.ndarray, np.ndarray]:
     true = np.asarray(true)
     pred = np.asarray(pred)

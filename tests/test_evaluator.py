@@ -14,6 +14,7 @@ from sklearn.metrics import (
 )
 
 from segcore import evaluator as ev
+from segcore import overlays
 from segcore.errors import InputFileError
 from segcore.io import read_mask, write_frame, write_mask
 from segcore.metrics import count_cosmics, object_scores
@@ -351,34 +352,34 @@ def overlay_case():
 
 def test_overlay_colours_true_false_positive_and_false_negative_pixels(overlay_case):
     frame, true, pred = overlay_case
-    rgb = ev.overlay(frame, true, pred, numbers=False)
+    rgb = overlays.overlay(frame, true, pred, numbers=False)
     gray = display_image(frame).astype(float)
     assert rgb.shape == (40, 50, 3) and rgb.dtype == np.uint8
-    np.testing.assert_array_equal(rgb[5, 5], blended(gray[5, 5], ev.TRUE_POSITIVE_COLOR))
-    np.testing.assert_array_equal(rgb[20, 30], blended(gray[20, 30], ev.FALSE_POSITIVE_COLOR))
-    np.testing.assert_array_equal(rgb[30, 10], blended(gray[30, 10], ev.FALSE_NEGATIVE_COLOR))
+    np.testing.assert_array_equal(rgb[5, 5], blended(gray[5, 5], overlays.TRUE_POSITIVE_COLOR))
+    np.testing.assert_array_equal(rgb[20, 30], blended(gray[20, 30], overlays.FALSE_POSITIVE_COLOR))
+    np.testing.assert_array_equal(rgb[30, 10], blended(gray[30, 10], overlays.FALSE_NEGATIVE_COLOR))
     unmarked = ~(true | pred)
     for channel in range(3):
         np.testing.assert_array_equal(rgb[..., channel][unmarked], gray[unmarked])
 
 
 def test_overlay_colours_are_distinct():
-    colours = {ev.TRUE_POSITIVE_COLOR, ev.FALSE_POSITIVE_COLOR, ev.FALSE_NEGATIVE_COLOR, ev.PREDICTED_COLOR}
+    colours = {overlays.TRUE_POSITIVE_COLOR, overlays.FALSE_POSITIVE_COLOR, overlays.FALSE_NEGATIVE_COLOR, overlays.PREDICTED_COLOR}
     assert len(colours) == 4
 
 
 def test_overlay_without_true_mask_marks_predictions(overlay_case):
     frame, _, pred = overlay_case
-    rgb = ev.overlay(frame, None, pred, numbers=False)
+    rgb = overlays.overlay(frame, None, pred, numbers=False)
     gray = display_image(frame).astype(float)
-    np.testing.assert_array_equal(rgb[5, 5], blended(gray[5, 5], ev.PREDICTED_COLOR))
-    np.testing.assert_array_equal(rgb[20, 30], blended(gray[20, 30], ev.PREDICTED_COLOR))
+    np.testing.assert_array_equal(rgb[5, 5], blended(gray[5, 5], overlays.PREDICTED_COLOR))
+    np.testing.assert_array_equal(rgb[20, 30], blended(gray[20, 30], overlays.PREDICTED_COLOR))
     np.testing.assert_array_equal(rgb[30, 10], np.repeat(gray[30, 10], 3))  # a true cosmic is not shown
 
 
 def test_prediction_overlay_is_overlay_without_true_mask(overlay_case):
     frame, _, pred = overlay_case
-    np.testing.assert_array_equal(ev.prediction_overlay(frame, pred), ev.overlay(frame, None, pred))
+    np.testing.assert_array_equal(overlays.prediction_overlay(frame, pred), overlays.overlay(frame, None, pred))
 
 
 def test_overlay_numbers_are_written_beside_each_predicted_cosmic():
@@ -386,8 +387,8 @@ def test_overlay_numbers_are_written_beside_each_predicted_cosmic():
     pred = np.zeros((128, 128), bool)
     pred[20:23, 15:18] = True
     pred[90:92, 70:74] = True
-    plain = ev.overlay(frame, None, pred, numbers=False)
-    numbered = ev.overlay(frame, None, pred, numbers=True)
+    plain = overlays.overlay(frame, None, pred, numbers=False)
+    numbered = overlays.overlay(frame, None, pred, numbers=True)
     changed = np.any(plain != numbered, axis=-1)
     near = np.zeros_like(changed)
     for cosmic in count_cosmics(pred):
@@ -401,4 +402,4 @@ def test_overlay_numbers_are_written_beside_each_predicted_cosmic():
 def test_overlay_rejects_mask_of_other_shape(overlay_case):
     frame, true, _ = overlay_case
     with pytest.raises(ValueError, match="pred_mask"):
-        ev.overlay(frame, true, np.zeros((10, 10), bool))
+        overlays.overlay(frame, true, np.zeros((10, 10), bool))

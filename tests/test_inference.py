@@ -6,6 +6,8 @@ import pytest
 from model_support import conv_model, intensity_model, random_frame, whole_frame_probabilities
 
 from segcore import inference as inf
+from segcore import inference_graph as graph
+from segcore import tiles as tiling
 from segcore.model import ResizeLike, build_deeplabv3plus
 from segcore.preprocess import normalize_frame, to_network_input
 
@@ -70,7 +72,7 @@ def test_networks_that_resize_to_their_input_size_run_tiled():
 
 def test_tile_layout_hand_computed_for_2048_frame_with_512_tiles():
     # 5 tiles cover 2048 with tiles of at most 512 overlapping by 64: (2048 + 4 * 64) / 5 = 460.8 -> 464.
-    tiles = inf.tile_layout((2048, 2048), tile=512, overlap=64)
+    tiles = tiling.tile_layout((2048, 2048), tile=512, overlap=64)
     starts = sorted({t.window[0].start for t in tiles})
     assert starts == [0, 400, 800, 1200, 1584]
     assert {t.window[0].stop - t.window[0].start for t in tiles} == {464}
@@ -78,14 +80,14 @@ def test_tile_layout_hand_computed_for_2048_frame_with_512_tiles():
 
 
 def test_frame_up_to_the_default_tile_runs_as_one_tile():
-    assert inf.DEFAULT_TILE == 2048
-    (whole,) = inf.tile_layout((2048, 1024))
+    assert tiling.DEFAULT_TILE == 2048
+    (whole,) = tiling.tile_layout((2048, 1024))
     assert whole.window == whole.interior == (slice(0, 2048), slice(0, 1024))
-    assert len(inf.tile_layout((2064, 1024))) == 2
+    assert len(tiling.tile_layout((2064, 1024))) == 2
 
 
 def test_tile_layout_hand_computed_for_frame_of_two_and_a_half_tiles():
-    tiles = inf.tile_layout((128, 96), tile=64, overlap=32)
+    tiles = tiling.tile_layout((128, 96), tile=64, overlap=32)
     rows = sorted({(t.window[0].start, t.interior[0].start, t.interior[0].stop) for t in tiles})
     cols = sorted({(t.window[1].start, t.interior[1].start, t.interior[1].stop) for t in tiles})
     assert rows == [(0, 0, 48), (32, 48, 80), (64, 80, 128)]
@@ -96,7 +98,7 @@ def test_tile_layout_hand_computed_for_frame_of_two_and_a_half_tiles():
 @pytest.mark.parametrize("shape", [(112, 160), (512, 208), (48, 1040), (32, 32), (2048, 2048), (4096, 1040)])
 @pytest.mark.parametrize("tile, overlap", [(64, 32), (512, 64), (2048, 64)])
 def test_tile_interiors_cover_every_pixel_once_with_half_overlap_context(shape, tile, overlap):
-    tiles = inf.tile_layout(shape, tile=tile, overlap=overlap)
+    tiles = tiling.tile_layout(shape, tile=tile, overlap=overlap)
     cover = np.zeros(shape, int)
     window_shape = tuple(s.stop - s.start for s in tiles[0].window)
     for axis, side in enumerate(shape):
@@ -218,7 +220,7 @@ def test_published_layout_is_built_with_logits_before_the_last_upsampling(publis
 @pytest.mark.slow
 def test_legacy_layout_model_is_rebuilt_logits_first_with_its_weights_and_the_same_output(published):
     legacy = legacy_layout(published)
-    prepared = inf.inference_model(legacy, "float32")
+    prepared = graph.inference_model(legacy, "float32")
     assert prepared is not legacy
     assert "logits_upsample" in [layer.name for layer in prepared.layers]
     frame = random_frame((64, 96), seed=21)
@@ -228,9 +230,9 @@ def test_legacy_layout_model_is_rebuilt_logits_first_with_its_weights_and_the_sa
 
 @pytest.mark.slow
 def test_bfloat16_inference_model_computes_in_bfloat16_close_to_float32(deeplab):
-    prepared = inf.inference_model(deeplab, "mixed_bfloat16")
-    assert inf.model_precision(prepared) == "mixed_bfloat16"
-    assert inf.model_precision(deeplab) == "float32"
+    prepared = graph.inference_model(deeplab, "mixed_bfloat16")
+    assert graph.model_precision(prepared) == "mixed_bfloat16"
+    assert graph.model_precision(deeplab) == "float32"
     frame = random_frame((64, 64), seed=22)
     low = inf.predict_probabilities(prepared, frame)
     full = inf.predict_probabilities(deeplab, frame)
@@ -242,7 +244,7 @@ def test_bfloat16_inference_model_computes_in_bfloat16_close_to_float32(deeplab)
 def test_inference_model_folds_every_batch_norm_into_its_convolution(deeplab):
     from keras import layers
 
-    prepared = inf.inference_model(deeplab, "float32")
+    prepared = graph.inference_model(deeplab, "float32")
     norms = [layer.name for layer in deeplab.layers if isinstance(layer, layers.BatchNormalization)]
     assert len(norms) > 50  # ResNet50's and the head's
     assert not any(isinstance(layer, layers.BatchNormalization) for layer in prepared.layers)
@@ -261,7 +263,7 @@ def test_folded_batch_norms_give_the_same_output(deeplab):
             layer.set_weights([rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.2, channels),
                                rng.normal(0, 0.2, channels), rng.uniform(0.5, 2.0, channels)])
     frame = random_frame((48, 80), seed=24)
-    folded = inf.fold_batch_norms(model)
+    folded = graph.fold_batch_norms(model)
     np.testing.assert_allclose(
         inf.predict_probabilities(folded, frame), inf.predict_probabilities(model, frame), atol=1e-4, rtol=0
     )
@@ -271,7 +273,7 @@ def test_folded_batch_norms_give_the_same_output(deeplab):
 def test_separable_model_folds_and_keeps_its_output():
     keras.utils.set_random_seed(5)
     model, _ = build_deeplabv3plus(backbone_weights="none", separable=True)
-    prepared = inf.inference_model(model, "float32")
+    prepared = graph.inference_model(model, "float32")
     assert prepared.get_layer("decoder_block1_sepconv").use_bias
     frame = random_frame((32, 32), seed=25)
     np.testing.assert_allclose(
@@ -281,10 +283,10 @@ def test_separable_model_folds_and_keeps_its_output():
 
 @pytest.mark.slow
 def test_architecture_of_both_layouts_is_read_back(deeplab, published):
-    assert inf.deeplab_architecture(deeplab) == {
+    assert graph.deeplab_architecture(deeplab) == {
         "num_classes": 2, "decoder_kernel": 3, "separable": False, "full_resolution": True, "backbone": "resnet50"
     }
-    assert inf.deeplab_architecture(published)["full_resolution"] is False
+    assert graph.deeplab_architecture(published)["full_resolution"] is False
 
 
 def test_tiny_backbone_model_is_rebuilt_and_folded_with_its_output():
@@ -296,8 +298,8 @@ def test_tiny_backbone_model_is_rebuilt_and_folded_with_its_output():
             channels = layer.gamma.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.2, channels),
                                rng.normal(0, 0.2, channels), rng.uniform(0.5, 2.0, channels)])
-    assert inf.deeplab_architecture(model)["backbone"] == "tiny"
-    prepared = inf.inference_model(model, "float32")
+    assert graph.deeplab_architecture(model)["backbone"] == "tiny"
+    prepared = graph.inference_model(model, "float32")
     assert prepared is not model and prepared.get_layer("tiny1_conv").use_bias  # its batch norm folded in
     frame = random_frame((48, 80), seed=26)
     np.testing.assert_allclose(
@@ -308,9 +310,9 @@ def test_tiny_backbone_model_is_rebuilt_and_folded_with_its_output():
 @pytest.mark.slow
 def test_inference_model_returns_the_model_when_it_already_has_that_form(deeplab, published, small_model):
     for model in (deeplab, published):
-        prepared = inf.inference_model(model, "float32")
-        assert inf.inference_model(prepared, "float32") is prepared
-    assert inf.inference_model(small_model, "mixed_bfloat16") is small_model  # not a DeepLabV3+
+        prepared = graph.inference_model(model, "float32")
+        assert graph.inference_model(prepared, "float32") is prepared
+    assert graph.inference_model(small_model, "mixed_bfloat16") is small_model  # not a DeepLabV3+
 
 
 @pytest.mark.slow

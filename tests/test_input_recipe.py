@@ -8,7 +8,8 @@ import scipy.ndimage
 from scipy.ndimage import median_filter
 from scipy.stats import norm, poisson
 
-from segcore.inference import frame_recipe, inference_model, model_threshold
+from segcore.inference import frame_recipe, model_threshold
+from segcore.inference_graph import inference_model
 from segcore.model import build_deeplabv3plus, load_model, model_card, save_model, set_model_threshold
 from segcore.preprocess import (
     COUNT_EXCESS_RECIPE,
