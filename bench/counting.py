@@ -60,8 +60,8 @@ def per_call_seconds(fn, mask, min_block_s: float, repeats: int) -> float:
     return float(np.median(blocks))
 
 
-def count_cosmics_bincount(mask) -> list:
-    """Prototype of a faster ``count_cosmics``: the same Cosmic list from the labels by bincount.
+def find_cosmics_bincount(mask) -> list:
+    """Prototype of a faster ``find_cosmics``: the same Cosmic list from the labels by bincount.
 
     OpenCV's statistics pass costs far more than its labelling; area and centroid
     are sums over the few cosmic pixels, the bounding box their minimum/maximum.
@@ -99,8 +99,8 @@ def contenders():
     return {
         "segcore.metrics.n_cosmics": metrics.n_cosmics,
         "segcore.metrics.label_cosmics": metrics.label_cosmics,
-        "segcore.metrics.count_cosmics (area, bbox, centroid)": metrics.count_cosmics,
-        "prototype: count_cosmics by bincount (same output)": count_cosmics_bincount,
+        "segcore.metrics.find_cosmics (area, bbox, centroid)": metrics.find_cosmics,
+        "prototype: find_cosmics by bincount (same output)": find_cosmics_bincount,
         "skimage.measure.label(connectivity=2)": lambda m: measure.label(m, connectivity=2, return_num=True),
         "skimage label + regionprops (area, bbox, centroid)": lambda m: [
             (r.area, r.bbox, r.centroid) for r in measure.regionprops(measure.label(m, connectivity=2))
@@ -118,9 +118,9 @@ def check_agreement(masks) -> None:
         n = metrics.n_cosmics(mask)
         assert n == measure.label(mask, connectivity=2, return_num=True)[1]
         assert n == ndimage.label(mask, structure=np.ones((3, 3)))[1]
-        reference = metrics.count_cosmics(mask)
+        reference = metrics.find_cosmics(mask)
         assert n == len(reference)
-        fast = count_cosmics_bincount(mask)
+        fast = find_cosmics_bincount(mask)
         assert [(c.label, c.area, c.bbox) for c in fast] == [(c.label, c.area, c.bbox) for c in reference]
         assert np.allclose([c.centroid for c in fast], [c.centroid for c in reference]) or not fast
 
@@ -165,7 +165,7 @@ def main() -> int:
     load_after = load_average()
 
     worst_512 = max(results[(c, "segcore.metrics.n_cosmics")] for c, _ in cases if c.startswith("512"))
-    worst_512_props = max(results[(c, "segcore.metrics.count_cosmics (area, bbox, centroid)")] for c, _ in cases if c.startswith("512"))
+    worst_512_props = max(results[(c, "segcore.metrics.find_cosmics (area, bbox, centroid)")] for c, _ in cases if c.startswith("512"))
     met = worst_512 < TARGET_MS_512
     header = ["masks", "cosmics per mask", "mask pixels"] + [f"{name} (ms)" for name in funcs]
     lines = section_header("Cosmic counting speed", "counting.py")
@@ -181,7 +181,7 @@ def main() -> int:
         "",
         f"Target: counting under {TARGET_MS_512} ms for a 512x512 mask: "
         f"{'met' if met else 'MISSED'} (n_cosmics {worst_512:.3f} ms in the slower density; "
-        f"count_cosmics with area, bounding box and centroid {worst_512_props:.3f} ms).",
+        f"find_cosmics with area, bounding box and centroid {worst_512_props:.3f} ms).",
         "",
     ]
     if args.no_record:

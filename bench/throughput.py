@@ -86,8 +86,8 @@ def breakdown(model, sims, paths, repeats):
         for key in ("normalise", "tile assembly", "network", "stitching"):
             stage[key].append(float(np.median([r[key] for r in runs])))
         stage["threshold + count"].append(median_time(lambda: metrics.n_cosmics(probs > 0.5), repeats))
-        stage["count_cosmics (with area, bbox, centroid)"].append(
-            median_time(lambda: metrics.count_cosmics(probs > 0.5), repeats))
+        stage["find_cosmics (with area, bbox, centroid)"].append(
+            median_time(lambda: metrics.find_cosmics(probs > 0.5), repeats))
         reference = predict_probabilities(model, frame)
         assert np.allclose(reference, probs, atol=1e-5), "step-by-step inference differs from segcore's"
         stage["segcore predict_probabilities"].append(median_time(lambda: predict_probabilities(model, frame), repeats))
@@ -450,8 +450,8 @@ def record(args, model, sims, stages, split, split_total, variant_rows, threads,
     rows.append(["tiles per frame (network pixels / frame pixels)"]
                 + [f"{int(stages[s]['tiles'])} ({tiling_cost((s, s), DEFAULT_TILE, DEFAULT_OVERLAP)[1]:.2f}x)" for s in stages] + ["" for s in stages])
     rows.append(["segcore.inference.predict_probabilities alone"] + [fmt_s(stages[s]["segcore predict_probabilities"]) for s in stages] + ["" for s in stages])
-    rows.append(["count_cosmics with area, bbox, centroid (instead of n_cosmics)"]
-                + [fmt_s(stages[s]["count_cosmics (with area, bbox, centroid)"]) for s in stages] + ["" for s in stages])
+    rows.append(["find_cosmics with area, bbox, centroid (instead of n_cosmics)"]
+                + [fmt_s(stages[s]["find_cosmics (with area, bbox, centroid)"]) for s in stages] + ["" for s in stages])
     lines += table(header, rows)
     macs = conv_macs(model, 512)
     total_macs = sum(macs.values())

@@ -386,7 +386,7 @@ def _write_masks(files, out: Path, overlays: bool, detect, mask_format: str = "a
 
     from . import formats, io
     from .overlays import prediction_overlay
-    from .metrics import count_cosmics
+    from .metrics import find_cosmics
 
     addresses, failures = _expand(files)
     masks = _MaskOutput(out, mask_format)
@@ -407,7 +407,7 @@ def _write_masks(files, out: Path, overlays: bool, detect, mask_format: str = "a
                 if overlays:
                     overlay = prediction_overlay(frame, mask)[..., ::-1]
                     (out / f"{io.frame_stem(address)}_overlay.png").write_bytes(io.encode_png(overlay))
-                cosmics = count_cosmics(mask)
+                cosmics = find_cosmics(mask)
                 rows.append({"file": address, "mask": written, "cosmics": len(cosmics), "cosmic_pixels": int(mask.sum()),
                              "invalid_pixels": 0 if invalid is None else int(invalid.sum())})
     except BaseException:

@@ -304,7 +304,7 @@ def n_cosmics(mask) -> int:
     return label_cosmics(mask)[0]
 
 
-def count_cosmics(mask) -> list[Cosmic]:
+def find_cosmics(mask) -> list[Cosmic]:
     """The cosmics of a 2-D mask with their area, bounding box and centroid.
 
     Parameters

@@ -32,7 +32,7 @@ def _draw_numbers(rgb: np.ndarray, pred: np.ndarray) -> None:
     # Readable on 64 px thumbnails and on 4k frames alike.
     scale = float(np.clip(min(height, width) / 1000.0, 0.3, 1.5))
     thickness = 1
-    for number, cosmic in enumerate(metrics.count_cosmics(pred), start=1):
+    for number, cosmic in enumerate(metrics.find_cosmics(pred), start=1):
         text = str(number)
         (text_w, text_h), _ = cv2.getTextSize(text, font, scale, thickness)
         row0, col0, _, col1 = cosmic.bbox
@@ -54,7 +54,7 @@ def overlay(frame, true_mask, pred_mask, numbers: bool = True) -> np.ndarray:
     true_mask : 2-D mask of the frame's shape, or None for a frame without one.
     pred_mask : 2-D predicted mask of the frame's shape.
     numbers : write 1..n beside the predicted cosmics, in the order of
-        :func:`segcore.metrics.count_cosmics`.
+        :func:`segcore.metrics.find_cosmics`.
 
     Returns
     -------

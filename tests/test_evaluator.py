@@ -17,7 +17,7 @@ from segcore import evaluator as ev
 from segcore import overlays
 from segcore.errors import InputFileError
 from segcore.io import read_mask, write_frame, write_mask
-from segcore.metrics import count_cosmics, object_scores
+from segcore.metrics import find_cosmics, object_scores
 from segcore.preprocess import display_image, normalize_frame
 
 # --------------------------------------------------------------------------- #
@@ -391,7 +391,7 @@ def test_overlay_numbers_are_written_beside_each_predicted_cosmic():
     numbered = overlays.overlay(frame, None, pred, numbers=True)
     changed = np.any(plain != numbered, axis=-1)
     near = np.zeros_like(changed)
-    for cosmic in count_cosmics(pred):
+    for cosmic in find_cosmics(pred):
         row0, col0, row1, col1 = cosmic.bbox
         box = changed[max(row0 - 3, 0) : row0 + 14, col1 - 2 : col1 + 14]
         assert box.any()  # a label sits right of this cosmic

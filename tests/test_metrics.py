@@ -16,7 +16,7 @@ from sklearn.metrics import (
 from segcore.metrics import (
     Cosmic,
     confusion_counts,
-    count_cosmics,
+    find_cosmics,
     count_error,
     count_score,
     label_cosmics,
@@ -238,7 +238,7 @@ def test_diagonally_touching_pixels_are_one_cosmic():
 def test_cosmic_properties_match_regionprops(seed):
     rng = np.random.default_rng(seed)
     mask = rng.random((50, 45)) < 0.25
-    cosmics = count_cosmics(mask)
+    cosmics = find_cosmics(mask)
     regions = regionprops(sk_label(mask, connectivity=2))
     assert len(cosmics) == len(regions)
     for cosmic, region in zip(cosmics, regions):
@@ -248,32 +248,32 @@ def test_cosmic_properties_match_regionprops(seed):
         assert cosmic.centroid == pytest.approx(region.centroid)
 
 
-def test_count_cosmics_hand_computed_case():
+def test_find_cosmics_hand_computed_case():
     mask = np.zeros((7, 6), np.uint8)
     mask[1:3, 2:5] = 1
     mask[5, 0] = 1
-    assert count_cosmics(mask) == [
+    assert find_cosmics(mask) == [
         Cosmic(label=1, area=6, bbox=(1, 2, 3, 5), centroid=(1.5, 3.0)),
         Cosmic(label=2, area=1, bbox=(5, 0, 6, 1), centroid=(5.0, 0.0)),
     ]
 
 
 def test_cosmic_fields_are_python_numbers():
-    (cosmic,) = count_cosmics(np.eye(3))
+    (cosmic,) = find_cosmics(np.eye(3))
     assert type(cosmic.area) is int
     assert all(type(v) is int for v in cosmic.bbox)
     assert all(type(v) is float for v in cosmic.centroid)
 
 
 def test_cosmic_is_frozen():
-    (cosmic,) = count_cosmics(np.eye(3))
+    (cosmic,) = find_cosmics(np.eye(3))
     with pytest.raises(dataclasses.FrozenInstanceError):
         cosmic.area = 5
 
 
 def test_empty_mask_has_no_cosmics():
     empty = np.zeros((9, 9), bool)
-    assert count_cosmics(empty) == []
+    assert find_cosmics(empty) == []
     assert n_cosmics(empty) == 0
     n, labels = label_cosmics(empty)
     assert n == 0 and not labels.any()
@@ -281,7 +281,7 @@ def test_empty_mask_has_no_cosmics():
 
 def test_counting_rejects_non_2d_mask():
     with pytest.raises(ValueError, match=r"2-D.*\(2, 3, 4\)"):
-        count_cosmics(np.zeros((2, 3, 4)))
+        find_cosmics(np.zeros((2, 3, 4)))
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import streamlit as st
 import db
 from segcore import io
 from segcore.errors import SegcoreError
-from segcore.metrics import count_cosmics, label_cosmics
+from segcore.metrics import find_cosmics as count_cosmics, label_cosmics
 from segcore.preprocess import excess_significance
 from ui.common import show_error
 from ui.edit_session import EditSession
