@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from segcore.metrics import PER_IMAGE_SCORES
 
 from .errors import NotFound, StoreError
-from .models import FALLBACK_THRESHOLD, LACOSMIC_CHECKPOINT, SPLITS, Evaluation, EvaluationResult, Frame, MaskRevisionRow, Run, RunRevision
+from .models import FALLBACK_THRESHOLD, LACOSMIC_CHECKPOINT, SPLITS, Evaluation, EvaluationResultRow, Frame, MaskRevisionRow, Run, RunRevision
 from .paths import from_stored, remove_tree, run_dir, to_stored, to_stored_any, token
 from .session import session_scope
 
@@ -238,7 +238,7 @@ def store_evaluation(
                 frame_id, revision_id = by_path[str(record["image_path"])]
                 prediction = record.get("prediction")
                 session.add(
-                    EvaluationResult(
+                    EvaluationResultRow(
                         evaluation_id=evaluation.id,
                         frame_id=frame_id,
                         revision_id=revision_id,
@@ -271,14 +271,14 @@ def evaluations_on_older_masks(dataset_id: int, frame_id: int | None = None) -> 
         .subquery()
     )
     query = (
-        select(EvaluationResult.evaluation_id, func.count())
-        .join(Evaluation, Evaluation.id == EvaluationResult.evaluation_id)
+        select(EvaluationResultRow.evaluation_id, func.count())
+        .join(Evaluation, Evaluation.id == EvaluationResultRow.evaluation_id)
         .join(Run, Run.id == Evaluation.run_id)
-        .join(current, current.c.frame_id == EvaluationResult.frame_id)
-        .where(Run.dataset_id == dataset_id, EvaluationResult.revision_id != current.c.revision_id)
-        .group_by(EvaluationResult.evaluation_id)
+        .join(current, current.c.frame_id == EvaluationResultRow.frame_id)
+        .where(Run.dataset_id == dataset_id, EvaluationResultRow.revision_id != current.c.revision_id)
+        .group_by(EvaluationResultRow.evaluation_id)
     )
     if frame_id is not None:
-        query = query.where(EvaluationResult.frame_id == frame_id)
+        query = query.where(EvaluationResultRow.frame_id == frame_id)
     with session_scope(write=False) as session:
         return {int(e): int(n) for e, n in session.execute(query).all()}

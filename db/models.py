@@ -246,10 +246,10 @@ class Evaluation(Base):
     pooled: Mapped[dict[str, Any]] = mapped_column(JSON)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    results: Mapped[list[EvaluationResult]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    results: Mapped[list[EvaluationResultRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
-class EvaluationResult(Base):
+class EvaluationResultRow(Base):
     """One image of an evaluation: every metric and the true and predicted cosmic counts."""
 
     __tablename__ = "evaluation_results"

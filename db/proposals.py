@@ -123,10 +123,10 @@ def proposal_probabilities(proposal_id: int) -> np.ndarray | None:
 def propose_from_evaluation(result_id: int) -> Proposal:
     """An evaluation's predicted mask of one frame as a proposal (made once, then reused), so a mask
     saved from it records its run and what was changed, like one from a prediction job."""
-    from .models import Evaluation, EvaluationResult
+    from .models import Evaluation, EvaluationResultRow
 
     with session_scope() as session:
-        result = session.get(EvaluationResult, result_id)
+        result = session.get(EvaluationResultRow, result_id)
         if result is None:
             raise NotFound(f"evaluation result {result_id} does not exist")
         if result.frame_id is None or not result.prediction_path:

@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import select
 
 from .errors import NotFound, StoreError
-from .models import LACOSMIC_CHECKPOINT, Evaluation, EvaluationResult, Frame, MaskRevisionRow
+from .models import LACOSMIC_CHECKPOINT, Evaluation, EvaluationResultRow, Frame, MaskRevisionRow
 from .paths import from_stored
 from .session import session_scope
 
@@ -59,7 +59,7 @@ def can_rescore(evaluation_id: int) -> bool:
         if row is None:
             raise NotFound(f"evaluation {evaluation_id} does not exist")
         folder = from_stored(row.predictions_dir)
-        first = session.scalars(select(EvaluationResult.image).where(EvaluationResult.evaluation_id == evaluation_id)
+        first = session.scalars(select(EvaluationResultRow.image).where(EvaluationResultRow.evaluation_id == evaluation_id)
                                 .limit(1)).first()
     return row.checkpoint != LACOSMIC_CHECKPOINT and first is not None and _file(folder, first).exists()
 
@@ -88,11 +88,11 @@ def rescore_evaluation(evaluation_id: int, threshold: float, progress=None):
         dilation = int((row.pooled or {}).get("dilation", 0) or 0)
         folder = from_stored(row.predictions_dir)
         scored = session.execute(
-            select(EvaluationResult.image, Frame.path, MaskRevisionRow.path, Frame.id, MaskRevisionRow.id)
-            .outerjoin(Frame, Frame.id == EvaluationResult.frame_id)
-            .outerjoin(MaskRevisionRow, MaskRevisionRow.id == EvaluationResult.revision_id)
-            .where(EvaluationResult.evaluation_id == evaluation_id)
-            .order_by(EvaluationResult.image)
+            select(EvaluationResultRow.image, Frame.path, MaskRevisionRow.path, Frame.id, MaskRevisionRow.id)
+            .outerjoin(Frame, Frame.id == EvaluationResultRow.frame_id)
+            .outerjoin(MaskRevisionRow, MaskRevisionRow.id == EvaluationResultRow.revision_id)
+            .where(EvaluationResultRow.evaluation_id == evaluation_id)
+            .order_by(EvaluationResultRow.image)
         ).all()
     gone = [image for image, frame, mask, _, _ in scored if frame is None or mask is None]
     if gone:

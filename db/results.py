@@ -20,7 +20,7 @@ from segcore.metrics import DERIVED_SCORES, PER_IMAGE_SCORES, SCORE_COLUMNS, der
 
 from .errors import NotFound, StoreError
 from .evaluations import EvaluationInfo, evaluation_info
-from .models import Dataset, EpochMetric, Evaluation, EvaluationResult, Frame, MaskRevisionRow, Run, RunRevision
+from .models import Dataset, EpochMetric, Evaluation, EvaluationResultRow, Frame, MaskRevisionRow, Run, RunRevision
 from .paths import from_stored
 from .runs import RunInfo, run_info
 from .session import session_scope
@@ -146,9 +146,9 @@ def _evaluation_rows(session, query) -> list[EvaluationInfo]:
     evaluations = list(session.scalars(query))
     counts = dict(
         session.execute(
-            select(EvaluationResult.evaluation_id, func.count(EvaluationResult.id))
-            .where(EvaluationResult.evaluation_id.in_([e.id for e in evaluations]))
-            .group_by(EvaluationResult.evaluation_id)
+            select(EvaluationResultRow.evaluation_id, func.count(EvaluationResultRow.id))
+            .where(EvaluationResultRow.evaluation_id.in_([e.id for e in evaluations]))
+            .group_by(EvaluationResultRow.evaluation_id)
         ).all()
     ) if evaluations else {}
     return [evaluation_info(e, int(counts.get(e.id, 0))) for e in evaluations]
@@ -199,7 +199,7 @@ def per_image_results(evaluation_id: int) -> pd.DataFrame:
         if session.get(Evaluation, evaluation_id) is None:
             raise NotFound(f"evaluation {evaluation_id} does not exist")
         rows = session.scalars(
-            select(EvaluationResult).where(EvaluationResult.evaluation_id == evaluation_id).order_by(EvaluationResult.image)
+            select(EvaluationResultRow).where(EvaluationResultRow.evaluation_id == evaluation_id).order_by(EvaluationResultRow.image)
         ).all()
     columns = ["result_id", "image", "frame_id", "revision_id", *PER_IMAGE_SCORES, "true_count", "pred_count",
                "prediction_path"]
@@ -243,7 +243,7 @@ def cleaned_frame(result_id: int) -> tuple[str, bytes]:
     from segcore.postprocess import clean_frame
 
     with session_scope(write=False) as session:
-        row = session.get(EvaluationResult, result_id)
+        row = session.get(EvaluationResultRow, result_id)
         if row is None:
             raise NotFound(f"evaluation result {result_id} does not exist")
         frame = session.get(Frame, row.frame_id) if row.frame_id is not None else None
@@ -263,7 +263,7 @@ def cleaned_frame(result_id: int) -> tuple[str, bytes]:
 def prediction_mask(result_id: int) -> np.ndarray:
     """The predicted mask of one evaluated image, as bool (H, W)."""
     with session_scope(write=False) as session:
-        row = session.get(EvaluationResult, result_id)
+        row = session.get(EvaluationResultRow, result_id)
         if row is None:
             raise NotFound(f"evaluation result {result_id} does not exist")
         if not row.prediction_path:

@@ -66,7 +66,7 @@ def dataset_without_masks(name: str = "Unlabelled", n: int = 3, size: int = 32) 
 
 def fake_evaluation(dataset_id: int, ious: dict[int, float], predictions: dict[int, np.ndarray]) -> int:
     """An evaluation as a finished run would leave it: per-frame scores and predicted masks."""
-    from db.models import Evaluation, EvaluationResult, Run
+    from db.models import Evaluation, EvaluationResultRow, Run
     from db.paths import to_stored
 
     folder = db.home() / "fake_predictions"
@@ -81,7 +81,7 @@ def fake_evaluation(dataset_id: int, ious: dict[int, float], predictions: dict[i
         for frame_id, iou in ious.items():
             path = folder / f"{frame_id}.png"
             io.write_mask(path, predictions[frame_id])
-            session.add(EvaluationResult(evaluation_id=evaluation.id, frame_id=frame_id, image=f"{frame_id}.png",
+            session.add(EvaluationResultRow(evaluation_id=evaluation.id, frame_id=frame_id, image=f"{frame_id}.png",
                                          iou=iou, f1=iou, true_count=1, pred_count=1,
                                          prediction_path=to_stored(path)))
         return evaluation.id

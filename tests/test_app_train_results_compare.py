@@ -58,7 +58,7 @@ def empty_store(tmp_path, monkeypatch):
 
 def _copy_run(run_id: int, name: str, config_changes: dict, score_shift: float) -> int:
     """A finished run like ``run_id`` with other settings and every score moved by ``score_shift``."""
-    from db.models import EpochMetric, Evaluation, EvaluationResult, Run
+    from db.models import EpochMetric, Evaluation, EvaluationResultRow, Run
     from segcore.metrics import PER_IMAGE_SCORES
 
     def moved(value):
@@ -99,9 +99,9 @@ def _copy_run(run_id: int, name: str, config_changes: dict, score_shift: float) 
             )
             session.add(new)
             session.flush()
-            for result in session.query(EvaluationResult).filter_by(evaluation_id=evaluation.id):
+            for result in session.query(EvaluationResultRow).filter_by(evaluation_id=evaluation.id):
                 session.add(
-                    EvaluationResult(
+                    EvaluationResultRow(
                         evaluation_id=new.id,
                         frame_id=result.frame_id,
                         revision_id=result.revision_id,

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import inspect, select, text, update
 
 import db
-from db.models import Base, EpochMetric, Evaluation, EvaluationResult, Run, utcnow
+from db.models import Base, EpochMetric, Evaluation, EvaluationResultRow, Run, utcnow
 from db.session import get_engine, session_scope
 from db_fixtures import make_layout, postgres_cluster, sqlite_store, store  # noqa: F401
 from segcore import io
@@ -271,7 +271,7 @@ def _fake_evaluation(run_id: int, frame: db.FrameRecord, iou: float, pred: np.nd
                                 summary={"iou": {"mean": iou, "std": 0.0}}, pooled={"iou": iou})
         session.add(evaluation)
         session.flush()
-        session.add(EvaluationResult(evaluation_id=evaluation.id, frame_id=frame.id, image=frame.name, iou=iou,
+        session.add(EvaluationResultRow(evaluation_id=evaluation.id, frame_id=frame.id, image=frame.name, iou=iou,
                                      precision=None, true_count=3, pred_count=2,
                                      prediction_path=path.relative_to(home).as_posix()))
         return evaluation.id

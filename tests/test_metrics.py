@@ -499,7 +499,7 @@ def test_derived_scores_agree_with_the_scores_of_the_masks():
 
 
 def test_every_score_list_is_a_part_of_the_one_list_in_its_order():
-    from db.models import EvaluationResult
+    from db.models import EvaluationResultRow
     from segcore import metrics
 
     pixel = ("iou", "dice", "pixel_accuracy", "precision", "recall", "f1", "specificity")
@@ -508,4 +508,4 @@ def test_every_score_list_is_a_part_of_the_one_list_in_its_order():
                                      "pred_count")
     assert metrics.BOUNDED_SCORES == (*pixel, *objects, "count_score")
     assert metrics.PER_IMAGE_SCORES == (*pixel, "object_precision", "object_recall", "count_score")
-    assert set(metrics.PER_IMAGE_SCORES) < {column.name for column in EvaluationResult.__table__.columns}
+    assert set(metrics.PER_IMAGE_SCORES) < {column.name for column in EvaluationResultRow.__table__.columns}
