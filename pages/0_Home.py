@@ -8,7 +8,7 @@ import db
 from db.models import ACTIVE_STATUSES
 from ui import navigation
 from ui.common import init_store, show_error, show_flash
-from ui.run_views import is_lacosmic
+from ui.run_text import is_lacosmic
 
 
 def simulated(dataset) -> bool:

@@ -15,7 +15,7 @@ from segcore.trainer import TrainConfig
 from ui import charts, navigation
 from ui.common import init_store
 from ui.run_admin import stop_text
-from ui.run_views import (
+from ui.run_text import (
     ACTIVE_STATUSES,
     INPUT_RECIPE_LABELS,
     LACOSMIC_LABEL,

@@ -9,18 +9,17 @@ import streamlit as st
 import db
 from segcore.errors import SegcoreError
 from ui import charts, navigation
-from ui.common import init_store
+from ui.common import init_store, store_key
+from ui.images import enlarge
 from ui.evaluation_views import frame_link, instant_rescore
 from ui.run_admin import run_notes_and_delete
-from ui.run_views import (
+from ui.run_text import (
     LACOSMIC_LABEL,
-    enlarge,
     evaluation_label,
     evaluation_threshold_text,
     is_lacosmic,
     lacosmic_parameters_text,
     run_label,
-    store_key,
     threshold_text,
 )
 

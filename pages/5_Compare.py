@@ -10,7 +10,7 @@ from segcore.metrics import BOUNDED_SCORES
 from ui import charts, navigation
 from ui.common import init_store
 from ui.evaluation_views import choose_evaluations, label_links
-from ui.run_views import (
+from ui.run_text import (
     LACOSMIC_LABEL,
     evaluation_threshold_text,
     full_config,

@@ -499,7 +499,7 @@ def test_compare_page_shows_differences_scores_curves_and_per_image_changes(popu
     assert (difference["difference"] > 0).all()  # every score of the copy was raised
     assert "B is better on" in _texts(at, "markdown")
     # The newest test evaluation's threshold: the run's own, or one set by hand (a re-score before this test).
-    from ui.run_views import evaluation_threshold_text
+    from ui.run_text import evaluation_threshold_text
 
     shown = evaluation_threshold_text(db.latest_evaluation(trained, "test"), db.get_run(trained))
     assert shown in (chosen, "0.3 (set by hand)")

@@ -11,7 +11,7 @@ import pytest
 from skimage.measure import label
 
 import db
-from ui.run_views import run_label
+from ui.run_text import run_label
 from db_fixtures import make_layout, sqlite_store  # noqa: F401
 from segcore.precision import resolve_precision
 

@@ -12,7 +12,7 @@ from db_fixtures import make_layout, sqlite_store  # noqa: F401
 from test_app_proposals import ROOT
 from test_db_predictions import _finished_run
 from ui.run_admin import stop_text
-from ui.run_views import readable_log
+from ui.run_text import readable_log
 
 # The start of a real worker log on a machine without a GPU (TF_CPP_MIN_LOG_LEVEL=2 already set).
 LOG = """run 3: pid 11004, starting

@@ -14,7 +14,6 @@ import streamlit as st
 from streamlit.errors import StreamlitAuthError
 
 from ui.navigation import require_navigation
-from ui.run_views import store_key
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -41,6 +40,13 @@ DEMO_SIZES = _demo_sizes()
 SPLIT_LABELS = {"train": "Train", "validation": "Validation", "test": "Test", "real": "Real (no masks)"}
 
 _demo_lock = threading.Lock()
+
+
+def store_key() -> str:
+    """Names the open store, so cached tables of one store never show in another."""
+    import db
+
+    return f"{os.environ.get('COSMICS_DB_URL', '')}|{db.home()}"
 
 
 @st.cache_resource(show_spinner="Opening the store...")

@@ -10,7 +10,7 @@ import streamlit as st
 import db
 from segcore.errors import SegcoreError
 from ui.common import show_error
-from ui.run_views import evaluation_label, is_lacosmic
+from ui.run_text import evaluation_label, is_lacosmic
 
 
 def instant_rescore(run, evaluation) -> None:

@@ -85,6 +85,13 @@ def difference_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def enlarge(image, at_least: int = 512):
+    """Repeat pixels by a whole factor so small frames show sharp, one-pixel cosmics included
+    (the browser would blur them when it scales the image up)."""
+    factor = max(1, -(-at_least // max(image.shape[:2])))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
+
+
 def thumbnail(image: np.ndarray, size: int = 160) -> np.ndarray:
     """Shrink an 8-bit image so its longer side is at most ``size`` pixels.
 

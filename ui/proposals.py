@@ -13,7 +13,7 @@ import streamlit as st
 
 from ui.common import SPLIT_LABELS, flash, show_error
 from ui.images import Window, resize_nearest, to_rgb
-from ui.run_views import STATUS_ICONS, is_lacosmic
+from ui.run_text import STATUS_ICONS, is_lacosmic
 
 #: Proposal cosmics not decided yet, and rejected ones (shown faintly where they were).
 UNDECIDED_COLOR = (255, 170, 0)

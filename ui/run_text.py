@@ -1,4 +1,6 @@
-"""What the Train, Results and Compare pages share: labels, timing."""
+"""How the pages speak of runs: their labels and status icons, thresholds and where they came
+from, LA Cosmic's parameters, the settings a run ran with, timing and progress, readable worker
+logs. Plain text and numbers from the store's RunInfo and EvaluationInfo; no Streamlit."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from db.models import ACTIVE_STATUSES  # noqa: F401  (the pages take it from here with the other run views)
+from db.models import ACTIVE_STATUSES  # noqa: F401  (the pages take it from here with the rest)
 from db.runs import STORE_OPTIONS
+
 STATUS_ICONS = {
     "queued": ":material/schedule:",
     "running": ":material/play_circle:",
@@ -19,26 +22,6 @@ STATUS_ICONS = {
     "cancelling": ":material/hourglass_top:",
 }
 
-
-def enlarge(image, at_least: int = 512):
-    """Repeat pixels by a whole factor so small frames show sharp, one-pixel cosmics included
-    (the browser would blur them when it scales the image up)."""
-    import numpy as np
-
-    factor = max(1, -(-at_least // max(image.shape[:2])))
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
-
-
-def store_key() -> str:
-    """Names the open store, so cached tables of one store never show in another."""
-    import os
-
-    import db
-
-    return f"{os.environ.get('COSMICS_DB_URL', '')}|{db.home()}"
-
-
-#: Store bookkeeping in a run's configuration, not a choice the user made.
 #: What the pages say of an LA Cosmic run wherever a training run shows training things.
 LACOSMIC_LABEL = "LA Cosmic (no training)"
 #: LA Cosmic's noise parameters, left empty to be measured on each frame, as the pages name them.
