@@ -22,7 +22,8 @@ Set-up
 
 Datasets and frames (``db.datasets``)
 -------------------------------------
-``SPLITS = ("train", "validation", "test", "real")``; folder names ``Train/``, ``TrainAnnotation/`` ...
+``SPLITS = ("train", "validation", "test", "real")``; ``SPLIT_FOLDERS`` (``segcore.data.SPLIT_FOLDERS``: split ->
+    folder name ``Train/`` ..., masks in ``TrainAnnotation/`` ...)
 ``create_dataset(name) -> DatasetInfo``
 ``import_folder(folder, name=None, dataset_id=None, author="import") -> ImportReport``
     a folder in the original layout (Train/, TrainAnnotation/, ..., optional Real/); into a new
