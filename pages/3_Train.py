@@ -35,6 +35,10 @@ from ui.run_text import (
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 LACOSMIC_DEFAULTS = LACosmicParams()
 LOSSES = {"cross_entropy": "Cross-entropy (the original)", "dice_cross_entropy": "Cross-entropy + Dice (recommended)"}
+SCHEDULE_LABELS = {
+    "cosine": "Cosine: anneal over the run or its time limit",
+    "step": "Step: the original decay by frames seen",
+}
 # The recommended recipe (TrainConfig's default) first.
 RECIPES = {
     recipe: INPUT_RECIPE_LABELS.get(recipe, recipe)
@@ -251,6 +255,16 @@ with st.expander("Start a new run", expanded=not active):
             steps = c4.number_input("Batches per epoch", min_value=0, max_value=1_000_000, value=0, help="0: enough crops to cover every training pixel about once per epoch.")
             st.markdown("**Learning rate schedule**")
             decay_every = DEFAULTS["decay_frames"]
+            schedule = st.radio(
+                "Schedule",
+                list(SCHEDULE_LABELS),
+                index=list(SCHEDULE_LABELS).index(DEFAULTS["schedule"]),
+                format_func=SCHEDULE_LABELS.get,
+                horizontal=True,
+                help="Cosine lowers the rate smoothly to 1 % of it by the last epoch, or by the time limit if that "
+                "comes first. Step keeps the original script's decay; flat epochs, decay rate and decay every apply "
+                "to it only.",
+            )
             c1, c2, c3, c4, c5 = st.columns(5)
             learning_rate = c1.number_input("Learning rate", min_value=0.0, max_value=1.0, value=DEFAULTS["learning_rate"], step=1e-5, format="%.1e")
             flat_epochs = c2.number_input("Flat epochs", min_value=0, max_value=10_000, value=DEFAULTS["flat_epochs"], help=f"Counted in frames seen, not in this run's epochs: the rate stays full for this many x "
@@ -345,6 +359,7 @@ with st.expander("Start a new run", expanded=not active):
                 flat_epochs=int(flat_epochs),
                 decay_rate=float(decay_rate),
                 decay_frames=int(decay_frames),
+                schedule=schedule,
                 patience=int(patience),
                 backbone_weights=backbone,
                 freeze_backbone=bool(freeze),

@@ -7,6 +7,7 @@ module) and a copy of it with other settings and scores, so Compare has two.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import db
+from segcore.trainer import TrainConfig
 from ui import charts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -256,12 +258,17 @@ def test_train_form_submits_the_original_recipe_and_a_fixed_threshold(empty_stor
     assert not any(s.label == "Threshold for the final evaluation" for s in at.slider)  # chosen on validation
     loss = next(r for r in at.radio if r.label == "Loss")
     assert loss.value == "dice_cross_entropy"
+    schedule = next(r for r in at.radio if r.label == "Schedule")
+    default_schedule = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "schedule")
+    assert schedule.value == default_schedule and len(schedule.options) == 2
+    other_schedule = "step" if default_schedule == "cosine" else "cosine"
     assert next(s for s in at.slider if s.label.startswith("Crops placed")).value == 0.5
 
     at.checkbox(key="train_auto_threshold").uncheck().run()
     _no_exception(at)
     next(s for s in at.slider if s.label == "Threshold for the final evaluation").set_value(0.3)
     next(s for s in at.selectbox if s.label == "Input recipe").set_value("stretch")
+    next(r for r in at.radio if r.label == "Schedule").set_value(other_schedule)
     _fill_train_form(at, **{"Run name": "original recipe", "Decay every": 1000})
     next(b for b in at.button if b.label == "Start training").click().run()
     _no_exception(at)
@@ -269,6 +276,7 @@ def test_train_form_submits_the_original_recipe_and_a_fixed_threshold(empty_stor
     (run,) = db.list_runs()
     assert run.name == "original recipe"
     assert (run.config["input_recipe"], run.config["decay_frames"]) == ("stretch", 1000)
+    assert run.config["schedule"] == other_schedule
     assert (run.threshold, run.threshold_source) == (0.3, "fixed")
 
 
