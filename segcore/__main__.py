@@ -463,6 +463,7 @@ def _add_dilate(parser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .data import SPLITS
     from .preprocess import INPUT_RECIPES
+    from .data import COSMIC_CROP_CHOICES
     from .trainer import BACKBONES, LOSSES, SCHEDULES, TrainConfig
 
     def default(name):
@@ -542,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of crops placed around a cosmic (default %(default)s)",
     )
     train.add_argument(
-        "--cosmic-crop-choice", default=default("cosmic_crop_choice"), choices=("pixel", "cosmic"),
+        "--cosmic-crop-choice", default=default("cosmic_crop_choice"), choices=COSMIC_CROP_CHOICES,
         help="how a crop around a cosmic picks it: pixel (large cosmics more often) or cosmic (each alike); "
         "default %(default)s",
     )

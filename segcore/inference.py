@@ -16,8 +16,7 @@ import weakref
 
 import numpy as np
 
-# model_precision is not used here: segcore.trainer takes it from this module with inference_model.
-from .inference_graph import inference_model, model_precision  # noqa: F401
+from .inference_graph import inference_model
 from .preprocess import network_input
 from .tiles import DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling, default_batch_size, padded_shape, tile_layout
 

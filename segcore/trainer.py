@@ -382,7 +382,8 @@ def choose_threshold(model, pairs, precision: str = "float32") -> tuple[float, f
     -------
     (threshold, f1)
     """
-    from .inference import inference_model, predict_probabilities
+    from .inference import predict_probabilities
+    from .inference_graph import inference_model
     from .metrics import ThresholdSearch
 
     predictor = inference_model(model, precision)
@@ -411,7 +412,7 @@ def train(
     """
     import keras
 
-    from .inference import model_precision
+    from .inference_graph import model_precision
     from .model import build_deeplabv3plus, load_model, model_card, set_model_threshold
 
     listeners = list(listeners)
