@@ -461,9 +461,8 @@ def _add_dilate(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import SPLITS
+    from .data import COSMIC_CROP_CHOICES, SPLITS
     from .preprocess import INPUT_RECIPES
-    from .data import COSMIC_CROP_CHOICES
     from .trainer import BACKBONES, LOSSES, SCHEDULES, TrainConfig
 
     def default(name):
