@@ -17,6 +17,8 @@ Modules:
 - ``classical``: LA Cosmic, a detector that needs no training
 - ``components``: accepting or rejecting a proposed mask cosmic by cosmic
 - ``postprocess``: growing a predicted mask, cleaning the frame under it
+- ``outputs``: where predict, lacosmic and clean write each frame's files; ``cluster``: the same spread over a
+  Dask cluster's workers (``--dask``), resumable
 - ``__main__``: the command line; run ``python -m segcore --help``
 """
 

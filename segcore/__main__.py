@@ -17,6 +17,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .errors import SegcoreError  # noqa: E402
+from .outputs import FrameOutput, MaskOutput, refuse_clashes  # noqa: E402
 from .tiles import DEFAULT_OVERLAP, DEFAULT_TILE  # noqa: E402
 from .precision import PRECISION_POLICIES  # noqa: E402
 
@@ -151,6 +152,8 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .inference import load_inference_model, model_threshold, predict_mask
 
+    if args.dask:
+        return _on_cluster(args, model=args.model)
     model = load_inference_model(args.model, args.precision)
     threshold = model_threshold(model) if args.threshold is None else args.threshold
     return _write_masks(
@@ -180,6 +183,10 @@ def cmd_lacosmic(args) -> int:
         print(f"tuned on {len(pairing.pairs)} frames: sigclip {params.sigclip}, objlim {params.objlim}, "
               f"sigfrac {params.sigfrac} (pooled F1 {best['f1']:.4f}, precision {best['precision']:.4f}, "
               f"recall {best['recall']:.4f})")
+    if args.dask:
+        from dataclasses import asdict
+
+        return _on_cluster(args, lacosmic=asdict(params))
     return _write_masks(
         args.files, Path(args.out), args.overlays, _grown(lambda frame: lacosmic_mask(frame, params), args), args.mask_format
     )
@@ -206,12 +213,14 @@ def cmd_clean(args) -> int:
         if formats.frame_file(path).parent.resolve() == out.resolve():
             raise SegcoreError(f"{path}: is in --out {out}; its cleaned copy would overwrite it")
     addresses, failures = _expand(args.files)
-    masks = _MaskOutput(out, args.mask_format, "_mask")
-    frames = _FrameOutput(out)
-    _refuse_clashes(addresses, frames.target, frames.group, "cleaned frames")
-    _refuse_clashes(addresses, masks.target, masks.group, "masks")
+    masks = MaskOutput(out, args.mask_format, "_mask")
+    frames = FrameOutput(out)
+    refuse_clashes(addresses, frames.target, frames.group, "cleaned frames")
+    refuse_clashes(addresses, masks.target, masks.group, "masks")
     if {frames.target(a) for a in addresses} & {masks.target(a) for a in addresses}:
         raise SegcoreError("a cleaned frame and a mask would be written to the same file; use another --mask-format")
+    if args.dask:
+        return _on_cluster(args, model=args.model, clean=True, addresses=addresses, failures=failures)
     if args.model:
         from .inference import load_inference_model, model_threshold, predict_mask
 
@@ -248,6 +257,46 @@ def cmd_clean(args) -> int:
     return EXIT_BAD_INPUT if failures else 0
 
 
+def _on_cluster(args, model=None, lacosmic=None, clean=False, addresses=None, failures=0) -> int:
+    """predict, lacosmic or clean with ``--dask``: the frames spread over a Dask cluster's workers
+    (:mod:`segcore.cluster`); a rerun into the same --out skips the frames already done."""
+    from tqdm.auto import tqdm
+
+    from . import cluster
+    from .postprocess import check_dilation
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SegcoreError(f"{out}: is a file; give a folder for the results")
+    if model is not None and not Path(model).is_file():
+        raise SegcoreError(f"{model}: no such model file")
+    if addresses is None:
+        addresses, failures = _expand(args.files)
+        masks = MaskOutput(out, args.mask_format)
+        refuse_clashes(addresses, masks.target, masks.group, "masks", "would both be written as")
+    job = cluster.FrameJob(
+        out=str(out.absolute()), model=None if model is None else str(Path(model).absolute()), lacosmic=lacosmic,
+        threshold=getattr(args, "threshold", None), tile=getattr(args, "tile", DEFAULT_TILE),
+        overlap=getattr(args, "overlap", DEFAULT_OVERLAP), precision=getattr(args, "precision", "auto"),
+        dilate=check_dilation(args.dilate), mask_format=args.mask_format, overlays=getattr(args, "overlays", False),
+        clean=clean,
+    )
+    with cluster.connect(args.dask, args.dask_workers) as client:
+        workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        print(f"{len(addresses)} frames on the Dask cluster at {args.dask} ({workers} workers)", file=sys.stderr)
+        result = cluster.run_frames(
+            client, job, addresses, progress=_progress_bar(len(addresses), "cleaning" if clean else "predicting"),
+            report=lambda line: tqdm.write(f"error: {line}", file=sys.stderr), display_out=out,
+        )
+    _close_bars()
+    failures += len(result.errors)
+    done = f"{len(result.rows)} cleaned frames and their masks written to {out}" if clean else \
+        f"{len(result.rows)} masks and counts.csv written to {out}"
+    print(done + (f" ({result.skipped} done by an earlier run)" if result.skipped else "")
+          + (f"; {failures} files failed" if failures else ""))
+    return EXIT_BAD_INPUT if failures else 0
+
+
 def _expand(files) -> tuple[list[str], int]:
     """Every frame of ``files`` (a stack gives one address per frame); files that cannot be opened are reported."""
     from . import io
@@ -262,123 +311,6 @@ def _expand(files) -> tuple[list[str], int]:
     return list(dict.fromkeys(addresses)), failures
 
 
-def _refuse_clashes(addresses, target, group, what: str, verb: str = "would both write") -> None:
-    """Refuse two inputs that would write the same output file (frames of one stack share their stack's file)."""
-    owner: dict[Path, tuple[object, str]] = {}
-    for address in addresses:
-        path, key = target(address), group(address)
-        first_key, first = owner.setdefault(path, (key, address))
-        if first_key != key:
-            raise SegcoreError(f"{first} and {address} {verb} {path}; write their {what} into separate --out folders")
-
-
-class _MaskOutput:
-    """Masks into ``out``: ``<frame stem><suffix>.<format>``, or for the frames of an HDF5 stack (format h5) one
-    ``<file stem><suffix>.h5`` holding one mask per frame in the input's layout (and the NeXus pixel_mask)."""
-
-    def __init__(self, out: Path, mask_format: str, suffix: str = ""):
-        self.out, self.mask_format, self.suffix = out, mask_format, suffix
-        self._stacks: dict = {}
-        self._infos: dict = {}
-
-    def format_of(self, address: str) -> str:
-        from . import formats
-
-        return formats.mask_format_for_input(address) if self.mask_format == "auto" else self.mask_format
-
-    def _stacked(self, address: str) -> bool:
-        from . import formats
-
-        return self.format_of(address) == "h5" and formats.is_hdf5(address)
-
-    def group(self, address: str):
-        from . import formats
-
-        parsed = formats.parse_address(address)
-        return (str(parsed.file), parsed.dataset) if self._stacked(address) else address
-
-    def target(self, address: str) -> Path:
-        from . import formats
-
-        if self._stacked(address):
-            return self.out / f"{formats.frame_stem(formats.frame_file(address))}{self.suffix}.h5"
-        extension = {"tif": "tif"}.get(self.format_of(address), self.format_of(address))
-        return self.out / f"{formats.frame_stem(address)}{self.suffix}.{extension}"
-
-    def write(self, address: str, mask) -> str:
-        """Write ``mask`` for the frame ``address``; where it went (an address inside a stack file)."""
-        from . import formats, io
-
-        path = self.target(address)
-        if not self._stacked(address):
-            io.write_mask(path, mask)
-            return str(path)
-        parsed = formats.parse_address(address)
-        key = self.group(address)
-        if key not in self._stacks:
-            info = formats.hdf5_info(address)
-            self._infos[key] = info
-            self._stacks[key] = formats.mask_stack_writer(path, info)
-        self._stacks[key].write(parsed.index, mask)
-        return str(formats.FrameAddress(path, self._infos[key].dataset, parsed.index))
-
-    def close(self) -> None:
-        while self._stacks:
-            _, writer = self._stacks.popitem()
-            writer.close()
-
-    def abort(self) -> None:
-        while self._stacks:
-            _, writer = self._stacks.popitem()
-            writer.abort()
-
-
-class _FrameOutput:
-    """Cleaned frames into ``out`` in their own format: a file under its own name (fabio formats fabio cannot
-    write become EDF), the frames of an HDF5 stack one stack file of the same name, layout and pixel type."""
-
-    def __init__(self, out: Path):
-        self.out = out
-        self._stacks: dict = {}
-
-    def group(self, address: str):
-        from . import formats
-
-        parsed = formats.parse_address(address)
-        return (str(parsed.file), parsed.dataset) if formats.is_hdf5(address) else address
-
-    def target(self, address: str) -> Path:
-        from . import formats
-
-        parsed = formats.parse_address(address)
-        if formats.is_hdf5(address):
-            return self.out / parsed.file.name
-        if formats.is_fabio(address):
-            suffix = formats.suffix_of(parsed.file)
-            name = formats.frame_stem(address) + (suffix if suffix in (".edf", ".cbf") else ".edf")
-            return self.out / name
-        return self.out / parsed.file.name
-
-    def write(self, address: str, frame) -> None:
-        from . import formats, io
-
-        path = self.target(address)
-        if not formats.is_hdf5(address):
-            if path.suffix == ".cbf" and frame.dtype.kind == "f":
-                path = path.with_suffix(".edf")
-            io.write_frame(path, frame)
-            return
-        key = self.group(address)
-        if key not in self._stacks:
-            info = formats.hdf5_info(address)
-            self._stacks[key] = formats.StackWriter(path, info.dataset, info.frames, (info.height, info.width), frame.dtype,
-                                                    level=1)
-        self._stacks[key].write(formats.parse_address(address).index, frame)
-
-    close = _MaskOutput.close
-    abort = _MaskOutput.abort
-
-
 def _write_masks(files, out: Path, overlays: bool, detect, mask_format: str = "auto") -> int:
     """Masks (by ``mask_format``; ``auto``: the input's own kind), optional overlays and counts.csv for every frame
     of ``files``; unreadable files are reported."""
@@ -389,8 +321,8 @@ def _write_masks(files, out: Path, overlays: bool, detect, mask_format: str = "a
     from .metrics import find_cosmics
 
     addresses, failures = _expand(files)
-    masks = _MaskOutput(out, mask_format)
-    _refuse_clashes(addresses, masks.target, masks.group, "masks", "would both be written as")
+    masks = MaskOutput(out, mask_format)
+    refuse_clashes(addresses, masks.target, masks.group, "masks", "would both be written as")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     try:
@@ -450,6 +382,18 @@ def _add_mask_format(parser) -> None:
         help="how masks are written: auto (default) writes the input's own kind: for an HDF5/NeXus stack one "
         "compressed .h5 per stack with one mask per frame at the input's dataset path and the NeXus pixel_mask, "
         ".edf for EDF, CBF and the other detector formats, .png otherwise; png, npy, edf, tif or h5 for every frame",
+    )
+
+
+def _add_dask(parser) -> None:
+    parser.add_argument(
+        "--dask", metavar="SCHEDULER",
+        help="spread the frames over a Dask cluster: a scheduler address (tcp://host:8786), or 'local' for worker "
+        "processes on this machine; results are written as frames finish and a rerun into the same --out skips "
+        "the frames already done",
+    )
+    parser.add_argument(
+        "--dask-workers", type=int, metavar="N", help="with --dask local: worker processes (default: one per core)",
     )
 
 
@@ -578,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tiling(predict)
     _add_dilate(predict)
     _add_mask_format(predict)
+    _add_dask(predict)
     predict.set_defaults(run=cmd_predict)
 
     classical = commands.add_parser(
@@ -601,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     classical.add_argument("--tune-split", default="Validation", choices=SPLITS)
     _add_dilate(classical)
     _add_mask_format(classical)
+    _add_dask(classical)
     classical.set_defaults(run=cmd_lacosmic)
 
     clean = commands.add_parser(
@@ -619,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tiling(clean)
     _add_dilate(clean)
     _add_mask_format(clean)
+    _add_dask(clean)
     clean.set_defaults(run=cmd_clean)
     return parser
 
