@@ -124,10 +124,74 @@ def _store_proposal(job_id: int, frame_id: int, threshold: float, mask: np.ndarr
         mark_proposed(session, frame_id)
 
 
+#: A Dask scheduler's address (tcp://host:8786): prediction jobs send their frames to its workers.
+DASK_SCHEDULER_SETTING = "COSMICS_DASK_SCHEDULER"
+
+
+def dask_scheduler() -> str | None:
+    """The scheduler prediction jobs use (``COSMICS_DASK_SCHEDULER``), None: this process does the work."""
+    return os.environ.get(DASK_SCHEDULER_SETTING, "").strip() or None
+
+
+def _progress(job_id: int, done: int) -> None:
+    _write(lambda s: s.execute(update(PredictionJob).where(PredictionJob.id == job_id).values(
+        frames_done=done, heartbeat=utcnow())), "progress")
+
+
+def predict_on_cluster(job: PredictionJob, cancel: CancelToken, scheduler: str) -> str:
+    """The job's proposals made by the workers of the Dask cluster at ``scheduler`` (each loads the model once and
+    keeps it, :func:`segcore.cluster.proposal`); this process stores them as they come back, in any order."""
+    from segcore import cluster
+
+    if job.model_source == "lacosmic":
+        model, params = None, job.params or {}
+    elif not job.model_path:
+        raise StoreError(f"prediction job {job.id} has no model file")
+    else:
+        model, params = str(from_stored(job.model_path)), None
+    frames = []
+    for frame_id in job.frame_ids:
+        found = _frame_or_none(frame_id, job.dataset_id, job.dataset_name)
+        if found is None:
+            print(f"prediction {job.id}: frame {frame_id} was deleted; skipped", flush=True)
+        else:
+            frames.append((frame_id, *found))
+    with cluster.connect(scheduler) as client:
+        from distributed import as_completed
+
+        threshold, precision = (lacosmic_detector(params)[1], None) if model is None else \
+            client.submit(cluster.model_facts, model, job.threshold, pure=False).result()
+        _write(lambda s: s.execute(update(PredictionJob).where(PredictionJob.id == job.id).values(
+            threshold=threshold, precision=precision, heartbeat=utcnow())), "model loaded")
+        print(f"prediction {job.id}: {job.model_name} at threshold {threshold:g} on {len(job.frame_ids)} frame(s) "
+              f"on the Dask cluster at {scheduler}", flush=True)
+        futures = client.map(cluster.proposal, [str(path) for _, _, path in frames], model=model,
+                             threshold=job.threshold, lacosmic=params, pure=False)
+        frame_of = {future: frame for future, frame in zip(futures, frames)}
+        done = len(job.frame_ids) - len(frames)
+        try:
+            for future in as_completed(futures):
+                if cancel.cancelled:
+                    print(f"prediction {job.id}: cancelled after {done} frame(s)", flush=True)
+                    return "cancelled"
+                frame_id, name, _ = frame_of[future]
+                mask, probabilities, used = future.result()
+                future.release()
+                _store_proposal(job.id, frame_id, used, mask, probabilities)
+                done += 1
+                _progress(job.id, done)
+        finally:
+            client.cancel(futures)
+    return "finished"
+
+
 def predict(job: PredictionJob, cancel: CancelToken) -> str:
     """Make the job's proposals frame by frame; the final status."""
     from segcore import formats, io
 
+    scheduler = dask_scheduler()
+    if scheduler is not None:
+        return predict_on_cluster(job, cancel, scheduler)
     if job.model_source == "lacosmic":
         detect, threshold, precision = lacosmic_detector(job.params or {})
     else:

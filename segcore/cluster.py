@@ -256,6 +256,14 @@ def proposal(path: str, model: str | None, threshold: float | None, lacosmic: di
     return formats.clear_invalid(mask, invalid), probabilities, float(threshold)
 
 
+def model_facts(model: str, threshold: float | None = None) -> tuple[float, str]:
+    """(the threshold a job uses, the arithmetic the network computes in) for ``model`` on a worker."""
+    from .inference_graph import model_precision
+
+    network, own = cached_model(model)
+    return float(own if threshold is None else threshold), model_precision(network)
+
+
 # --- on the client -----------------------------------------------------------------------------------------------
 
 @contextmanager
