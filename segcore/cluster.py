@@ -13,7 +13,7 @@ one-process command line bit for bit (tests/test_cluster.py).
 :func:`proposal` is the same per-worker detector for the app's prediction jobs (``COSMICS_DASK_SCHEDULER``), which
 store what comes back themselves.
 
-Needs ``dask[distributed]``. SLURM or PBS clusters come from dask-jobqueue (README, ``bench/dask_jobqueue_example.py``).
+Needs ``dask[distributed]``. SLURM or PBS clusters come from dask-jobqueue (README, ``examples/slurm_predict.py``).
 """
 
 from __future__ import annotations
