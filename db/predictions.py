@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import select, update
 
@@ -195,6 +195,10 @@ def _frames_to_predict(session, dataset: Dataset, split: str | None, frame_ids: 
     return split or "dataset", ids
 
 
+#: What proposals of LA Cosmic without a run say made them.
+BUILT_IN_LACOSMIC = "LA Cosmic (built in, no run)"
+
+
 def start_prediction(
     dataset_id: int,
     run_id: int | None = None,
@@ -203,6 +207,7 @@ def start_prediction(
     split: str | None = None,
     frame_ids: Sequence[int] | None = None,
     threshold: float | None = None,
+    lacosmic: Mapping[str, Any] | None = None,
 ) -> int:
     """Record a prediction job and start it in its own process.
 
@@ -213,6 +218,8 @@ def start_prediction(
     run_id : a run that is not active: a training run with a model file, or a finished LA Cosmic run.
     model_file : instead of a run, a ``.keras`` file (path, or ``(file name, bytes)``); copied
         into the job's folder.
+    lacosmic : instead of a run or a file, LA Cosmic with these parameters (``{}``: its defaults,
+        the noise measured on each frame), so a new user gets proposals before any run exists.
     split : only this split's frames ("train", "validation", "test" or "real").
     frame_ids : only these frames (e.g. the frame on screen); otherwise the split, or the dataset.
     threshold : probability threshold of the proposals; default the run's (else 0.5), an uploaded
@@ -223,8 +230,8 @@ def start_prediction(
     The job id; ``get_prediction(id)`` tells its progress. Bad input (no such run, a run without
     a model, a file that is not ``.keras``, no frames) raises StoreError before anything is recorded.
     """
-    if (run_id is None) == (model_file is None):
-        raise StoreError("predict with a run or with a model file (one of them)")
+    if sum(x is not None for x in (run_id, model_file, lacosmic)) != 1:
+        raise StoreError("predict with a run, a model file or LA Cosmic's parameters (one of them)")
     with session_scope() as session:
         dataset = session.get(Dataset, dataset_id)
         if dataset is None:
@@ -235,6 +242,16 @@ def start_prediction(
                 raise NotFound(f"run {run_id} does not exist")
             model = _run_model(session, run, threshold)
             upload = None
+        elif lacosmic is not None:
+            from segcore.evaluator import DETECTOR_THRESHOLD
+
+            from .classical import _checked_params
+
+            if threshold is not None and float(threshold) != DETECTOR_THRESHOLD:
+                raise StoreError("LA Cosmic's masks have no probability threshold to set")
+            upload = None
+            model = dict(model_source="lacosmic", model_name=BUILT_IN_LACOSMIC, model_path=None,
+                         params=_checked_params(lacosmic).to_dict(), threshold=DETECTOR_THRESHOLD)
         else:
             upload = _model_file_bytes(model_file)
             model = dict(model_source="file", model_name=upload[0], model_path=None, params=None,

@@ -49,6 +49,7 @@ BACKBONES = {
     "imagenet": "ImageNet (pre-trained; random start if it cannot be loaded)",
     "none": "None (random start)",
     "file": "A weights file (upload or path)",
+    "tiny": "No ResNet50: a tiny network that trains in seconds, to try the whole loop (it finds cosmics poorly)",
 }
 
 init_store()
@@ -377,6 +378,8 @@ with st.expander("Start a new run", expanded=not active):
                     weights_file = "upload"
                 elif weights_path.strip():
                     weights_file = weights_path.strip()
+            if backbone == "tiny":
+                values.update(backbone="tiny", backbone_weights="none")
             problems = _config_problems(values, weights_file)
             if not problems and backbone == "file":
                 try:

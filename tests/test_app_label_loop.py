@@ -121,3 +121,19 @@ def test_a_reload_keeps_the_dataset_the_frame_and_the_author_from_the_address():
     assert "frame" not in address
     assert reload(address).session_state["dataset_id"] == other.id
     assert reload({"dataset": "no such"}).session_state["dataset_id"] == demo.id  # a bad address: the first
+
+
+def test_with_no_run_at_all_the_predict_form_offers_lacosmic_built_in(monkeypatch):
+    from ui.proposals import BUILT_IN
+
+    run_prediction = _in_process(monkeypatch)
+    at = _label_page()
+    demo = db.list_datasets()[0]
+    assert at.selectbox(key="lbl_predict_run").value == BUILT_IN  # no run yet: LA Cosmic built in is offered first
+    at.radio(key="lbl_predict_scope").set_value("frame")
+    _button(at, "Predict").click().run()
+    assert not at.exception, at.exception
+    (job,) = db.list_predictions(demo.id)
+    assert run_prediction(job.id) == 0
+    job = db.get_prediction(job.id)
+    assert (job.status, job.model_source, job.run_id, job.scope) == ("finished", "lacosmic", None, "frame")

@@ -136,3 +136,27 @@ def test_migration_0007_downgrades_and_upgrades_keeping_proposals_and_masks(data
     assert db.review_statuses(dataset) == {}  # statuses go with the table; proposals stay
     queue = [e for e in db.labeling_queue(dataset) if e.split == "real"]
     assert all(e.model_proposal_id is not None and e.uncertain_pixels is not None for e in queue)
+
+
+def test_lacosmic_built_in_proposes_without_any_run_and_bad_parameters_are_refused(dataset, no_process):
+    from segcore.classical import LACosmicParams, lacosmic_mask
+
+    real = db.list_frames(dataset, "real")
+    job_id = db.start_prediction(dataset, split="real", lacosmic={"sigclip": 5.0})
+    assert no_process(job_id) == 0
+    job = db.get_prediction(job_id)
+    assert (job.status, job.model_source, job.run_id, job.model_name) == (
+        "finished", "lacosmic", None, "LA Cosmic (built in, no run)")
+    for frame in real:
+        (proposal,) = db.frame_proposals(frame.id)
+        expected = lacosmic_mask(db.read_frame(frame.id), LACosmicParams(sigclip=5.0))
+        np.testing.assert_array_equal(db.proposal_mask(proposal.id), expected)
+    assert set(db.review_statuses(dataset).values()) == {"proposed"}
+    before = len(db.list_predictions())
+    with pytest.raises(db.StoreError, match="unknown LA Cosmic parameter"):
+        db.start_prediction(dataset, lacosmic={"sigma": 3})
+    with pytest.raises(db.StoreError, match="one of them"):
+        db.start_prediction(dataset, 1, lacosmic={})
+    with pytest.raises(db.StoreError, match="no probability threshold"):
+        db.start_prediction(dataset, lacosmic={}, threshold=0.3)
+    assert len(db.list_predictions()) == before

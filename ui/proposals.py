@@ -19,6 +19,8 @@ from ui.run_text import STATUS_ICONS, is_lacosmic
 UNDECIDED_COLOR = (255, 170, 0)
 REJECTED_COLOR = (60, 160, 255)
 DELETED_DATASET_NOTICE = timedelta(minutes=30)
+#: The predict form's choice of LA Cosmic without a run.
+BUILT_IN = -1
 
 
 def proposal_overlay(
@@ -119,11 +121,13 @@ def predict_form(dataset, frame) -> None:
     by_id = {r.id: r for r in models}
     with st.form("lbl_predict", border=False):
         run_id = st.selectbox(
-            "Model", [0, *by_id], key="lbl_predict_run",
+            "Model", [0, *by_id, BUILT_IN], key="lbl_predict_run",
             format_func=lambda i: "an uploaded .keras file" if i == 0 else
+            "LA Cosmic, built in (no run, no masks needed)" if i == BUILT_IN else
             f"{by_id[i].name} · {'LA Cosmic' if is_lacosmic(by_id[i]) else 'trained'} on {by_id[i].dataset_name}",
-            index=1 if by_id else 0,
-            help="Any finished run, trained on any dataset; LA Cosmic needs no training at all.")
+            index=1,  # the newest run, else LA Cosmic built in
+            help="Any finished run, trained on any dataset; LA Cosmic needs no training at all (built in: its "
+            "default parameters, the noise measured on each frame).")
         upload = st.file_uploader("Model file (.keras), for an uploaded model", type=["keras"], key="lbl_predict_file")
         splits = [s for s in SPLIT_LABELS if dataset.frames.get(s)]
         scope = st.radio("Frames", ["frame", *splits, "dataset"], key="lbl_predict_scope",
@@ -137,7 +141,9 @@ def predict_form(dataset, frame) -> None:
         return
     where = dict(frame_ids=[frame.id]) if scope == "frame" else {} if scope == "dataset" else dict(split=scope)
     try:
-        if run_id == 0:
+        if run_id == BUILT_IN:
+            job_id = db.start_prediction(dataset.id, lacosmic={}, **where)
+        elif run_id == 0:
             if upload is None:
                 st.error("Choose a model, or upload a .keras file to predict with.")
                 return
