@@ -498,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-threshold-search", action="store_true",
         help="do not choose the decision threshold on the validation frames after training",
     )
-    train.add_argument("--time-limit", type=float, help="minutes; stop after the last epoch that fits")
+    train.add_argument("--time-limit", type=float, help="minutes; training ends in time for its last validation and checkpoints, mid-epoch if need be")
     train.add_argument("--cancel-file", help="training stops after the batch in which this file appears")
     train.set_defaults(run=cmd_train)
 

@@ -281,9 +281,17 @@ class _Control:
                 self.cancelled = False
                 self.out_of_time = False
                 self.started = time.monotonic()
-                self.epoch_started = self.started
                 # Training time of earlier sessions of a resumed run, for the cosine schedule.
                 self.seconds_before = float(state.get("train_seconds", 0.0))
+                self.batch_started = self.last_batch_end = self.started
+                self.batches_done = 0  # in the epoch in progress: a time limit may end it early
+                self.batch_seconds = 0.0
+                self.tail_seconds = 0.0  # validation and checkpoints after an epoch's last batch
+
+            def time_left(self) -> float | None:
+                if not self.config.time_limit_minutes:
+                    return None
+                return 60 * self.config.time_limit_minutes - (time.monotonic() - self.started)
 
             def seconds_trained(self) -> float:
                 return self.seconds_before + time.monotonic() - self.started
@@ -300,11 +308,12 @@ class _Control:
             def on_epoch_begin(self, epoch, logs=None):
                 self.rate = None
                 self.state["epoch_in_progress"] = epoch
-                self.epoch_started = time.monotonic()
+                self.batches_done = 0
                 for listener in self.listeners:
                     listener.on_epoch_begin(epoch)
 
             def on_train_batch_begin(self, batch, logs=None):
+                self.batch_started = time.monotonic()
                 frames = self.state.get("frames_seen", 0) + batch * self.config.batch_size
                 rate = self.rate_at(frames)
                 if rate != self.rate:
@@ -312,12 +321,20 @@ class _Control:
                     self.rate = rate
 
             def on_train_batch_end(self, batch, logs=None):
+                self.last_batch_end = time.monotonic()
+                self.batch_seconds = self.last_batch_end - self.batch_started
+                self.batches_done = batch + 1
                 values = {k: float(v) for k, v in (logs or {}).items()}
                 values["learning_rate"] = self.rate
                 for listener in self.listeners:
                     listener.on_batch_end(self.state["epoch_in_progress"], batch + 1, self.steps, values)
                 if self.cancel is not None and self.cancel.cancelled:
                     self.cancelled = True
+                    self.model.stop_training = True
+                left = self.time_left()
+                if left is not None and left <= self.tail_seconds:
+                    # End the epoch here: its validation and checkpoints still fit in the limit.
+                    self.out_of_time = True
                     self.model.stop_training = True
 
             def on_epoch_end(self, epoch, logs=None):
@@ -337,7 +354,7 @@ class _Control:
                 else:
                     state["wait"] += 1
                 state["epochs_done"] = epoch + 1
-                state["frames_seen"] = state.get("frames_seen", 0) + self.steps * self.config.batch_size
+                state["frames_seen"] = state.get("frames_seen", 0) + self.batches_done * self.config.batch_size
                 state["train_seconds"] = self.seconds_trained()
                 _save(self.model, paths / "last.keras")
                 _atomic_json(paths / "state.json", state)
@@ -345,12 +362,11 @@ class _Control:
                     listener.on_epoch_end(epoch, values)
                 if state["wait"] >= self.config.patience:
                     self.model.stop_training = True
-                if self.config.time_limit_minutes:
-                    # Stop when another epoch like this one would overrun the limit.
-                    now = time.monotonic()
-                    if now + (now - self.epoch_started) - self.started > 60 * self.config.time_limit_minutes:
-                        self.out_of_time = True
-                        self.model.stop_training = True
+                self.tail_seconds = time.monotonic() - self.last_batch_end
+                left = self.time_left()
+                if left is not None and left <= self.tail_seconds + self.batch_seconds:
+                    self.out_of_time = True  # not even one more batch and its epoch's end would fit
+                    self.model.stop_training = True
 
         return Control(*args, **kwargs)
 

@@ -282,7 +282,12 @@ def test_impossible_settings_are_refused(tmp_path, field, value, message):
 
 
 @pytest.mark.slow
-def test_time_limit_stops_after_the_epoch_that_reaches_it(dataset, tmp_path):
-    end = train(_config(dataset, tmp_path / "m.keras", epochs=5, time_limit_minutes=1e-4, backbone="tiny"))
+def test_time_limit_ends_the_epoch_early_and_counts_only_the_frames_seen(dataset, tmp_path):
+    recorder = Recorder()
+    end = train(_config(dataset, tmp_path / "m.keras", epochs=5, time_limit_minutes=1e-4, backbone="tiny"), listeners=[recorder])
     assert end.status == "finished" and end.stop_reason == "time limit"
-    assert end.epochs_run == 1 and (tmp_path / "m.keras").exists()
+    # the limit (6 ms) is spent by the first batch: the epoch ends there, validated and checkpointed
+    assert [b[1:3] for b in recorder.of("batch")] == [(0, 1)]
+    assert end.epochs_run == 1 and len(end.history["val_loss"]) == 1 and (tmp_path / "m.keras").exists()
+    state = json.loads((tmp_path / "m_checkpoints" / "state.json").read_text())
+    assert state["frames_seen"] == 2  # one batch of 2 crops, not a whole epoch of 4 batches
