@@ -115,7 +115,7 @@ def record(args, config, end, scores: dict, train_seconds: float, steps: int, ou
         f"cosmic crop fraction {config.cosmic_crop_fraction} (picking by {config.cosmic_crop_choice}), input recipe {config.input_recipe}, "
         f"{args.steps_per_epoch} steps per epoch, backbone weights "
         f"`{end.backbone_weights}`, precision {args.precision} ({end.precision}), "
-        f"{'separable' if args.separable else 'standard'} convolutions in the pyramid and decoder, "
+        f"{'separable' if config.separable else 'standard'} convolutions in the pyramid and decoder, "
         f"{'a full-resolution head' if config.full_resolution else 'logits at stride 4 upsampled'}, "
         f"{args.threads or 'all'} CPU thread(s), time limit {args.minutes} min. "
         f"Evaluation in {scores['precision_policy']}, default tiles.\n",
@@ -162,7 +162,10 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--minutes", type=float, default=45.0, help="training time limit")
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--separable", action="store_true", help="atrous separable convolutions (lighter model)")
+    parser.add_argument(
+        "--separable", action=argparse.BooleanOptionalAction, default=None,
+        help="atrous separable convolutions in the pyramid and decoder (default: TrainConfig's)",
+    )
     parser.add_argument(
         "--full-resolution", action=argparse.BooleanOptionalAction, default=None, help="default: TrainConfig's"
     )
@@ -189,7 +192,7 @@ def main() -> int:
     simulate(args, data_dir)
     chosen = {
         name: getattr(args, name)
-        for name in ("loss", "cosmic_crop_fraction", "input_recipe", "full_resolution", "schedule", "cosmic_crop_choice")
+        for name in ("loss", "cosmic_crop_fraction", "input_recipe", "full_resolution", "schedule", "cosmic_crop_choice", "separable")
         if getattr(args, name) is not None
     }
     config = TrainConfig(
@@ -206,7 +209,6 @@ def main() -> int:
         seed=args.seed,
         mixed_precision=args.precision,
         time_limit_minutes=args.minutes,
-        separable=args.separable,
     )
     timer = StepTimer()
     started = time.perf_counter()

@@ -49,21 +49,21 @@ class TrainConfig:
 
     data_dir: str
     out: str
-    crop_size: int = 256
+    crop_size: int = 128
     batch_size: int = 6
     epochs: int = 100
-    learning_rate: float = 1e-4
+    learning_rate: float = 5e-4
     flat_epochs: int = 2
     decay_rate: float = 0.1
     decay_frames: int = ORIGINAL_EPOCH_FRAMES
-    schedule: str = "step"
+    schedule: str = "cosine"
     final_rate_fraction: float = 0.01
     patience: int = 30
     backbone: str = "resnet50"
     backbone_weights: str = "imagenet"
     freeze_backbone: bool = False
     decoder_kernel: int = 3
-    separable: bool = False
+    separable: bool = True
     full_resolution: bool = True
     dropout: float = 0.2
     seed: int = 0

@@ -18,7 +18,8 @@ from segcore.precision import resolve_precision
 # decay_frames = one epoch's frames (2 batches of 2), so the schedule decays per epoch here. The run
 # manager is under test, not the network: the tiny backbone trains in seconds.
 TINY = dict(
-    crop_size=64, batch_size=2, steps_per_epoch=2, validation_steps=1, backbone="tiny", backbone_weights="none", decay_frames=4
+    crop_size=64, batch_size=2, steps_per_epoch=2, validation_steps=1, backbone="tiny", backbone_weights="none", decay_frames=4,
+    schedule="step",  # the original decay, whose rates the test checks
 )
 TIMEOUT = 300
 

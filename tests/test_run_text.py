@@ -52,7 +52,7 @@ def test_readable_log_keeps_the_last_drawing_of_each_progress_bar():
 def test_full_config_fills_in_the_defaults_and_hides_store_paths():
     config = run_text.full_config(_run(config={"epochs": 3, "data_dir": "/x", "out": "/x/m.keras"}))
     assert config["epochs"] == 3
-    assert config["learning_rate"] == 1e-4
+    assert config["learning_rate"] == 5e-4 and config["schedule"] == "cosine"
     assert "data_dir" not in config and "out" not in config
 
 

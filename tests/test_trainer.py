@@ -64,6 +64,8 @@ def _config(dataset, out, **overrides):
         steps_per_epoch=STEPS,
         learning_rate=1e-4,
         decay_frames=DECAY_FRAMES,
+        schedule="step",  # the original decay; the cosine test asks for its own
+        separable=False,
         backbone_weights="none",
         seed=1,
         # The trainer's mechanics on the published layout; in 12 steps of 2 crops its loss falls
