@@ -182,7 +182,9 @@ def pick_frame(dataset) -> FrameChoice:
         return text
 
     def step(offset: int) -> None:
-        i = ids.index(st.session_state["lbl_frame"])
+        # From the position shown, not the chooser's value: when the frame's label changed (it got a mask),
+        # the browser may send back the old label, which is no frame id.
+        i = st.session_state.get("_lbl_pos", 0)
         st.session_state["lbl_frame"] = ids[max(0, min(len(ids) - 1, i + offset))]
 
     def jump() -> None:
