@@ -20,10 +20,8 @@ from ui.images import (
     canvas_size,
     edited_mask,
     hex_to_rgb,
-    outline,
-    overlay_mask,
+    overview,
     render_frame,
-    thumbnail,
 )
 from ui.label_editor import (
     TOOLS,
@@ -164,10 +162,9 @@ else:
 current = work.current
 
 with tools_col:
-    overview = outline(overlay_mask(gray, current, colour, max(view.opacity, 0.6)), window,
-                       thickness=max(1, max(frame.height, frame.width) // 128))
-    st.image(thumbnail(overview, 320), caption="Whole frame; the yellow box is the part shown for drawing.",
-             width=220)
+    # Made from the shrunk frame: a 16-megapixel frame costs a 320-pixel picture's work on every rerun.
+    st.image(overview(gray, current, window, colour, max(view.opacity, 0.6), 320),
+             caption="Whole frame; the yellow box is the part shown for drawing.", width=220)
 
 with canvas_col:
     # Changes are counted against the saved mask (the ground truth), whatever the start was.
