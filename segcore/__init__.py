@@ -8,7 +8,8 @@ Modules:
 - ``synth``: simulated detector frames with exact masks (the demo data)
 - ``data``: the dataset layout (split folders), frame/mask pairs in it, ``tf.data`` pipelines
 - ``model``: DeepLabV3+ (ResNet50 or tiny backbone), backbone weights, save and load
-- ``losses``, ``training_metrics``, ``listeners``, ``precision``, ``trainer``: training and its parts
+- ``losses``, ``training_metrics``, ``listeners``, ``precision``, ``trainer``: training and its parts;
+  ``multiworker``: training on several workers (TF_CONFIG), only the chief writing
 - ``tiles``: overlapping tiles whose interiors partition a frame
 - ``inference_graph``: a trained model rewritten for prediction (logits first, batch norms folded, precision)
 - ``inference``: prediction: a model file loaded to predict, the cosmic probability of every pixel, masks

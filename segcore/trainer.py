@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 import traceback
 import warnings
@@ -428,6 +429,7 @@ def train(
     """
     import keras
 
+    from . import multiworker
     from .inference_graph import model_precision
     from .model import build_deeplabv3plus, load_model, model_card, set_model_threshold
 
@@ -437,6 +439,7 @@ def train(
     precision_choice = explain_precision(config.mixed_precision)
     precision = precision_choice.policy
     state: dict[str, Any] = _initial_state(weights_used)
+    scratch = None  # a non-chief worker's folder for the checkpoints only the chief keeps
     previous_policy = keras.mixed_precision.global_policy()
     try:
         keras.utils.set_random_seed(config.seed)
@@ -446,6 +449,8 @@ def train(
         checkpoints.mkdir(parents=True, exist_ok=True)
         last = checkpoints / "last.keras"
         strategy = choose_strategy()
+        if not multiworker.is_chief(strategy):  # only the chief reports and writes where the configuration says
+            listeners, (config, scratch) = [], multiworker.scratch_config(config)
         recipe = config.input_recipe
         with strategy.scope():
             if config.resume and last.exists():
@@ -473,6 +478,7 @@ def train(
                 )
                 state = _initial_state(weights_used)
                 _compile(model, config.learning_rate, config.loss)
+        checkpoints = config.checkpoints
         train_data = data.train_dataset(
             train_pairs,
             config.crop_size,
@@ -498,6 +504,8 @@ def train(
             if hasattr(listener, "set_model"):
                 listener.set_model(model)
             listener.on_train_begin(start)
+        if multiworker.worker_count(strategy) > 1:
+            train_data, validation_data = multiworker.prepare_fit(model, strategy, train_data, validation_data)
         control = _Control(config, listeners, cancel, state, steps)
         if state["epochs_done"] < config.epochs and state["wait"] < config.patience:
             model.fit(
@@ -562,6 +570,8 @@ def train(
     finally:
         # Models built later in this process get the policy they would have had.
         keras.mixed_precision.set_global_policy(previous_policy)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     for listener in listeners:
         listener.on_train_end(end)
     return end
