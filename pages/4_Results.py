@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 import db
-from segcore.errors import SegcoreError
 from ui import charts, navigation
 from ui.common import init_store, store_key
-from ui.images import enlarge
-from ui.evaluation_views import frame_link, instant_rescore
+from ui.result_curves import curves_panel, headline_numbers
+from ui.rescore import PENDING_KEY, evaluate_form, rescore_panel, unevaluated_runs
+from ui.result_images import overlay_browser, per_image, per_image_table
 from ui.run_admin import run_notes_and_delete
 from ui.run_text import (
     LACOSMIC_LABEL,
@@ -22,8 +20,6 @@ from ui.run_text import (
     run_label,
     threshold_text,
 )
-
-EVALUATION_SPLITS = ("test", "validation", "train")
 
 init_store()
 st.title("Results")
@@ -39,71 +35,12 @@ by_run: dict[int, list] = {}
 for evaluation in sorted(evaluations, key=lambda e: e.id, reverse=True):
     by_run.setdefault(evaluation.run_id, []).append(evaluation)
 
-
-@st.cache_data(show_spinner=False, max_entries=20)
-def per_image(store: str, evaluation_id: int) -> pd.DataFrame:
-    # An evaluation never changes once stored, so its table can be kept.
-    return db.per_image_results(evaluation_id)
-
-
-@st.cache_data(show_spinner=False, max_entries=20)
-def stored_curves(store: str, evaluation_id: int):
-    return db.evaluation_curves(evaluation_id)
-
-
-def _evaluate(run, split: str, threshold: float, masks: str = "run", dilation: int = 0) -> None:
-    """Evaluate in this process with a progress bar, then show the new evaluation.
-
-    An LA Cosmic run detects with its own parameters; it has no threshold to set.
-    """
-    run_id = run.id
-    if is_lacosmic(run):
-        threshold, how, work = None, "with its LA Cosmic parameters", "Running LA Cosmic on every frame."
-    else:
-        how, work = f"at threshold {threshold:g}", "Loading the model, then predicting every frame at full resolution."
-    with st.status(f"Evaluating run #{run_id} on the {split} split {how}...", expanded=True) as status:
-        st.write(work)
-        bar = st.progress(0.0)
-
-        def progress(done: int, total: int) -> None:
-            bar.progress(done / max(total, 1), text=f"Frame {done} of {total}")
-
-        try:
-            result = db.evaluate_run(
-                run_id, split=split, threshold=threshold, masks=masks, progress=progress, dilation=dilation
-            )
-        except (ValueError, SegcoreError, OSError) as exc:
-            status.update(label="The evaluation failed", state="error")
-            st.error(str(exc))
-            return
-        status.update(label=f"Evaluation #{result.id} stored", state="complete")
-    st.session_state["results_pending"] = (run_id, result.id)
-    st.rerun()
-
-
-def _evaluate_form(candidates, key: str) -> None:
-    """Evaluate a run that has no evaluation yet (e.g. one stopped before its end)."""
-    by_id = {r.id: r for r in candidates}
-    with st.form(key):
-        c1, c2 = st.columns([2, 1])
-        chosen = c1.selectbox("Run", list(by_id), format_func=lambda i: run_label(by_id[i]), key=f"{key}_run")
-        threshold = c2.slider(
-            "Threshold", 0.01, 0.99, 0.5, 0.01, key=f"{key}_threshold", help="LA Cosmic runs have none; it is ignored for them."
-        )
-        if st.form_submit_button("Evaluate on the test split", type="primary"):
-            _evaluate(by_id[chosen], "test", float(threshold))
-
-
 if not runs:
     st.info("No model has been trained yet. Start a run on the Train page; its results appear here when it ends.")
     navigation.link(navigation.TRAIN, "Train a model")
     st.stop()
 
-# A stopped training run with a saved epoch, or a stopped LA Cosmic run (its parameters are all it needs).
-unevaluated = [
-    r for r in runs
-    if r.id not in by_run and r.status in ("finished", "cancelled", "failed") and (r.epochs_run > 0 or is_lacosmic(r))
-]
+unevaluated = unevaluated_runs(runs, by_run)
 if not by_run:
     st.info(
         "No run has been evaluated yet. Every run is evaluated on the test split when its training ends; "
@@ -111,12 +48,12 @@ if not by_run:
     )
     if unevaluated:
         st.markdown("A run that was stopped early can be evaluated with the best weights it saved:")
-        _evaluate_form(unevaluated, "first_evaluation")
+        evaluate_form(unevaluated, "first_evaluation")
     navigation.link(navigation.TRAIN, "Train page")
     st.stop()
 
 # A new evaluation made on this page becomes the one shown (set before the choosers exist).
-pending = st.session_state.pop("results_pending", None)
+pending = st.session_state.pop(PENDING_KEY, None)
 if pending:
     st.session_state["results_run"], st.session_state["results_evaluation"] = pending
 
@@ -177,64 +114,9 @@ else:
 # Numbers a paper reports, and the curves they come from
 # --------------------------------------------------------------------------- #
 
-headline = st.columns(len(charts.HEADLINE_METRICS))
-for column, key in zip(headline, charts.HEADLINE_METRICS):
-    value = pooled.get(key)
-    column.metric(charts.label(key), "–" if value is None else f"{value:.3f}")
-means = summary["mean"] if "mean" in summary.columns else pd.Series(dtype=float)
+headline_numbers(pooled, summary)
+curves_panel(run, evaluation)
 
-
-def _numbers(keys, values) -> str:
-    return " · ".join(f"{charts.label(k)} **{values[k]:.3f}**" for k in keys if values.get(k) is not None and pd.notna(values.get(k)))
-
-
-pixels_column, cosmics_column, counts_column = st.columns(3)
-pixels_column.markdown("**Pixels**, pooled over the split: " + (_numbers(("precision", "recall", "f1", "iou"), pooled) or "–"))
-cosmics_column.markdown(
-    "**Cosmics**, pooled over the split: " + (_numbers(("object_precision", "object_recall", "object_f1"), pooled) or "–")
-)
-counts_column.markdown("**Counts**, mean over images: " + (_numbers(("abs_count_error", "count_error", "count_score"), means) or "–"))
-
-curves = stored_curves(store_key(), evaluation_id)
-if curves is None:
-    st.info("This evaluation was stored before curves were kept; re-score it below to see its curves.")
-else:
-    if is_lacosmic(run):
-        inspected = evaluation.threshold
-        st.caption(
-            "LA Cosmic gives masks, not probabilities: its curves join its one operating point to "
-            "'nothing marked' and 'everything marked'."
-        )
-    else:
-        inspected = st.slider(
-            "Threshold to inspect", 0.01, 0.99, float(evaluation.threshold), 0.01, key=f"results_inspect_{evaluation_id}",
-            help="Moves the circle along the curves; the diamond is this evaluation's threshold. Re-score below to "
-            "store the scores at another threshold.",
-        )
-    name = f"#{run.id}"
-    points = [
-        {"run": name, "kind": "evaluation", "threshold": evaluation.threshold,
-         **curves.histogram.at_threshold(evaluation.threshold)},
-        {"run": name, "kind": "slider", "threshold": inspected, **curves.histogram.at_threshold(inspected)},
-    ]
-    at = points[1]
-    st.markdown(
-        f"At threshold **{inspected:g}**: precision **{at['precision']:.3f}** · recall **{at['recall']:.3f}** · "
-        f"false-positive rate **{at['fpr']:.2e}**"
-    )
-    table_of = charts.curve_table(curves.histogram)
-    pr_column, roc_column = st.columns(2)
-    pr_column.plotly_chart(
-        charts.pr_curves({name: table_of}, points, objects={name: charts.object_curve_table(curves.objects)}),
-        key="results_pr",
-    )
-    roc_column.plotly_chart(charts.roc_curves({name: table_of}, points), key="results_roc")
-    st.caption(
-        "Solid: pixels (every pixel of the split, from a histogram of the probabilities); dashed: cosmics, "
-        "matched one to one (a true cosmic is found when a predicted one overlaps it by at least a pixel, each "
-        "predicted cosmic finds at most one), at thresholds 0.05 to 0.95. The dotted lines mark where the "
-        "headline numbers are read."
-    )
 left, right = st.columns([2, 3])
 with left:
     st.dataframe(
@@ -266,131 +148,12 @@ with boxes:
     grid = st.columns(3)
     for index, metric in enumerate(present):
         grid[index % 3].plotly_chart(charts.metric_boxplot(table, metric, index), key=f"box_{metric}")
-
 with images_tab:
-    st.caption("Click a column header to sort, e.g. by IoU to find the worst images.")
-    shown = [c for c in ("image", *charts.SUMMARY_METRICS, "true_count", "pred_count") if c in table.columns]
-    st.dataframe(
-        table[shown],
-        hide_index=True,
-        column_config={
-            "image": st.column_config.TextColumn("Image", pinned=True),
-            **{m: st.column_config.NumberColumn(charts.label(m), format="%.3f") for m in charts.SUMMARY_METRICS},
-            "true_count": st.column_config.NumberColumn("True cosmics"),
-            "pred_count": st.column_config.NumberColumn("Predicted cosmics"),
-        },
-    )
-
-
-def _true_mask(row) -> np.ndarray | None:
-    revision = row.get("revision_id")
-    if revision is not None and not pd.isna(revision):
-        return db.read_revision(int(revision))
-    return db.current_mask(int(row["frame_id"]))
-
-
-@st.cache_data(show_spinner="Drawing the overlay...", max_entries=32)
-def _pictures(store: str, evaluation_id: int, image: str):
-    from segcore.overlays import overlay
-    from segcore.preprocess import display_image
-
-    row = per_image(store, evaluation_id).set_index("image").loc[image].copy()
-    row["image"] = image
-    frame = db.read_frame(int(row["frame_id"]))
-    true = _true_mask(row)
-    pred = db.prediction_mask(int(row["result_id"]))
-    return (
-        display_image(frame),
-        None if true is None else true.astype(np.uint8) * 255,
-        pred.astype(np.uint8) * 255,
-        overlay(frame, true, pred),
-    )
-
-
-@st.cache_data(show_spinner="Cleaning the frame...", max_entries=8)
-def _cleaned(store: str, result_id: int) -> tuple[str, bytes]:
-    return db.cleaned_frame(result_id)
-
-
+    per_image_table(table)
 with overlays_tab:
-    order = table.sort_values("iou", kind="stable") if "iou" in table.columns else table
-    image = st.selectbox(
-        "Image (worst IoU first)",
-        order["image"].tolist(),
-        format_func=lambda name: f"{name} (IoU {order.set_index('image').loc[name, 'iou']:.3f})" if "iou" in order.columns else name,
-        key=f"results_image_{evaluation_id}",
-    )
-    row = table.set_index("image").loc[image]
-    c1, c2, c3 = st.columns(3)
-    c1.metric("True cosmics", int(row["true_count"]))
-    c2.metric("Predicted cosmics", int(row["pred_count"]), delta=int(row["pred_count"]) - int(row["true_count"]), delta_color="off")
-    c3.metric("IoU", f"{row['iou']:.3f}" if "iou" in row else "–")
-    try:
-        frame_img, true_img, pred_img, over_img = _pictures(store_key(), evaluation_id, image)
-    except (SegcoreError, OSError, KeyError, ValueError) as exc:
-        st.error(f"The overlay of {image} cannot be drawn: {exc}")
-    else:
-        big, small = st.columns([2, 1])
-        big.image(
-            enlarge(over_img),
-            caption="Green: cosmic found · red: false alarm · blue: missed. Numbers count the predicted cosmics.",
-            width="stretch",
-        )
-        small.image(enlarge(frame_img, 256), caption="Frame", width="stretch")
-        if true_img is None:
-            small.info("This frame has no true mask.")
-        else:
-            small.image(enlarge(true_img, 256), caption="True mask", width="stretch")
-        predicted_by = "LA Cosmic's mask" if is_lacosmic(run) else f"Prediction at threshold {evaluation.threshold:g}"
-        small.image(enlarge(pred_img, 256), caption=predicted_by, width="stretch")
-        with small:
-            frame_link(row.get("frame_id"), image)
-        if "result_id" in row and not pd.isna(row["result_id"]):
-            try:
-                name, data = _cleaned(store_key(), int(row["result_id"]))
-            except (SegcoreError, OSError, ValueError) as exc:
-                small.caption(f"No cleaned frame: {exc}")
-            else:
-                small.download_button(
-                    "Download this frame cleaned", data, file_name=f"cleaned_{name}", icon=":material/download:",
-                    help="The frame in its own format, every predicted cosmic pixel replaced by the median of the "
-                    "unmasked pixels around it; the other pixels unchanged.",
-                )
-
+    overlay_browser(run, evaluation, table)
 with rescore_tab:
-    if is_lacosmic(run):
-        st.markdown(
-            "LA Cosmic gives masks, not probabilities: it has no threshold to change. Score its parameters on "
-            "another split, or against the frames' corrected masks. The result is stored as a new evaluation of "
-            "this run and shown here."
-        )
-    else:
-        st.markdown(
-            "Score the same model at another probability threshold, or on another split, without retraining. "
-            "The result is stored as a new evaluation of this run and shown here."
-        )
-    instant_rescore(run, evaluation)
-    with st.form("rescore"):
-        c1, c2 = st.columns([3, 1])
-        if is_lacosmic(run):
-            threshold = evaluation.threshold
-            c1.markdown(f"Parameters: {lacosmic_parameters_text(run)}")
-        else:
-            threshold = c1.slider("Threshold", 0.01, 0.99, float(evaluation.threshold), 0.01, help="A pixel is cosmic when its probability is above this.")
-        split = c2.selectbox("Split", EVALUATION_SPLITS, index=EVALUATION_SPLITS.index(evaluation.split) if evaluation.split in EVALUATION_SPLITS else 0)
-        dilation = int(st.number_input(
-            "Grow predicted masks by (pixels)", min_value=0, max_value=64, value=int(evaluation.dilation), step=1,
-            help="A safety margin: every predicted cosmic also masks the pixels this close to it (scores, curves "
-            "and the stored masks all see the grown masks).",
-        ))
-        masks = st.radio(
-            "Score against",
-            ("run", "current"),
-            format_func={"run": "the masks the run started with", "current": "the frames' current masks (after corrections)"}.get,
-            horizontal=True,
-        )
-        if st.form_submit_button("Re-score", type="primary", icon=":material/refresh:"):
-            _evaluate(run, split, float(threshold), masks, dilation)
+    rescore_panel(run, evaluation)
 
 if unevaluated:
     with st.expander(f"Runs without an evaluation ({len(unevaluated)})"):
@@ -398,4 +161,4 @@ if unevaluated:
             "These runs were stopped or failed before their evaluation; evaluate them with the best weights they "
             "saved (LA Cosmic runs with their parameters)."
         )
-        _evaluate_form(unevaluated, "late_evaluation")
+        evaluate_form(unevaluated, "late_evaluation")
