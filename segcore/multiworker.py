@@ -3,8 +3,10 @@
 Every worker runs the same ``python -m segcore train ...`` with its own ``TF_CONFIG`` (the cluster's
 ``host:port`` list and its own index), as Keras documents it. ``--batch-size`` is the global batch: each step
 every worker takes its share of the same batch (the crops are drawn from the same seeded stream everywhere and
-sharded by element), and the gradients are summed across workers, so the weights stay identical everywhere and
-the loss is the one-worker loss at that batch. The chief (task ``chief``, else worker 0) alone reports to the
+sharded by element), batch norms take their statistics over the whole global batch, and the gradients are summed
+across workers, so the weights stay identical everywhere and the loss is the one-worker loss at that batch
+(cross-entropy exactly; the Dice term of ``dice_cross_entropy``, pooled over a batch, is pooled over each
+worker's share, so its value differs a little). The chief (task ``chief``, else worker 0) alone reports to the
 listeners and writes the checkpoints, ``state.json`` and the model where the configuration says; the others
 save into a scratch folder they delete at the end (saving reads variables the workers hold together, so every
 worker must save). ``--resume`` makes every worker continue from the chief's last checkpoint (a shared folder).
@@ -69,7 +71,23 @@ def prepare_fit(model, strategy, train_data, validation_data):
 
     model._maybe_symbolic_build = build
     _mean_scalar_logs()
+    _synchronize_batch_norms(model)
     return train_data, validation_data
+
+
+def _synchronize_batch_norms(model) -> None:
+    """Batch statistics over the whole global batch, as one worker computes them: without this each worker
+    normalises its share by its own statistics (a different loss) and the moving averages drift apart."""
+    import keras
+
+    def layers(layer):
+        yield layer
+        for inner in getattr(layer, "layers", []):
+            yield from layers(inner)
+
+    for layer in layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
 
 
 def _mean_scalar_logs() -> None:
