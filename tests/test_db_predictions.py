@@ -165,7 +165,7 @@ def test_an_uploaded_model_predicts_at_its_own_threshold_and_other_files_are_ref
     np.testing.assert_array_equal(db.proposal_mask(proposal.id), db.proposal_probabilities(proposal.id) > 0.35)
     with pytest.raises(db.StoreError, match="weights.h5: not a Keras model file"):
         db.start_prediction(labelled, model_file=("weights.h5", b"x"))
-    with pytest.raises(db.StoreError, match="with a run or with a model file"):
+    with pytest.raises(db.StoreError, match="with a run, a model file or LA Cosmic.s parameters"):
         db.start_prediction(labelled)
 
 
