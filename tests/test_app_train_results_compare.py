@@ -490,7 +490,7 @@ def test_compare_page_shows_differences_scores_curves_and_per_image_changes(popu
 
     differences = at.dataframe[0].value
     assert differences.loc["Crop size"].tolist() == ["128", "64"]  # newest run first
-    assert differences.loc["Learning rate"].tolist() == ["0.001", "0.0001"]  # the default, filled in
+    assert differences.loc["Learning rate"].tolist() == ["0.001", "0.0005"]  # the default, filled in
     assert "Epochs" not in differences.index  # the same in both
     chosen = f"{db.get_run(trained).threshold:g} (chosen on validation)"
     assert differences.loc["Run threshold"].tolist() == ["0.5 (fixed)", chosen]
