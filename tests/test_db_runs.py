@@ -19,7 +19,7 @@ from segcore.precision import resolve_precision
 # manager is under test, not the network: the tiny backbone trains in seconds.
 TINY = dict(
     crop_size=64, batch_size=2, steps_per_epoch=2, validation_steps=1, backbone="tiny", backbone_weights="none", decay_frames=4,
-    schedule="step",  # the original decay, whose rates the test checks
+    schedule="step", learning_rate=1e-4,  # the original decay and rate, whose values the test checks
 )
 TIMEOUT = 300
 
