@@ -71,8 +71,7 @@ def on_cluster(job_kwargs: dict, frames: list[str], out: Path, workers: int) -> 
     from segcore import cluster
 
     started = time.perf_counter()
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local, distributed.Client(local) as client:
+    with cluster.local_cluster(workers) as local, distributed.Client(local) as client:
         warm = cluster.FrameJob(out=str(out / f"warm{workers}"), **job_kwargs)
         shutil.rmtree(warm.out, ignore_errors=True)
         cluster.run_frames(client, warm, frames[: 2 * workers])

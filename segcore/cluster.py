@@ -266,12 +266,30 @@ def model_facts(model: str, threshold: float | None = None) -> tuple[float, str]
 
 # --- on the client -----------------------------------------------------------------------------------------------
 
+#: A loaded machine's worker process can take minutes to import TensorFlow and register; Dask's 30 s default then
+#: fails the whole cluster with "Nanny failed to start worker process".
+LOCAL_START_TIMEOUT = "300s"
+
+
+@contextmanager
+def local_cluster(workers: int):
+    """A LocalCluster of ``workers`` processes with one thread each, no dashboard, patient with slow starts."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.comm.timeouts.connect": LOCAL_START_TIMEOUT}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               death_timeout=LOCAL_START_TIMEOUT)
+    with cluster:
+        yield cluster
+
+
 @contextmanager
 def connect(address: str, workers: int | None = None):
     """A ``distributed.Client`` to the scheduler at ``address``, or with ``local`` to a LocalCluster of ``workers``
     processes (default: one per core) with one thread each. An unreachable scheduler is one SegcoreError."""
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise SegcoreError("--dask needs Dask's distributed scheduler: pip install 'dask[distributed]'") from None
     if address == LOCAL:
@@ -281,8 +299,7 @@ def connect(address: str, workers: int | None = None):
         quiet = logging.getLogger("distributed")
         level = quiet.level
         try:
-            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-                    Client(cluster) as client:
+            with local_cluster(n) as cluster, Client(cluster) as client:
                 try:
                     yield client
                 finally:

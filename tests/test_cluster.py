@@ -230,8 +230,7 @@ def test_a_worker_killed_mid_job_has_its_frames_done_elsewhere(tmp_path):
     assert main(["predict", "--model", str(model), *frames, "--out", str(one), "--threshold", "0.5"]) == 0
 
     killed = {}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local, \
-            distributed.Client(local) as client:
+    with cluster.local_cluster(2) as local, distributed.Client(local) as client:
 
         def progress(done, total):
             if done >= 1 and not killed:
@@ -247,5 +246,6 @@ def test_a_worker_killed_mid_job_has_its_frames_done_elsewhere(tmp_path):
         loads = client.run(cluster.models_loaded)
     assert killed and killed["frames"] >= 1, "no worker was killed while it held frames"
     assert not result.errors and len(result.rows) == 8
-    assert all(count == 1 for count in loads.values()), loads  # each live worker loaded the model once
+    # each live worker loaded the model at most once (the restarted one may have been given no frame)
+    assert all(count <= 1 for count in loads.values()) and sum(loads.values()) >= 1, loads
     assert_same_outputs(one, tmp_path / "many")
