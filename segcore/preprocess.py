@@ -1,6 +1,6 @@
 """The network's input recipes, and display scaling for 16-bit frames.
 
-Three recipes turn a frame of detector values into the network's 3 channels:
+Four recipes turn a frame of detector values into the network's 3 channels:
 
 ``stretch`` (the original script's, kept for models trained before recipes)
     gamma 1.1, a contrast stretch between the 2nd and 98th percentiles of the
@@ -16,6 +16,19 @@ Three recipes turn a frame of detector values into the network's 3 channels:
     binned by background level, each bin's spread is the scaled median absolute
     residual, and the spread is interpolated between bins, so no gain or read
     noise has to be known.
+
+``stretch_log_count_excess``
+    as above, but on sparse photon-counting frames (noise below one count)
+    channel 2 is the Poisson significance of each counted pixel's 3x3
+    neighbourhood (:func:`count_significance`).
+
+``stretch_log_count_excess_full_range``
+    as above, with the noise measured up to the brightest pixels: the 16 bins
+    of equal size put everything above the 97th percentile in one bin, so Bragg
+    spots, ring peaks and a beam's halo took the noise of much darker pixels
+    and their own photon noise read as excess of tens to hundreds of sigma.
+    The brightest bin is now halved down to a few hundred pixels, and above
+    the brightest level the variance grows linearly with level (photon noise).
 
 The NumPy and TensorFlow versions of the stretch compute the same numbers; the
 other channels exist once, in TensorFlow, and run inside ``tf.data`` graphs
@@ -33,12 +46,15 @@ HIGH_PERCENTILE = 98.0
 LEGACY_RECIPE = "stretch"
 EXCESS_RECIPE = "stretch_log_excess"
 COUNT_EXCESS_RECIPE = "stretch_log_count_excess"
+FULL_RANGE_RECIPE = "stretch_log_count_excess_full_range"
 DEFAULT_RECIPE = COUNT_EXCESS_RECIPE
-INPUT_RECIPES = (LEGACY_RECIPE, EXCESS_RECIPE, COUNT_EXCESS_RECIPE)
+INPUT_RECIPES = (LEGACY_RECIPE, EXCESS_RECIPE, COUNT_EXCESS_RECIPE, FULL_RANGE_RECIPE)
 #: Side of the median filter that estimates the local background.
 BACKGROUND_WINDOW = 5
 #: Background levels at which the noise is measured.
 NOISE_BINS = 16
+#: With the full range measured, the brightest bin is halved while each half keeps this many pixels.
+TAIL_MIN_PIXELS = 256
 #: Scaled median absolute deviation -> standard deviation for Gaussian noise.
 MAD_TO_SIGMA = 1.4826
 #: Smallest noise of an integer-valued frame: one count cannot be resolved further.
@@ -177,7 +193,8 @@ def median_background(frame: np.ndarray, size: int = BACKGROUND_WINDOW) -> np.nd
     return cv2.medianBlur(np.ascontiguousarray(frame, np.float32), size)
 
 
-def noise_profile(background: np.ndarray, residual: np.ndarray, bins: int = NOISE_BINS, max_samples: int = 2**20):
+def noise_profile(background: np.ndarray, residual: np.ndarray, bins: int = NOISE_BINS, max_samples: int = 2**20,
+                  full_range: bool = False):
     """Noise against background level, measured on the frame.
 
     Frames of more than ``max_samples`` pixels are measured on a regular
@@ -187,9 +204,15 @@ def noise_profile(background: np.ndarray, residual: np.ndarray, bins: int = NOIS
     spread (MAD_TO_SIGMA times the middle of its sorted absolute residuals).
     The spread is made non-decreasing with level, as photon noise is.
 
+    With ``full_range`` the brightest group is halved again and again (its
+    brighter half becoming a group of its own) while each half keeps
+    TAIL_MIN_PIXELS pixels, so Bragg spots, ring peaks and a beam's halo, a few
+    percent of a frame, get their own noise instead of that of the 97th
+    percentile.
+
     Returns
     -------
-    (levels, sigmas): two (bins,) float64 arrays, levels sorted.
+    (levels, sigmas): two float64 arrays of equal length, levels sorted.
     """
     stride = max(1, int(np.ceil(np.sqrt(background.size / max_samples))))
     levels = np.asarray(background, np.float64)[::stride, ::stride].ravel()
@@ -197,26 +220,52 @@ def noise_profile(background: np.ndarray, residual: np.ndarray, bins: int = NOIS
     per_bin = levels.size // bins
     if per_bin == 0:
         raise ValueError(f"need at least {bins} pixels to measure the noise, got {levels.size}")
-    order = np.argsort(levels, kind="stable")[: per_bin * bins]
-    levels = levels[order].reshape(bins, per_bin)[:, per_bin // 2]
-    spreads = np.sort(spreads[order].reshape(bins, per_bin), axis=1)[:, per_bin // 2]
-    return levels, np.maximum.accumulate(MAD_TO_SIGMA * spreads)
+    order = np.argsort(levels, kind="stable")
+    starts = list(range(0, per_bin * bins, per_bin))
+    end = per_bin * bins
+    if full_range:
+        end = levels.size
+        while (end - starts[-1]) // 2 >= TAIL_MIN_PIXELS:
+            starts.append(starts[-1] + (end - starts[-1]) // 2)
+    groups = [order[a:b] for a, b in zip(starts, starts[1:] + [end])]
+    levels_out = np.array([np.sort(levels[g])[len(g) // 2] for g in groups])
+    sigmas = np.array([MAD_TO_SIGMA * np.sort(spreads[g])[len(g) // 2] for g in groups])
+    return levels_out, np.maximum.accumulate(sigmas)
 
 
-def _noise_model(frame: np.ndarray):
+def noise_at(background: np.ndarray, levels: np.ndarray, sigmas: np.ndarray, extrapolate: bool = False) -> np.ndarray:
+    """The noise profile at each background value: interpolated between levels.
+
+    Above the top level it stays at the top spread, or with ``extrapolate`` its
+    variance grows on linearly with level (photon noise: the photon transfer
+    curve), at the slope of the variance over the upper half of the profile.
+    """
+    noise = np.interp(background, levels, sigmas)
+    if extrapolate and levels.size >= 2:
+        upper = slice(levels.size // 2, None)
+        span = levels[upper][-1] - levels[upper][0]
+        slope = max(0.0, np.polyfit(levels[upper], sigmas[upper] ** 2, 1)[0]) if span > 0 else 0.0
+        above = background > levels[-1]
+        if slope > 0 and above.any():
+            noise = np.where(above, np.sqrt(sigmas[-1] ** 2 + slope * np.maximum(background - levels[-1], 0.0)), noise)
+    return noise
+
+
+def _noise_model(frame: np.ndarray, full_range: bool = False):
     """(frame as float32, 5x5 median background, noise at each pixel before any floor, integral?)."""
     frame = np.asarray(frame, np.float32)
     background = median_background(frame)
-    levels, sigmas = noise_profile(background, frame - background)
+    levels, sigmas = noise_profile(background, frame - background, full_range=full_range)
     integral = bool(np.all(frame == np.round(frame)))
-    return frame, background, np.interp(background, levels, sigmas), integral
+    return frame, background, noise_at(background, levels, sigmas, extrapolate=full_range), integral
 
 
-def excess_significance(frame: np.ndarray, counting: bool = False) -> np.ndarray:
+def excess_significance(frame: np.ndarray, counting: bool = False, full_range: bool = False) -> np.ndarray:
     """Local excess of a 2-D frame over its 5x5 median background, in noise units.
 
-    The noise at each pixel is :func:`noise_profile` interpolated at its
-    background level, at least INTEGER_NOISE_FLOOR for integer-valued frames.
+    The noise at each pixel is :func:`noise_profile` (``full_range`` as given)
+    at its background level (:func:`noise_at`, extrapolated with ``full_range``),
+    at least INTEGER_NOISE_FLOOR for integer-valued frames.
     With ``counting``, pixels of an integer frame whose noise is below
     COUNTING_NOISE take :func:`count_significance` instead (clipped at 0).
 
@@ -224,7 +273,7 @@ def excess_significance(frame: np.ndarray, counting: bool = False) -> np.ndarray
     -------
     (H, W) float32: (frame - background) / noise(background).
     """
-    frame, background, noise, integral = _noise_model(frame)
+    frame, background, noise, integral = _noise_model(frame, full_range)
     floor = INTEGER_NOISE_FLOOR if integral else 1e-6 * float(np.abs(frame).max()) + 1e-12
     excess = (frame - background) / np.maximum(noise, floor)
     if counting and integral:
@@ -285,6 +334,18 @@ def _count_excess_channel(frame: np.ndarray) -> np.ndarray:
     return _compress(excess_significance(frame, counting=True))
 
 
+def _full_range_channel(frame: np.ndarray) -> np.ndarray:
+    return _compress(excess_significance(frame, counting=True, full_range=True))
+
+
+#: The excess channel of each recipe that has one.
+EXCESS_CHANNELS = {
+    EXCESS_RECIPE: _excess_channel,
+    COUNT_EXCESS_RECIPE: _count_excess_channel,
+    FULL_RANGE_RECIPE: _full_range_channel,
+}
+
+
 def _compress(z: np.ndarray) -> np.ndarray:
     return (np.arcsinh(z / EXCESS_SOFTENING) / EXCESS_SPAN).astype(np.float32)
 
@@ -312,7 +373,7 @@ def tf_network_input(frame, recipe: str = DEFAULT_RECIPE):
     if recipe == LEGACY_RECIPE:
         return tf.repeat(stretched[..., None], 3, axis=-1)
     # One implementation (OpenCV) for training and inference, called from the graph.
-    channel = _count_excess_channel if recipe == COUNT_EXCESS_RECIPE else _excess_channel
+    channel = EXCESS_CHANNELS[recipe]
     excess = tf.ensure_shape(tf.numpy_function(channel, [frame], tf.float32), frame.shape)
     excess = tf.reshape(excess, tf.shape(frame))
     return tf.stack([stretched, tf_log_counts(frame), excess], axis=-1)

@@ -15,11 +15,14 @@ from segcore.preprocess import (
     COUNT_EXCESS_RECIPE,
     DEFAULT_RECIPE,
     EXCESS_RECIPE,
+    FULL_RANGE_RECIPE,
     LEGACY_RECIPE,
+    TAIL_MIN_PIXELS,
     count_significance,
     excess_significance,
     median_background,
     network_input,
+    noise_at,
     noise_profile,
     normalize_frame,
     poisson_significance,
@@ -57,6 +60,53 @@ def test_noise_profile_bins_by_hand():
     # middle (index 8) of each sorted group of 16
     np.testing.assert_array_equal(levels, [8.0, 24.0])
     np.testing.assert_allclose(sigmas, [1.4826 * 2.0, 1.4826 * 2.0])
+
+
+def test_full_range_profile_halves_the_brightest_bin_by_hand():
+    # 1024 levels 0..1023 in 2 bins of 512; the top bin is halved while each half keeps TAIL_MIN_PIXELS (256):
+    # groups [0, 512), [512, 768), [768, 1024), whose middles are 256, 640 and 896
+    assert TAIL_MIN_PIXELS == 256
+    background = np.arange(1024, dtype=np.float64).reshape(32, 32)
+    residual = (background % 3) - 1.0  # |residual| is 1 for two thirds of the pixels, 0 for the rest
+    levels, sigmas = noise_profile(background, residual, bins=2, full_range=True)
+    np.testing.assert_array_equal(levels, [256.0, 640.0, 896.0])
+    np.testing.assert_allclose(sigmas, 1.4826)
+    # without it, the two bins of before
+    np.testing.assert_array_equal(noise_profile(background, residual, bins=2)[0], [256.0, 768.0])
+
+
+def test_noise_above_the_profile_grows_as_photon_noise():
+    levels = np.array([0.0, 100.0, 200.0, 300.0])
+    sigmas = np.sqrt(levels + 4.0)  # read noise 2, Poisson gain 1: variance = 4 + level
+    background = np.array([50.0, 300.0, 1300.0])
+    noise = noise_at(background, levels, sigmas, extrapolate=True)
+    np.testing.assert_allclose(noise[0], (np.sqrt(4.0) + np.sqrt(104.0)) / 2)  # between levels: interpolated
+    np.testing.assert_allclose(noise[1:], np.sqrt(background[1:] + 4.0))
+    # without extrapolation the top spread is held
+    np.testing.assert_allclose(noise_at(background, levels, sigmas)[2], np.sqrt(304.0))
+
+
+def test_full_range_noise_follows_bright_spots_that_cover_a_few_percent_of_the_frame():
+    """A dark Poisson frame with 2 % of its pixels in bright plateaus (Bragg spots): the noise measured there is
+    the spots' own Poisson noise, where the 16-bin profile gives them the dark pixels' noise."""
+    rng = np.random.default_rng(7)
+    expected = np.full((256, 256), 50.0)
+    for row, col in rng.integers(10, 240, (20, 2)):
+        expected[row - 4:row + 4, col - 4:col + 4] = 20000.0
+    assert 0.01 < np.mean(expected > 50) < 0.03
+    frame = rng.poisson(expected).astype(np.float32)
+    background = median_background(frame)
+    inner = scipy.ndimage.binary_erosion(expected > 50, np.ones((5, 5)))  # spot pixels whose 5x5 window is all spot
+    full = noise_at(background, *noise_profile(background, frame - background, full_range=True), extrapolate=True)
+    # within a factor 1.5 (the spots' edges, where a 5x5 median cannot follow, widen the brightest bins' spread)
+    assert 0.8 * np.sqrt(20000.0) < np.median(full[inner]) < 1.5 * np.sqrt(20000.0)
+    old = noise_at(background, *noise_profile(background, frame - background))
+    assert np.median(old[inner]) < 0.2 * np.sqrt(20000.0)
+    # so the spots' own noise no longer reads as a huge excess; below the top bin of before, nothing changes
+    z_full = excess_significance(frame, full_range=True)
+    assert 0.6 < 1.4826 * np.median(np.abs(z_full[inner])) < 1.3
+    dark = background <= noise_profile(background, frame - background)[0][-2]
+    np.testing.assert_array_equal(z_full[dark], excess_significance(frame)[dark])
 
 
 def test_excess_of_a_single_hit_is_its_height_in_noise_units():
@@ -121,7 +171,7 @@ def test_counting_rule_applies_only_where_the_noise_is_below_one_count():
     assert counted[10, 11] > 5.0 and excess_significance(sparse)[10, 11] == pytest.approx(2.0)
 
 
-@pytest.mark.parametrize("recipe", [EXCESS_RECIPE, COUNT_EXCESS_RECIPE])
+@pytest.mark.parametrize("recipe", [EXCESS_RECIPE, COUNT_EXCESS_RECIPE, FULL_RANGE_RECIPE])
 def test_recipe_channels(recipe):
     frame, _ = poisson_ramp(seed=4)
     frame[20, 30] = 60000.0
@@ -130,7 +180,8 @@ def test_recipe_channels(recipe):
     np.testing.assert_allclose(x[..., 0], normalize_frame(frame), atol=1e-6)
     floor = np.percentile(frame, 2)
     np.testing.assert_allclose(x[..., 1], np.log1p(np.maximum(frame - floor, 0)) / np.log(65536) * 2 - 1, atol=1e-6)
-    np.testing.assert_allclose(x[..., 2], np.arcsinh(excess_significance(frame) / 2.0) / 3.0, atol=1e-6)
+    excess = excess_significance(frame, counting=True, full_range=recipe == FULL_RANGE_RECIPE)
+    np.testing.assert_allclose(x[..., 2], np.arcsinh(excess / 2.0) / 3.0, atol=1e-6)
     # the bright pixel keeps its height where the stretch clips it flat
     assert x[20, 30, 0] == x[..., 0].max() == 1.0
     assert x[20, 30, 1] > np.sort(x[..., 1].ravel())[-2] and x[20, 30, 2] > 2.0

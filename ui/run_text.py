@@ -102,6 +102,8 @@ def evaluation_label(evaluation) -> str:
 
 #: How the Train form names the input recipes (segcore.preprocess.INPUT_RECIPES).
 INPUT_RECIPE_LABELS = {
+    "stretch_log_count_excess_full_range": "Stretch + log counts + local excess, counting-aware, noise of bright "
+    "spots measured",
     "stretch_log_count_excess": "Stretch + log counts + local excess, counting-aware (recommended)",
     "stretch_log_excess": "Stretch + log counts + local excess",
     "stretch": "Stretch only (the original script)",
