@@ -63,6 +63,7 @@ class FrameJob:
     mask_format: str = "auto"
     overlays: bool = False
     clean: bool = False
+    views: int = 1
     extra: dict = field(default_factory=dict)
 
     @property
@@ -133,7 +134,7 @@ def _detect(job: FrameJob, frame: np.ndarray) -> np.ndarray:
 
         model, own = cached_model(job.model, job.precision)
         threshold = own if job.threshold is None else job.threshold
-        mask = predict_mask(model, frame, threshold=threshold, tile=job.tile, overlap=job.overlap)
+        mask = predict_mask(model, frame, threshold=threshold, tile=job.tile, overlap=job.overlap, views=job.views)
     else:
         from .classical import LACosmicParams, lacosmic_mask
 

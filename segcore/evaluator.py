@@ -10,7 +10,7 @@ called after each image.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -20,7 +20,7 @@ import pandas as pd
 from . import formats, io, metrics
 from .curves import SplitCurves, headline_names as curve_headline_names
 from .metrics import COUNTS, SCORE_COLUMNS
-from .inference import check_threshold, model_threshold, predict_probabilities
+from .inference import check_threshold, check_views, model_threshold, predict_probabilities
 from .inference_graph import inference_model, model_precision
 from .postprocess import check_dilation, dilate
 from .tiles import DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling
@@ -78,6 +78,7 @@ class EvaluationResult:
         detector without a network.
     curves : the split's pixel histogram and object curve (:class:`segcore.curves.SplitCurves`).
     dilation : pixels every predicted mask was grown by before scoring and writing.
+    views : views of each frame its probabilities were averaged over (1 = the frame as it is).
     """
 
     per_image: pd.DataFrame
@@ -87,6 +88,7 @@ class EvaluationResult:
     precision: str | None = "float32"
     curves: SplitCurves = field(default_factory=SplitCurves, repr=False)
     dilation: int = 0
+    views: int = 1
 
     def summary(self) -> pd.DataFrame:
         """Mean and standard deviation of each score over the images.
@@ -107,6 +109,7 @@ class EvaluationResult:
         result["pooled"] = {key: _json_number(self.pooled[key]) for key in POOLED_KEYS}
         result["threshold"] = float(self.threshold)
         result["dilation"] = int(self.dilation)
+        result["views"] = int(self.views)
         result["precision_policy"] = self.precision
         result["n_images"] = int(len(self.per_image))
         return result
@@ -218,6 +221,7 @@ def evaluate_pairs(
     keep_probabilities: bool = False,
     precision: str | None = "auto",
     dilation: int = 0,
+    views: int = 1,
 ) -> EvaluationResult:
     """Run a model on image/mask pairs and score every image.
 
@@ -238,6 +242,8 @@ def evaluate_pairs(
         prepares it for this precision ("auto" by default); None runs it as given.
     dilation : grow every predicted mask by this many pixels (see
         :func:`segcore.postprocess.dilate`) before scoring, curves and writing.
+    views : probabilities averaged over this many views of each frame (1, 2, 4
+        or 8; see :func:`predict_probabilities`).
 
     Returns
     -------
@@ -251,6 +257,7 @@ def evaluate_pairs(
     threshold = check_threshold(model_threshold(model) if threshold is None else threshold)
     dilation = check_dilation(dilation)
     check_tiling(tile, overlap)
+    views = check_views(views)
     pairs = _check_pairs(pairs, predictions_dir)
     if keep_probabilities:
         _check_unique([io.frame_name(image) for image, _ in pairs], "file name")
@@ -259,7 +266,7 @@ def evaluate_pairs(
     kept: dict[str, np.ndarray] = {}
 
     def predict(image: Path, frame: np.ndarray) -> np.ndarray:
-        return predict_probabilities(model, frame, tile=tile, overlap=overlap, batch_size=batch_size)
+        return predict_probabilities(model, frame, tile=tile, overlap=overlap, batch_size=batch_size, views=views)
 
     def keep(image: Path, probs: np.ndarray) -> None:
         kept[io.frame_name(image)] = probs.astype(np.float16)
@@ -267,7 +274,7 @@ def evaluate_pairs(
     curves = SplitCurves()
     rows = _score_frames(pairs, predict, progress, predictions_dir, threshold, curves, dilation,
                          keep if keep_probabilities else None)
-    return _build_result(rows, threshold, kept, model_precision(model), curves, dilation)
+    return replace(_build_result(rows, threshold, kept, model_precision(model), curves, dilation), views=views)
 
 
 def evaluate_detector(

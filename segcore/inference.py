@@ -68,8 +68,46 @@ def check_frame(frame) -> np.ndarray:
     return frame
 
 
+#: Numbers of views :func:`predict_probabilities` can average: the frame itself, then flipped left-right, then
+#: up-down and transposed, then the other four of the square's eight symmetries.
+VIEWS = (1, 2, 4, 8)
+
+
+def _view(array: np.ndarray, view: int) -> np.ndarray:
+    """One of the eight symmetries of the square applied to the first two axes (0 is the identity)."""
+    if view >= 4:
+        array = np.swapaxes(array, 0, 1)
+    if view % 4 in (1, 3):
+        array = array[:, ::-1]
+    if view % 4 in (2, 3):
+        array = array[::-1]
+    return np.ascontiguousarray(array)
+
+
+def _unview(array: np.ndarray, view: int) -> np.ndarray:
+    """The inverse of :func:`_view`."""
+    if view % 4 in (2, 3):
+        array = array[::-1]
+    if view % 4 in (1, 3):
+        array = array[:, ::-1]
+    if view >= 4:
+        array = np.swapaxes(array, 0, 1)
+    return array
+
+
+#: The views in the order they are added: identity, left-right, transposed, up-down, ...
+_VIEW_ORDER = (0, 1, 4, 2, 3, 5, 6, 7)
+
+
+def check_views(views) -> int:
+    if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or int(views) not in VIEWS:
+        raise ValueError(f"views must be one of {', '.join(map(str, VIEWS))}, got {views!r}")
+    return int(views)
+
+
 def predict_probabilities(
-    model, frame, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, batch_size: int | None = None
+    model, frame, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, batch_size: int | None = None,
+    views: int = 1,
 ) -> np.ndarray:
     """Cosmic probability of every pixel of a frame of any size.
 
@@ -86,6 +124,11 @@ def predict_probabilities(
     overlap : overlap of neighbouring tiles, a multiple of 16 smaller than tile.
     batch_size : tiles per network call; by default as many as fit in
         :data:`segcore.tiles.BATCH_PIXELS` pixels (at least one).
+    views : 1, 2, 4 or 8: the mean probability over the frame seen flipped,
+        transposed and rotated (test-time augmentation; training sees all
+        eight, a cosmic looks alike in each, the network's errors do not).
+        The input recipe commutes with these, so it runs once. Costs ``views``
+        times the network's time.
 
     Returns
     -------
@@ -94,15 +137,25 @@ def predict_probabilities(
     """
     frame = check_frame(frame)
     check_tiling(tile, overlap)
+    views = check_views(views)
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
     ):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    height, width = frame.shape
-    padded_h, padded_w = padded_shape(frame.shape)
     # The input recipe sees the frame alone, before padding, as in training.
-    recipe = frame_recipe(model)
-    channels = network_input(frame, recipe)
+    channels = network_input(frame, frame_recipe(model))
+    if views == 1:
+        return _tiled_probabilities(model, channels, tile, overlap, batch_size)
+    total = np.zeros(frame.shape, np.float32)
+    for view in _VIEW_ORDER[:views]:
+        total += _unview(_tiled_probabilities(model, _view(channels, view), tile, overlap, batch_size), view)
+    return total / views
+
+
+def _tiled_probabilities(model, channels: np.ndarray, tile: int, overlap: int, batch_size: int | None) -> np.ndarray:
+    """The network's cosmic probability over (H, W, 3) input channels, tile by tile."""
+    height, width = channels.shape[:2]
+    padded_h, padded_w = padded_shape((height, width))
     channels = np.pad(channels, ((0, padded_h - height), (0, padded_w - width), (0, 0)), mode="reflect")
 
     tiles = tile_layout((padded_h, padded_w), tile, overlap)

@@ -62,6 +62,29 @@ def test_evaluate_json_matches_the_evaluator(dataset, model_path, capsys):
 
 
 @pytest.mark.slow
+def test_evaluate_and_predict_average_over_views(dataset, model_path, tmp_path, capsys):
+    from segcore.inference import load_inference_model, model_threshold, predict_probabilities
+
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model_path), "--data", str(dataset), "--json", "--views", "4"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["views"] == 4
+    model = load_model(model_path, compile=False)
+    reference = evaluate_pairs(model, pair_split(dataset, "Test").pairs, views=4)
+    assert printed["pooled"]["f1"] == pytest.approx(reference.pooled["f1"])
+    # predict: the mask is the 4-view mean above the model's threshold
+    frame_path = pair_split(dataset, "Test").pairs[0][0]
+    assert main(["predict", "--model", str(model_path), str(frame_path), "--out", str(tmp_path), "--views", "4",
+                 "--precision", "float32"]) == 0
+    fast = load_inference_model(model_path, "float32")
+    expected = predict_probabilities(fast, io.read_frame(frame_path), views=4) > model_threshold(fast)
+    np.testing.assert_array_equal(io.read_mask(tmp_path / f"{frame_path.stem}.png"), expected)
+    with pytest.raises(SystemExit) as refused:
+        main(["predict", "--model", str(model_path), str(frame_path), "--out", str(tmp_path / "x"), "--views", "3"])
+    assert refused.value.code == 2 and "--views: invalid choice: 3" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_evaluate_table_and_csv(dataset, model_path, tmp_path, capsys):
     table = tmp_path / "per_image.csv"
     assert main(["evaluate", "--model", str(model_path), "--data", str(dataset), "--split", "Validation", "--csv", str(table)]) == 0

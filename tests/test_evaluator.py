@@ -144,8 +144,9 @@ def test_to_json_dict_holds_means_pooled_threshold_precision_policy_and_count(da
     result = ev.evaluate_pairs(threshold_model, dataset[0], threshold=0.5)
     report = json.loads(json.dumps(result.to_json_dict()))
     assert set(report) == {
-        *ev.JSON_MEAN_KEYS, "pooled", "threshold", "dilation", "precision_policy", "n_images",
+        *ev.JSON_MEAN_KEYS, "pooled", "threshold", "dilation", "views", "precision_policy", "n_images",
     }
+    assert report["views"] == 1
     assert report["precision_policy"] == "float32"  # not a DeepLabV3+: run as given
     for key in ev.JSON_MEAN_KEYS:
         assert report[key] == pytest.approx(result.per_image[key].mean())

@@ -326,3 +326,39 @@ def test_load_inference_model_reads_a_saved_model(deeplab, tmp_path):
     np.testing.assert_allclose(
         inf.predict_probabilities(loaded, frame), inf.predict_probabilities(deeplab, frame), atol=1e-4, rtol=0
     )
+
+
+# --- views: the mean over the frame flipped, transposed and rotated ------------------------------------------
+
+
+@pytest.mark.parametrize("views", [2, 4, 8])
+def test_views_average_the_frame_seen_in_each_symmetry(small_model, views):
+    """Hand reference: the network run on the flipped / transposed frame, its answer turned back, averaged."""
+    frame = random_frame((48, 80), seed=11)  # not square: a transposed view has the other shape
+    turns = [
+        lambda f: f, lambda f: f[:, ::-1], lambda f: f.T, lambda f: f[::-1],
+        lambda f: f[::-1, ::-1], lambda f: f.T[:, ::-1], lambda f: f.T[::-1], lambda f: f.T[::-1, ::-1],
+    ]
+    backs = [
+        lambda p: p, lambda p: p[:, ::-1], lambda p: p.T, lambda p: p[::-1],
+        lambda p: p[::-1, ::-1], lambda p: p[:, ::-1].T, lambda p: p[::-1].T, lambda p: p[::-1, ::-1].T,
+    ]
+    expected = np.mean(
+        [back(inf.predict_probabilities(small_model, np.ascontiguousarray(turn(frame))))
+         for turn, back in zip(turns[:views], backs[:views])], axis=0)
+    np.testing.assert_allclose(inf.predict_probabilities(small_model, frame, views=views), expected, atol=1e-6)
+    # the network is not symmetric, so the views really differ
+    assert not np.allclose(expected, inf.predict_probabilities(small_model, frame), atol=1e-4)
+
+
+def test_a_symmetric_network_gives_the_same_answer_in_every_view():
+    model = intensity_model(3.0, 1.0)  # a 1x1 convolution: no direction at all
+    frame = random_frame((64, 96), seed=12)
+    np.testing.assert_allclose(inf.predict_probabilities(model, frame, views=8), inf.predict_probabilities(model, frame),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("views", [0, 3, 16, 2.0, True])
+def test_views_must_be_1_2_4_or_8(small_model, views):
+    with pytest.raises(ValueError, match="views must be one of 1, 2, 4, 8"):
+        inf.predict_probabilities(small_model, random_frame((32, 32)), views=views)
