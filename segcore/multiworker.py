@@ -3,13 +3,14 @@
 Every worker runs the same ``python -m segcore train ...`` with its own ``TF_CONFIG`` (the cluster's
 ``host:port`` list and its own index), as Keras documents it. ``--batch-size`` is the global batch: each step
 every worker takes its share of the same batch (the crops are drawn from the same seeded stream everywhere and
-sharded by element), batch norms take their statistics over the whole global batch, and the gradients are summed
-across workers, so the weights stay identical everywhere and the loss is the one-worker loss at that batch
-(cross-entropy exactly; the Dice term of ``dice_cross_entropy``, pooled over a batch, is pooled over each
-worker's share, so its value differs a little). The chief (task ``chief``, else worker 0) alone reports to the
+sharded by element), batch norms take their statistics over the whole global batch, the Dice term of the loss
+pools its sums over the whole global batch, and the gradients are summed across workers, so the weights stay
+identical everywhere and the loss is the one-worker loss at that batch. The chief (task ``chief``, else worker 0) alone reports to the
 listeners and writes the checkpoints, ``state.json`` and the model where the configuration says; the others
 save into a scratch folder they delete at the end (saving reads variables the workers hold together, so every
 worker must save). ``--resume`` makes every worker continue from the chief's last checkpoint (a shared folder).
+A decision to stop (cancel, time limit) is agreed on after every batch and epoch: when any worker stops, all stop
+after the same batch, so none is left waiting in a collective.
 """
 
 from __future__ import annotations
@@ -19,6 +20,41 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+
+_STRATEGIES: dict[str, object] = {}
+
+
+def cluster_strategy():
+    """This process's ``MultiWorkerMirroredStrategy`` for its ``TF_CONFIG``, made once: TensorFlow starts a
+    worker's collective server once per process, so later trainings in the same process share it."""
+    import tensorflow as tf
+
+    key = os.environ.get("TF_CONFIG", "")
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = tf.distribute.MultiWorkerMirroredStrategy()
+    return _STRATEGIES[key]
+
+
+def agree(strategy, flags: list[bool]) -> list[bool]:
+    """Each flag true on every worker when it is true on any: one all-reduce across the workers, which every
+    worker must make at the same point (after each batch and epoch)."""
+    import tensorflow as tf
+
+    local = tf.constant([float(flag) for flag in flags])
+
+    def replica_sum():
+        return tf.distribute.get_replica_context().all_reduce("SUM", local)
+
+    summed = strategy.experimental_local_results(strategy.run(replica_sum))[0]
+    return [bool(value > 0) for value in summed.numpy()]
+
+
+def agree_on(strategy):
+    """:func:`agree` on ``strategy``'s workers, or None with one worker (nothing to agree on)."""
+    if worker_count(strategy) < 2:
+        return None
+    return lambda flags: agree(strategy, flags)
 
 
 def is_chief(strategy) -> bool:
@@ -53,7 +89,7 @@ def prepare_fit(model, strategy, train_data, validation_data):
     Keras 3 builds the metrics and optimizer before ``fit`` from the first batch averaged across replicas
     (``strategy.reduce`` outside a ``tf.function``), which MultiWorkerMirroredStrategy refuses with "Attempt to
     convert a value (PerReplica...)" (keras-team/keras#20585). Only the batch's shapes matter there, so this
-    builds from this worker's own share instead.
+    builds from the datasets' element shapes instead.
     """
     import tensorflow as tf
 
@@ -62,12 +98,12 @@ def prepare_fit(model, strategy, train_data, validation_data):
     train_data, validation_data = train_data.with_options(options), validation_data.with_options(options)
 
     def build(iterator=None, data_batch=None):
-        if iterator is not None:
-            for _, _, batches in iterator:
-                data_batch = tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], next(batches))
-                break
+        # From the batch's shapes and types alone: taking a batch from the iterator would start the dataset's
+        # first pass (its first shuffle order) for nothing, and training would see the second one.
+        specs = train_data.element_spec
         with strategy.scope():
-            model._symbolic_build(data_batch=data_batch)
+            model._symbolic_build(data_batch=tf.nest.map_structure(
+                lambda s: tf.TensorSpec((None, *s.shape[1:]), s.dtype), specs))
 
     model._maybe_symbolic_build = build
     _mean_scalar_logs()

@@ -196,7 +196,9 @@ def choose_strategy():
     import tensorflow as tf
 
     if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        from .multiworker import cluster_strategy
+
+        return cluster_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
@@ -275,9 +277,11 @@ class _Control:
 
         # Build the class lazily so importing segcore does not import Keras.
         class Control(keras.callbacks.Callback):
-            def __init__(self, config: TrainConfig, listeners, cancel, state, steps):
+            def __init__(self, config: TrainConfig, listeners, cancel, state, steps, agree=None):
                 super().__init__()
                 self.config, self.listeners, self.cancel = config, listeners, cancel
+                # Several workers stop together: a flag set on any is set on all (segcore.multiworker.agree).
+                self.agree = agree or (lambda flags: flags)
                 self.state, self.steps = state, steps
                 self.cancelled = False
                 self.out_of_time = False
@@ -329,12 +333,15 @@ class _Control:
                 values["learning_rate"] = self.rate
                 for listener in self.listeners:
                     listener.on_batch_end(self.state["epoch_in_progress"], batch + 1, self.steps, values)
-                if self.cancel is not None and self.cancel.cancelled:
+                left = self.time_left()
+                # A time limit ends the epoch here if its validation and checkpoints still fit in the limit.
+                cancelled, out_of_time = self.agree(
+                    [self.cancel is not None and self.cancel.cancelled, left is not None and left <= self.tail_seconds]
+                )
+                if cancelled:
                     self.cancelled = True
                     self.model.stop_training = True
-                left = self.time_left()
-                if left is not None and left <= self.tail_seconds:
-                    # End the epoch here: its validation and checkpoints still fit in the limit.
+                if out_of_time:
                     self.out_of_time = True
                     self.model.stop_training = True
 
@@ -365,8 +372,9 @@ class _Control:
                     self.model.stop_training = True
                 self.tail_seconds = time.monotonic() - self.last_batch_end
                 left = self.time_left()
-                if left is not None and left <= self.tail_seconds + self.batch_seconds:
-                    self.out_of_time = True  # not even one more batch and its epoch's end would fit
+                # Not even one more batch and its epoch's end would fit?
+                if self.agree([left is not None and left <= self.tail_seconds + self.batch_seconds])[0]:
+                    self.out_of_time = True
                     self.model.stop_training = True
 
         return Control(*args, **kwargs)
@@ -506,7 +514,8 @@ def train(
             listener.on_train_begin(start)
         if multiworker.worker_count(strategy) > 1:
             train_data, validation_data = multiworker.prepare_fit(model, strategy, train_data, validation_data)
-        control = _Control(config, listeners, cancel, state, steps)
+        agree = multiworker.agree_on(strategy)
+        control = _Control(config, listeners, cancel, state, steps, agree)
         if state["epochs_done"] < config.epochs and state["wait"] < config.patience:
             model.fit(
                 train_data,
