@@ -337,6 +337,10 @@ class ProposalRow(Base):
     #: pixels whose probability is in ``UNCERTAIN_RANGE`` (where the model hesitates); None for a
     #: detector without probabilities, or a proposal made before it was counted (0007)
     uncertain_pixels: Mapped[Optional[int]] = mapped_column(Integer)
+    #: pixels where this model proposal and the frame's LA Cosmic proposal ``disagreement_with``
+    #: differ, counted when the labeling queue first needs them (0010); None: not counted yet
+    disagreement: Mapped[Optional[int]] = mapped_column(Integer)
+    disagreement_with: Mapped[Optional[int]] = mapped_column(Integer)
 
 
 class FrameReview(Base):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import func, select
 
-from .errors import NotFound, StoreError
+from .errors import NotFound, StoreError, StoreUnavailable
 from .models import (
     REVIEW_STATUSES,
     Frame,
@@ -125,6 +125,19 @@ class QueueEntry:
         return sum(known) if known else None
 
 
+def _keep(proposal_id: int, **counts) -> None:
+    """Store counts on a proposal row for the next call; a store that cannot be written (read-only)
+    keeps none, and the count is made again next time."""
+    try:
+        with session_scope() as session:
+            stored = session.get(ProposalRow, proposal_id)
+            if stored is not None:
+                for name, value in counts.items():
+                    setattr(stored, name, value)
+    except StoreUnavailable:
+        pass
+
+
 def _uncertain_of(row: ProposalRow) -> int | None:
     """The proposal's uncertain pixels, counted now (and stored) for a proposal made before they were kept."""
     if row.uncertain_pixels is not None or not row.probabilities_path:
@@ -133,21 +146,26 @@ def _uncertain_of(row: ProposalRow) -> int | None:
         count = count_uncertain(np.load(from_stored(row.probabilities_path)))
     except (OSError, ValueError):
         return None  # a lost file: the queue still works, this frame has no number
-    with session_scope() as session:
-        stored = session.get(ProposalRow, row.id)
-        if stored is not None:
-            stored.uncertain_pixels = count
+    _keep(row.id, uncertain_pixels=count)
     return count
 
 
-def _disagreement(a: ProposalRow, b: ProposalRow) -> int | None:
+def _disagreement(model: ProposalRow, lacosmic: ProposalRow) -> int | None:
+    """Pixels where the model's proposal and LA Cosmic's differ: the stored count when it was made
+    against this LA Cosmic proposal (proposals never change once stored), else counted from both
+    masks now and stored."""
     from segcore import io
     from segcore.errors import SegcoreError
 
+    if model.disagreement is not None and model.disagreement_with == lacosmic.id:
+        return model.disagreement
     try:
-        return int(np.count_nonzero(io.read_mask(from_stored(a.mask_path)) ^ io.read_mask(from_stored(b.mask_path))))
+        count = int(np.count_nonzero(io.read_mask(from_stored(model.mask_path))
+                                     ^ io.read_mask(from_stored(lacosmic.mask_path))))
     except (OSError, ValueError, SegcoreError):
         return None  # a lost or damaged file: this frame has no number, the queue still works
+    _keep(model.id, disagreement=count, disagreement_with=lacosmic.id)
+    return count
 
 
 def labeling_queue(dataset_id: int, split: str | None = None) -> list[QueueEntry]:

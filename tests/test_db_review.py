@@ -100,6 +100,41 @@ def test_a_proposal_made_before_uncertain_pixels_were_kept_is_counted_when_the_q
     assert entry.uncertain_pixels is None and entry.doubt is None
 
 
+def test_the_queue_counts_a_models_disagreement_with_la_cosmic_once_and_again_for_a_new_la_cosmic_proposal(
+    dataset, no_process, monkeypatch
+):
+    from db.models import ProposalRow
+    from segcore import io as segcore_io
+
+    model_run = _finished_run(dataset, conv_model(seed=3), threshold=0.5)
+    frame = db.list_frames(dataset, "real")[0]
+    assert no_process(db.start_prediction(dataset, model_run, frame_ids=[frame.id])) == 0
+    assert no_process(db.start_prediction(dataset, frame_ids=[frame.id], lacosmic={})) == 0
+    lacosmic, model = db.frame_proposals(frame.id)  # newest first
+    differ = int((db.proposal_mask(model.id) != db.proposal_mask(lacosmic.id)).sum())
+    reads = []
+    real_read = segcore_io.read_mask
+    monkeypatch.setattr(segcore_io, "read_mask", lambda path: reads.append(path) or real_read(path))
+
+    def entry():
+        reads.clear()
+        (found,) = [e for e in db.labeling_queue(dataset) if e.frame_id == frame.id]
+        return found
+
+    assert entry().disagreement == differ and len(reads) == 2
+    with db.session_scope(write=False) as session:
+        row = session.get(ProposalRow, model.id)
+        assert (row.disagreement, row.disagreement_with) == (differ, lacosmic.id)
+    assert entry().disagreement == differ and reads == []  # read from the store, no mask read again
+
+    # A new LA Cosmic proposal (other parameters) is counted against afresh.
+    assert no_process(db.start_prediction(dataset, frame_ids=[frame.id], lacosmic={"sigclip": 1.0, "objlim": 0.5})) == 0
+    newer = db.frame_proposals(frame.id)[0]
+    differ_newer = int((db.proposal_mask(model.id) != db.proposal_mask(newer.id)).sum())
+    assert entry().disagreement == differ_newer and len(reads) == 2
+    assert differ_newer != differ
+
+
 def test_retraining_takes_the_newest_training_runs_options_and_records_the_masks_as_they_are_now(
     dataset, monkeypatch
 ):
