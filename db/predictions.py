@@ -28,7 +28,15 @@ from sqlalchemy import select, update
 from .errors import NotFound, StoreError
 from .models import ACTIVE_STATUSES, FALLBACK_THRESHOLD, SPLITS, Dataset, Frame, PredictionJob, Run, utcnow
 from .paths import from_stored, remove_tree, to_stored
-from .processes import LOG_FILE, create_time, is_worker_of, kill_process_group, process_alive, spawn_worker
+from .processes import (
+    LOG_FILE,
+    create_time,
+    is_worker_of,
+    kill_process_group,
+    process_alive,
+    spawn_worker,
+    start_limit,
+)
 from .session import database_url, home, session_scope
 
 __all__ = [
@@ -324,7 +332,7 @@ def cancel_prediction(job_id: int) -> PredictionInfo:
         raise StoreError(f"prediction job {job_id} is {job.status}; only queued or running jobs can be cancelled")
     job.folder.mkdir(parents=True, exist_ok=True)
     (job.folder / CANCEL_FILE).touch()
-    if job.pid is None or not process_alive(job.pid, _process_started(job_id)):
+    if job.pid is None or not process_alive(job.pid, _process_started(job_id), (job_id, PREDICTION_WORKER)):
         finish_prediction(job_id, "cancelled", only_if_pid=job.pid)
     return get_prediction(job_id)
 
@@ -335,24 +343,31 @@ def _process_started(job_id: int) -> float | None:
 
 
 def refresh_prediction_states(stale_after: float = STALE_AFTER) -> list[int]:
-    """Mark active jobs whose process died, or whose heartbeat is stale, as failed; their ids."""
+    """Mark active jobs whose process died, or whose heartbeat is stale, as failed; their ids.
+
+    A job still "queued" has a process that is starting and does not beat yet: it gets
+    :data:`~db.processes.START_ALLOWANCE` from its creation before it is judged hung.
+    """
     now = utcnow()
     with session_scope(write=False) as session:
         active = session.execute(
-            select(PredictionJob.id, PredictionJob.pid, PredictionJob.process_started, PredictionJob.heartbeat,
-                   PredictionJob.created).where(PredictionJob.status.in_(ACTIVE_STATUSES))
+            select(PredictionJob.id, PredictionJob.status, PredictionJob.pid, PredictionJob.process_started,
+                   PredictionJob.heartbeat, PredictionJob.created).where(PredictionJob.status.in_(ACTIVE_STATUSES))
         ).all()
     marked = []
-    for job_id, pid, started, heartbeat, created in active:
+    for job_id, status, pid, started, heartbeat, created in active:
         age = (now - (heartbeat or created)).total_seconds()
+        limit = start_limit(status, stale_after)
         reason = None
         if pid is None:
             if age > stale_after:
                 reason = f"the prediction process did not start within {stale_after:.0f} s"
-        elif not process_alive(pid, started):
+        elif not process_alive(pid, started, (job_id, PREDICTION_WORKER)):
             reason = f"the prediction process (pid {pid}) ended without reporting: it crashed or was killed"
-        elif age > stale_after:
-            reason = f"no heartbeat for {age:.0f} s; the prediction process (pid {pid}) was stopped"
+        elif age > limit:
+            reason = (f"no heartbeat for {age:.0f} s (limit {limit:.0f} s"
+                      + (", still starting" if status == "queued" else "")
+                      + f"); the prediction process (pid {pid}) was stopped")
             if is_worker_of(pid, job_id, PREDICTION_WORKER):
                 kill_process_group(pid)
         if reason and finish_prediction(job_id, "failed", error=reason, only_if_pid=pid):

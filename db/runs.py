@@ -22,7 +22,16 @@ from sqlalchemy import func, select, update
 from .errors import NotFound, StoreError
 from .models import ACTIVE_STATUSES, FALLBACK_THRESHOLD, RUN_KINDS, RUN_STATUSES, THRESHOLD_SOURCES, Dataset, Frame, MaskRevisionRow, Run, RunRevision, utcnow
 from .paths import from_stored, remove_tree, run_dir, to_stored
-from .processes import LOG_FILE, create_time, is_worker_of, kill_process_group, process_alive, spawn_worker
+from .processes import (
+    LOG_FILE,
+    RUN_WORKER,
+    create_time,
+    is_worker_of,
+    kill_process_group,
+    process_alive,
+    spawn_worker,
+    start_limit,
+)
 from .session import database_url, home, session_scope
 
 __all__ = [
@@ -333,8 +342,10 @@ def _last_log_line(run_id: int) -> str:
 def refresh_run_states(stale_after: float = STALE_AFTER) -> list[int]:
     """Mark active runs whose process died, or whose heartbeat is stale, as failed.
 
-    A stale run whose process still exists is stopped (it may be hung), so a
-    resumed run never has two writers. Checkpoints are kept for ``resume_run``.
+    A run still "queued" has a process that is starting and does not beat yet: it gets
+    :data:`~db.processes.START_ALLOWANCE` before it is judged hung. A stale run whose process
+    still exists is stopped (it may be hung), so a resumed run never has two writers.
+    Checkpoints are kept for ``resume_run``.
 
     Returns
     -------
@@ -343,25 +354,28 @@ def refresh_run_states(stale_after: float = STALE_AFTER) -> list[int]:
     now = utcnow()
     with session_scope(write=False) as session:
         active = session.execute(
-            select(Run.id, Run.pid, Run.process_started, Run.heartbeat, Run.created).where(
+            select(Run.id, Run.status, Run.pid, Run.process_started, Run.heartbeat, Run.created).where(
                 Run.status.in_(ACTIVE_STATUSES)
             )
         ).all()
     marked = []
-    for run_id, pid, started, heartbeat, created in active:
+    for run_id, status, pid, started, heartbeat, created in active:
         last_sign = heartbeat or created
         age = (now - last_sign).total_seconds()
+        limit = start_limit(status, stale_after)
         reason = None
         if pid is None:
             if age > stale_after:
                 reason = f"the training process did not start within {stale_after:.0f} s"
-        elif not process_alive(pid, started):
+        elif not process_alive(pid, started, (run_id, RUN_WORKER)):
             reason = f"the training process (pid {pid}) ended without reporting: it crashed or was killed"
             last = _last_log_line(run_id)
             if last:
                 reason += f"; last log line: {last}"
-        elif age > stale_after:
-            reason = f"no heartbeat for {age:.0f} s (limit {stale_after:.0f} s); the training process (pid {pid}) was stopped"
+        elif age > limit:
+            reason = (f"no heartbeat for {age:.0f} s (limit {limit:.0f} s"
+                      + (", still starting" if status == "queued" else "")
+                      + f"); the training process (pid {pid}) was stopped")
             if is_worker_of(pid, run_id):
                 kill_process_group(pid)
         if reason and _finish(run_id, "failed", error=reason, only_if_pid=pid if pid is not None else None):
@@ -379,7 +393,7 @@ def cancel_run(run_id: int) -> RunInfo:
         raise StoreError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
     run.run_dir.mkdir(parents=True, exist_ok=True)
     (run.run_dir / CANCEL_FILE).touch()
-    if run.pid is None or not process_alive(run.pid, _process_started(run_id)):
+    if run.pid is None or not process_alive(run.pid, _process_started(run_id), (run_id, RUN_WORKER)):
         # Nobody left to see the file: record the outcome here.
         _finish(run_id, "cancelled", only_if_pid=run.pid)
     return get_run(run_id)
@@ -396,7 +410,7 @@ def resume_run(run_id: int) -> int:
     run = get_run(run_id)
     if run.status not in ("failed", "cancelled"):
         raise StoreError(f"run {run_id} is {run.status}; only failed or cancelled runs can be resumed")
-    if run.pid is not None and process_alive(run.pid, _process_started(run_id)):
+    if run.pid is not None and process_alive(run.pid, _process_started(run_id), (run_id, RUN_WORKER)):
         raise StoreError(
             f"run {run_id} is still stopping: its process (pid {run.pid}) has not exited yet; resume it in a moment"
         )
