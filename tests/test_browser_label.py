@@ -8,78 +8,22 @@ screenshots of the Home, Datasets and Label pages (see ``browser_support``).
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import pytest
-from browser_support import screenshot_folder, serve_app
+from browser_support import app_fixtures, choose, screenshot_folder, wait_for_revisions, wait_idle
 
 DEMO = {"COSMICS_DEMO_FRAMES": "4,2,2,1", "COSMICS_DEMO_SIZE": "256"}
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The app on a free port with a fresh store; yields (base URL, COSMICS_HOME)."""
-    home = tmp_path_factory.mktemp("browser") / "home"
-    with serve_app(home, DEMO) as url:
-        yield url, home
+server, store = app_fixtures("browser", DEMO)
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory):
     return screenshot_folder(tmp_path_factory)
-
-
-@pytest.fixture
-def store(server, monkeypatch):
-    """The server's store, opened in this process too."""
-    import db
-
-    monkeypatch.setenv("COSMICS_HOME", str(server[1]))
-    monkeypatch.delenv("COSMICS_DB_URL", raising=False)
-    db.reset()
-    yield db
-    db.reset()
-
-
-def wait_idle(page, timeout: float = 60) -> None:
-    """Until the script run the last action caused has finished."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    status = page.locator("[data-testid=stStatusWidget]")
-    try:
-        status.wait_for(state="attached", timeout=1000)
-    except PlaywrightTimeout:
-        pass  # the run was over before we looked
-    status.wait_for(state="detached", timeout=timeout * 1000)
-    page.wait_for_timeout(300)
-
-
-def choose(page, label: str, index: int, attempts: int = 5) -> None:
-    """Pick an option of a select box (again if a late rerun closed the list before the click)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for attempt in range(attempts):
-        page.get_by_role("combobox", name=label).click()
-        try:
-            page.get_by_role("option").nth(index).click(timeout=3000)
-            return
-        except PlaywrightTimeout:
-            if attempt == attempts - 1:
-                raise
-            wait_idle(page)
-
-
-def wait_for_revisions(page, store, frame_id: int, count: int, timeout: float = 30) -> None:
-    """Until the frame has ``count`` mask revisions; on time-out, say what the page shows."""
-    deadline = time.monotonic() + timeout
-    while len(store.mask_history(frame_id)) < count:
-        if time.monotonic() > deadline:
-            alerts = page.locator("[data-testid=stAlert]").all_inner_texts()
-            pytest.fail(f"no new mask revision after saving; the page says: {alerts}")
-        page.wait_for_timeout(250)
 
 
 def screenshot(page, folder, name: str) -> None:

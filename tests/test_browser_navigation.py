@@ -5,8 +5,7 @@ through app.py's navigation (Streamlit answers that request in its pages-folder 
 from __future__ import annotations
 
 import pytest
-from browser_support import serve_app
-from test_browser_label import wait_idle
+from browser_support import serve_app, wait_idle
 
 DEMO = {"COSMICS_DEMO_FRAMES": "2,1,1,0", "COSMICS_DEMO_SIZE": "64"}
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from browser_support import serve_app
+from browser_support import app_fixtures, wait_for_revisions, wait_idle
 from skimage.measure import label, regionprops
-from test_browser_label import wait_for_revisions, wait_idle
 
 from segcore.classical import LACosmicParams, lacosmic_mask
 
@@ -21,22 +20,7 @@ PARAMS = LACosmicParams(sigclip=4.5, objlim=2.0, niter=2)
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("browser-proposals") / "home"
-    with serve_app(home, DEMO) as url:
-        yield url, home
-
-
-@pytest.fixture
-def store(server, monkeypatch):
-    import db
-
-    monkeypatch.setenv("COSMICS_HOME", str(server[1]))
-    monkeypatch.delenv("COSMICS_DB_URL", raising=False)
-    db.reset()
-    yield db
-    db.reset()
+server, store = app_fixtures("browser-proposals", DEMO)
 
 
 def test_a_click_with_pick_cosmics_rejects_the_cosmic_under_it_and_keys_accept_and_save(server, page, store):
