@@ -254,6 +254,7 @@ def test_train_form_submits_the_original_recipe_and_a_fixed_threshold(empty_stor
         "Stretch + log counts + local excess, counting-aware (recommended)",
         "Stretch only (the original script)",
         "Stretch + log counts + local excess",
+        "Stretch + log counts + local excess, counting-aware, noise of bright spots measured",
     ]
     assert not any(s.label == "Threshold for the final evaluation" for s in at.slider)  # chosen on validation
     loss = next(r for r in at.radio if r.label == "Loss")
