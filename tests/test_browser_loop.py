@@ -233,10 +233,10 @@ def test_a_new_user_walks_the_whole_loop(server, page, store, tmp_path):
     page.get_by_text("No training: LA Cosmic").click()
     page.get_by_role("textbox", name="LA Cosmic run name").fill("baseline")
     page.get_by_text("Tune sigclip, objlim and sigfrac on the validation frames").click()
-    page.get_by_role("button", name="Start LA Cosmic").click()
-    wait_idle(page)
-    baseline = _wait(lambda: [r for r in store.list_runs(mine.id) if r.kind == "lacosmic"], "the baseline", 120,
-                     page)[0]
+    # The form's submit can be lost to a rerun still redrawing the page (seen once on a loaded machine).
+    baseline = _until(page, lambda: page.get_by_role("button", name="Start LA Cosmic").click(),
+                      lambda: [r for r in store.list_runs(mine.id) if r.kind == "lacosmic"], "Start LA Cosmic",
+                      wait=60)[0]
     baseline = _wait(lambda: (lambda r: r if not r.active else None)(store.get_run(baseline.id)), "the baseline")
     assert baseline.status == "finished", baseline.error
     lap("LA Cosmic baseline")
