@@ -26,7 +26,7 @@ import sys
 import numpy as np
 from scipy import ndimage
 
-from segcore.metrics import count_score
+from segcore.metrics import count_score, n_cosmics
 from segcore.synth import simulate_frame
 
 PER_PIXEL = np.arange(1.0, 6.01, 0.25)
@@ -65,13 +65,10 @@ def ceilings(frames) -> dict:
     for high, low in HYSTERESIS:
         predicted = [(mask, hysteresis(z, high, low)) for mask, z in frames]
         tp = sum(int((p & mask).sum()) for mask, p in predicted)
-        counts = np.mean([count_score(cosmics(mask), cosmics(p)) for mask, p in predicted])
+        counts = np.mean([count_score(n_cosmics(mask), n_cosmics(p)) for mask, p in predicted])
         grown.append((f1(tp, sum(int(p.sum()) for _, p in predicted), true), high, low, float(counts)))
     return {"pixels": true, "per_pixel": max(per_pixel), "hysteresis": max(grown)}
 
-
-def cosmics(mask: np.ndarray) -> int:
-    return int(ndimage.label(mask, EIGHT_CONNECTED)[1])
 
 
 def main(argv=None) -> int:

@@ -151,18 +151,21 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_predict(args) -> int:
+def _network_detector(args):
+    """frame -> mask of the model ``--model`` with the command's threshold, tiling and views."""
     from .inference import load_inference_model, model_threshold, predict_mask
 
-    if args.dask:
-        return _on_cluster(args, model=args.model)
     model = load_inference_model(args.model, args.precision)
     threshold = model_threshold(model) if args.threshold is None else args.threshold
-    return _write_masks(
-        args.files, Path(args.out), args.overlays,
-        _grown(lambda frame: predict_mask(model, frame, threshold=threshold, tile=args.tile, overlap=args.overlap, views=args.views), args),
-        args.mask_format,
-    )
+    return lambda frame: predict_mask(model, frame, threshold=threshold, tile=args.tile, overlap=args.overlap,
+                                      views=args.views)
+
+
+def cmd_predict(args) -> int:
+    if args.dask:
+        return _on_cluster(args, model=args.model)
+    return _write_masks(args.files, Path(args.out), args.overlays, _grown(_network_detector(args), args),
+                        args.mask_format)
 
 
 def cmd_lacosmic(args) -> int:
@@ -224,11 +227,7 @@ def cmd_clean(args) -> int:
     if args.dask:
         return _on_cluster(args, model=args.model, clean=True, addresses=addresses, failures=failures)
     if args.model:
-        from .inference import load_inference_model, model_threshold, predict_mask
-
-        model = load_inference_model(args.model, args.precision)
-        threshold = model_threshold(model) if args.threshold is None else args.threshold
-        detect = _grown(lambda frame: predict_mask(model, frame, threshold=threshold, tile=args.tile, overlap=args.overlap, views=args.views), args)
+        detect = _grown(_network_detector(args), args)
     else:
         from .classical import lacosmic_mask
 

@@ -221,16 +221,15 @@ def noise_profile(background: np.ndarray, residual: np.ndarray, bins: int = NOIS
     if per_bin == 0:
         raise ValueError(f"need at least {bins} pixels to measure the noise, got {levels.size}")
     order = np.argsort(levels, kind="stable")
+    levels, spreads = levels[order], spreads[order]
     starts = list(range(0, per_bin * bins, per_bin))
-    end = per_bin * bins
-    if full_range:
-        end = levels.size
-        while (end - starts[-1]) // 2 >= TAIL_MIN_PIXELS:
-            starts.append(starts[-1] + (end - starts[-1]) // 2)
-    groups = [order[a:b] for a, b in zip(starts, starts[1:] + [end])]
-    levels_out = np.array([np.sort(levels[g])[len(g) // 2] for g in groups])
-    sigmas = np.array([MAD_TO_SIGMA * np.sort(spreads[g])[len(g) // 2] for g in groups])
-    return levels_out, np.maximum.accumulate(sigmas)
+    end = levels.size if full_range else per_bin * bins
+    while full_range and (end - starts[-1]) // 2 >= TAIL_MIN_PIXELS:
+        starts.append(starts[-1] + (end - starts[-1]) // 2)
+    groups = list(zip(starts, starts[1:] + [end]))
+    middles = [(b - a) // 2 for a, b in groups]
+    sigmas = [np.partition(spreads[a:b], m)[m] for (a, b), m in zip(groups, middles)]
+    return levels[[a + m for (a, _), m in zip(groups, middles)]], np.maximum.accumulate(MAD_TO_SIGMA * np.array(sigmas))
 
 
 def noise_at(background: np.ndarray, levels: np.ndarray, sigmas: np.ndarray, extrapolate: bool = False) -> np.ndarray:
