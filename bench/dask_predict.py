@@ -87,24 +87,17 @@ def on_cluster(job_kwargs: dict, frames: list[str], out: Path, workers: int) -> 
 
 def training(data: Path, out: Path, workers: int, batch: int, steps: int) -> float:
     """Median seconds per training step (after the first two) with ``workers`` local worker processes."""
-    import socket
+    from segcore.multiworker import localhost_tf_configs
 
     config = dict(data_dir=str(data), out=str(out / f"train{workers}" / "m.keras"), backbone="tiny",
                   backbone_weights="none", crop_size=64, batch_size=batch, epochs=1, steps_per_epoch=steps,
                   validation_steps=1, dropout=0.0, mixed_precision="float32", choose_threshold=False)
-    sockets = [socket.socket() for _ in range(workers)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
     processes = []
-    for index in range(workers):
+    for index, tf_config in enumerate(localhost_tf_configs(workers)):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         env.pop("TF_CONFIG", None)
         if workers > 1:
-            env["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]},
-                                           "task": {"type": "worker", "index": index}})
+            env["TF_CONFIG"] = tf_config
         prefix = out / f"train{workers}_{index}"
         processes.append((prefix, subprocess.Popen(
             [sys.executable, str(ROOT / "tests" / "multiworker_support.py"), json.dumps(config), str(prefix)],

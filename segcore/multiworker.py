@@ -69,6 +69,21 @@ def is_chief(strategy) -> bool:
     return "chief" not in cluster and resolver.task_id == 0
 
 
+def localhost_tf_configs(workers: int) -> list[str]:
+    """``TF_CONFIG`` values for ``workers`` worker processes on this machine, each on a free port (worker 0 first):
+    a cluster to try multi-worker training, or to test it, without a second machine."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(workers)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}) for index in range(workers)]
+
+
 def worker_count(strategy) -> int:
     """Workers training together (1 without TF_CONFIG)."""
     extended = getattr(strategy, "extended", None)

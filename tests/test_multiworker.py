@@ -4,7 +4,6 @@ one worker (this process) at the same global batch: same losses, metrics and wei
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from segcore.listeners import CancelToken, TrainingListener
+from segcore.multiworker import localhost_tf_configs
 from segcore.synth import generate_dataset
 
 SUPPORT = Path(__file__).with_name("multiworker_support.py")
@@ -21,16 +21,6 @@ CANCEL_AT = (1, 2)  # the chief cancels after the 2nd batch of the 2nd epoch
 # Float32 sums in another order (each worker sums its share, then the shares are added): the losses and metrics
 # agree to about 1e-7 relative (measured); a different crop stream or a per-worker Dice term differs by percents.
 RTOL = 1e-4
-
-
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _config(data, out, **changes):
@@ -42,12 +32,9 @@ def _config(data, out, **changes):
 
 def _start_workers(phases, results, workers=2):
     """``workers`` processes on localhost, each running the trainings ``phases`` (configs) in turn."""
-    ports = _free_ports(workers)
     processes = []
-    for index in range(workers):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-        env["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]},
-                                       "task": {"type": "worker", "index": index}})
+    for index, tf_config in enumerate(localhost_tf_configs(workers)):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", TF_CONFIG=tf_config)
         arguments = []
         for phase, config in enumerate(phases):
             arguments += [json.dumps(config), str(results / f"w{index}_{phase}")]
@@ -151,3 +138,11 @@ def test_two_workers_train_cancel_and_resume_like_one_worker_with_the_same_globa
         differences = np.concatenate([np.abs(a - b).ravel() for a, b in zip(mine, theirs)])
         assert differences.max() < 2.5e-4, name
         assert np.quantile(differences, 0.999) < 2e-5, name
+
+
+def test_localhost_tf_configs_name_one_cluster_of_free_ports_and_each_workers_index():
+    configs = [json.loads(c) for c in localhost_tf_configs(3)]
+    workers = configs[0]["cluster"]["worker"]
+    assert all(c["cluster"] == {"worker": workers} for c in configs)
+    assert [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(3)]
+    assert len(set(workers)) == 3 and all(w.startswith("localhost:") and int(w.split(":")[1]) > 0 for w in workers)
