@@ -135,6 +135,20 @@ def screenshot_folder(tmp_path_factory) -> Path:
     return folder
 
 
+def wait_until(done, what: str, timeout: float, page=None):
+    """Poll ``done()`` (the app's own state) until it gives a true value, and return it; past ``timeout`` seconds,
+    fail saying what was awaited and, with ``page``, what the page's alerts say."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = done()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            alerts = page.locator("[data-testid=stAlert]").all_inner_texts() if page is not None else []
+            raise AssertionError(f"timed out waiting for {what}; the page says: {alerts}")
+        time.sleep(0.25)
+
+
 def wait_idle(page, timeout: float = 60) -> None:
     """Until the script run the last action caused has finished."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout

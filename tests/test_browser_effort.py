@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from browser_support import app_fixtures, drawing_canvas, reaches_canvas, wait_idle
+from browser_support import app_fixtures, drawing_canvas, reaches_canvas, wait_idle, wait_until
 
 from segcore import io
 from segcore.classical import LACosmicParams, lacosmic_mask
@@ -35,19 +35,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 server, store = app_fixtures("browser-effort", DEMO)
 
 
-def _until(done, what: str, page, timeout: float = ACTION_SECONDS):
-    """Wait until ``done()`` (the app's own state) says an action took; fail saying what the page shows."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = done()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            alerts = page.locator("[data-testid=stAlert]").all_inner_texts()
-            raise AssertionError(f"timed out waiting for {what}; the page says: {alerts}")
-        page.wait_for_timeout(250)
-
-
 class Counter:
     """Clicks, key presses and strokes, and the seconds since it started."""
 
@@ -61,7 +48,7 @@ class Counter:
             wait_idle(self.page)
             locator.click(force=True, timeout=ACTION_SECONDS * 1000)  # redrawn parts of the page are there
             try:
-                _until(done, what, self.page, timeout=ACTION_SECONDS / 2)
+                wait_until(done, what, ACTION_SECONDS / 2, self.page)
                 break
             except AssertionError:
                 if attempt == 2:
@@ -154,7 +141,7 @@ def test_accepting_cosmics_takes_fewer_clicks_and_seconds_than_painting_the_same
                round(2 * (target & truth).sum() / (target.sum() + truth.sum()), 3)}
 
     def saved(count: int) -> np.ndarray:
-        _until(lambda: len(store.mask_history(frame.id)) >= count, "the mask to be saved", page)
+        wait_until(lambda: len(store.mask_history(frame.id)) >= count, "the mask to be saved", ACTION_SECONDS, page)
         return store.current_mask(frame.id)
 
     proposal_option = "Proposal of LA Cosmic (built in"
@@ -175,9 +162,10 @@ def test_accepting_cosmics_takes_fewer_clicks_and_seconds_than_painting_the_same
         box, scale = _canvas(page)
         x, y = _point(box, scale, rows[i], cols[i])
         page.mouse.move(x, y)  # the pointer on the canvas moves the canvas' toolbar out of the way
-        _until(lambda: reaches_canvas(page, x, y), f"a click on cosmic {k} to reach the canvas", page, 10)
+        wait_until(lambda: reaches_canvas(page, x, y), f"a click on cosmic {k} to reach the canvas", 10, page)
         counter.stroke([(x, y)])
-        _until(page.get_by_text(f"{done} rejected").first.is_visible, f"cosmic {k} to be rejected", page)
+        wait_until(page.get_by_text(f"{done} rejected").first.is_visible, f"cosmic {k} to be rejected", ACTION_SECONDS,
+                   page)
     counter.key("S")
     components = saved(1)
     results["components"] = {"clicks": counter.clicks, "seconds": counter.seconds,

@@ -16,7 +16,7 @@ import time
 from urllib.parse import urlparse
 
 import pytest
-from browser_support import app_fixtures, choose, wait_idle
+from browser_support import app_fixtures, choose, wait_idle, wait_until
 
 from segcore.synth import generate_dataset
 
@@ -35,15 +35,7 @@ server, store = app_fixtures("browser-loop", DEMO)
 
 
 def _wait(predicate, what: str, timeout: float = TIMEOUT, page=None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            alerts = page.locator("[data-testid=stAlert]").all_inner_texts() if page is not None else []
-            raise AssertionError(f"timed out waiting for {what}; the page says: {alerts}")
-        time.sleep(1)
+    return wait_until(predicate, what, timeout, page)
 
 
 def _keys(page, *keys: str) -> None:
