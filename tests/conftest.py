@@ -9,6 +9,7 @@ see ``tiers``).
 """
 
 import os
+import sys
 
 import pytest
 from tiers import REQUIRE_BROWSER, skip_or_fail
@@ -32,6 +33,16 @@ def pytest_runtest_setup(item):
         missing = missing_browser_requirement()
         if missing:
             skip_or_fail(missing, REQUIRE_BROWSER)
+
+
+@pytest.fixture(autouse=True)
+def real_main_module():
+    """Streamlit's AppTest runs a page as ``sys.modules["__main__"]`` and leaves it there; a process spawned later
+    (Dask's LocalCluster workers) would then re-run that page's deleted temporary file and die at start ("Nanny
+    failed to start worker process"). Each test gets the interpreter's own ``__main__`` back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="module")
