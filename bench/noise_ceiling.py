@@ -3,8 +3,9 @@
     python bench/noise_ceiling.py [--frames 120] [--size 512] [--seed 123]
 
 A simulated frame's mask holds the pixels where a cosmic's charge exceeds
-MASK_SIGMAS (3) x the local noise; near that level a pixel's charge is as large
-as the noise it is read with, so no detector can tell every masked pixel. The
+MASK_SIGMAS (3) x the local noise, in hits significant as a whole at DETECT_SIGMAS (5);
+near 3 sigma a pixel's charge is as large as the noise it is read with, so no
+detector can tell every masked pixel. The
 oracle here knows everything but the noise: the expected X-ray signal, the bias,
 the hot pixels. It sees each pixel's cosmic charge plus a fresh draw of the
 frame's noise, in noise units, and keeps

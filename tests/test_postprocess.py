@@ -8,7 +8,7 @@ from segcore.postprocess import MIN_NEIGHBOURS, clean_frame, dilate
 from segcore.synth import simulate_frame
 
 #: (detector family, seed) of simulated 96 px frames that hold visible cosmics.
-FRAMES = [("integrating", 0), ("integrating", 2), ("photon_counting", 1), ("scintillator", 0), ("scintillator", 1)]
+FRAMES = [("integrating", 0), ("integrating", 2), ("photon_counting", 0), ("scintillator", 0), ("scintillator", 1)]
 
 
 def simulated(family, seed, size=96):

@@ -7,6 +7,7 @@ from segcore.synth import (
     BACKGROUND_KINDS,
     COSMIC_KINDS,
     COUNT_NOISE_FLOOR,
+    DETECT_SIGMAS,
     FAMILIES,
     MASK_SIGMAS,
     MAX_COSMICS,
@@ -119,14 +120,49 @@ def test_frame_noise_matches_noise_sigma(family):
     assert checked >= 2
 
 
+def significant_reference(charge, sigma):
+    """scikit-image's 8-connected groups of pixels above MASK_SIGMAS noise, kept where sum(charge) / sqrt(sum(sigma^2))
+    reaches DETECT_SIGMAS; also the number of groups dropped."""
+    from scipy import ndimage
+
+    above = charge > MASK_SIGMAS * sigma
+    labels = label(above, connectivity=2)
+    index = np.arange(1, labels.max() + 1)
+    total = ndimage.sum(charge.astype(np.float64), labels, index)
+    spread = np.sqrt(ndimage.sum(sigma.astype(np.float64) ** 2, labels, index))
+    kept = index[total >= DETECT_SIGMAS * spread]
+    return np.isin(labels, kept) & above, index.size - kept.size
+
+
 @pytest.mark.parametrize("family", ["integrating", "scintillator"])
-def test_mask_is_exactly_deposited_charge_above_mask_sigmas_noise(family):
+def test_mask_is_the_significant_groups_of_charge_above_mask_sigmas_noise(family):
+    dropped = 0
     for seed in range(8):
         s = sim(seed, n_cosmics=8, family=family)
         charge, sigma = s.info["cosmic_charge"], s.info["noise_sigma"]
-        np.testing.assert_array_equal(s.mask, charge > MASK_SIGMAS * sigma)
+        want, faint = significant_reference(charge, sigma)
+        np.testing.assert_array_equal(s.mask, want)
+        dropped += faint
         if family != "scintillator":
-            np.testing.assert_array_equal(s.mask, charge > MASK_SIGMAS * expected_noise(s.info).astype(np.float32))
+            np.testing.assert_array_equal(s.mask, significant_reference(charge, expected_noise(s.info).astype(np.float32))[0])
+        # each hit's recorded area is its own pixels above MASK_SIGMAS that made it into the mask
+        assert sum(c["pixels"] for c in s.info["cosmics"]) >= s.mask.sum()
+    if family == "integrating":  # scintillator cameras' direct hits are bright: these seeds hold no faint group
+        assert dropped > 0  # faint groups were met and left out
+
+
+def test_a_lone_pixel_needs_detect_sigmas_and_a_faint_track_is_kept_whole():
+    from segcore.synth.readout import significant_groups
+
+    sigma = np.full((9, 9), 2.0, np.float32)
+    charge = np.zeros((9, 9), np.float32)
+    charge[1, 1] = 4.9 * 2  # lone pixel, 4.9 sigma: noise makes such pixels
+    charge[1, 7] = 5.1 * 2  # lone pixel, 5.1 sigma
+    charge[5, 1:9] = 3.5 * 2  # 8 pixels at 3.5 sigma: 9.9 sigma together
+    charge[7, 3:5] = 3.2 * 2  # 2 pixels at 3.2 sigma: 4.5 sigma together
+    mask = significant_groups(charge, sigma)
+    assert not mask[1, 1] and mask[1, 7] and mask[5, 1:9].all() and not mask[7].any()
+    assert mask.sum() == 9
 
 
 def test_photon_counting_hit_is_masked_whole_when_the_xray_background_could_hardly_make_its_counts():
@@ -142,7 +178,7 @@ def test_photon_counting_hit_is_masked_whole_when_the_xray_background_could_hard
             continue
         expected = s.info["signal"].astype(np.float64)[counted].sum()  # X-ray counts expected there
         chance = poisson.sf(charge[counted].sum() - 1, expected)  # P(at least that many counts)
-        if chance < norm.sf(MASK_SIGMAS):
+        if chance < norm.sf(DETECT_SIGMAS):
             np.testing.assert_array_equal(s.mask, counted)
             masked_faint += bool(np.any(charge[counted] <= MASK_SIGMAS * expected_noise(s.info)[counted]))
         else:
@@ -159,7 +195,7 @@ def test_a_lone_count_is_masked_only_where_the_detector_sees_almost_no_xrays():
         counted = s.info["cosmic_charge"] > 0
         if counted.sum() == 1 and s.info["cosmic_charge"][counted][0] == 1:
             expected = float(s.info["signal"][counted][0])
-            assert s.mask[counted][0] == (expected < 0.00135), expected
+            assert s.mask[counted][0] == (expected < 2.9e-7), expected  # P(Poisson >= 1) ~ expected; 5 sigma
 def test_zero_cosmics_gives_empty_mask_for_every_background():
     for kind in BACKGROUND_KINDS:
         s = sim(2, kind=kind, n_cosmics=0)

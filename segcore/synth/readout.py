@@ -13,19 +13,27 @@ electrons (:mod:`.cosmics`) are read out by a detector drawn per frame
   cosmic adds 1 (for large deposits sometimes 2-3) counts to each pixel where its
   deposit exceeds the energy threshold.
 
-On integrating and scintillator cameras a pixel is in the mask when the cosmic's
-charge there (``info["cosmic_charge"]``) exceeds ``MASK_SIGMAS`` x the local noise
-``info["noise_sigma"]``: sqrt(read noise^2 + rounding + photon noise of the
-expected signal). On photon-counting detectors a cosmic adds whole counts, one per
+The mask holds the cosmics a detector could find at all: those that noise alone
+would make with a chance below the one-sided Gaussian tail beyond ``DETECT_SIGMAS``
+(5 sigma, 2.9e-7; a 512x512 frame then holds ~0.08 noise-made look-alikes where a
+3-sigma rule admits ~350 noise pixels, so a hit at 3-5 sigma could never be counted
+by any detector without counting noise too).
+
+On integrating and scintillator cameras a pixel is a cosmic's when its charge
+(``info["cosmic_charge"]``) exceeds ``MASK_SIGMAS`` x the local noise
+``info["noise_sigma"]`` (sqrt(read noise^2 + rounding + photon noise of the
+expected signal)), and such a pixel is in the mask when its 8-connected group of
+them is significant as a whole: the group's charge over the square root of its
+summed noise variance reaches ``DETECT_SIGMAS``. So a lone pixel needs 5 sigma, a
+10-pixel track of 3.5-sigma pixels (11 sigma together) is kept, a 2-pixel hit at
+3.2 sigma is not. On photon-counting detectors a cosmic adds whole counts, one per
 pixel it crosses, and there is no read noise: a count is either an X-ray photon or
-the cosmic, so a hit is in the mask (all its counted pixels) when the X-ray
-background could hardly have made as many counts in those pixels: the Poisson
-chance of at least that many from the expected counts there is below the one-sided
-tail beyond ``MASK_SIGMAS`` (0.13 %). So a 10-pixel track on 0.2 counts per pixel
-is masked, a lone count is masked only on a detector that sees almost nothing
-else (where it cannot be an X-ray), and a track on hundreds of counts is not.
-Bragg spots, rings and hot pixels are never in the mask; module gaps hold zeros
-and no mask.
+the cosmic, so a hit is in the mask (all its counted pixels) when the Poisson
+chance of at least as many counts from the X-rays expected in those pixels is
+below the same tail. So a 10-pixel track on 0.2 counts per pixel is masked, a
+lone count is masked only on a detector that sees almost nothing else (where it
+cannot be an X-ray), and a track on hundreds of counts is not. Bragg spots, rings
+and hot pixels are never in the mask; module gaps hold zeros and no mask.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import numpy as np
 from scipy.special import gammainc
 from scipy.stats import norm
 
+from ..metrics import label_cosmics
 from .backgrounds import (
     BACKGROUND_KINDS, BACKGROUND_PROBABILITIES, expected_signal, module_gaps, photon_variance, psf_blur, psf_pad,
 )
@@ -43,8 +52,9 @@ from .cosmics import COSMIC_KINDS, anchor_point, bloom, render_hit
 from .detectors import FAMILIES, draw_detector, exposure_for_hits, frame_area_cm2, hit_rates
 from .render import add_patch, loguniform
 
-MASK_SIGMAS = 3.0
-MASK_CHANCE = float(norm.sf(MASK_SIGMAS))  # 0.00135: a Gaussian's one-sided tail beyond MASK_SIGMAS
+MASK_SIGMAS = 3.0  # a pixel's charge against its noise, for the pixels of a hit
+DETECT_SIGMAS = 5.0  # a whole hit's significance, for the hit to be in the mask
+DETECT_CHANCE = float(norm.sf(DETECT_SIGMAS))  # 2.9e-7: a Gaussian's one-sided tail beyond DETECT_SIGMAS
 MIN_SIZE = 32
 MAX_SIZE = 8192  # twice the side of the largest detectors; a frame's working arrays then take ~4 GB
 MAX_COSMICS = 300
@@ -127,22 +137,32 @@ def hit_window(rendered):
     return slice(row0, row0 + patch.shape[0]), slice(col0, col0 + patch.shape[1])
 
 
-def hit_mask(rendered, sigma, expected_counts=None):
-    """The hit's own masked pixels within its window (see the module docstring for the two rules).
-
-    ``expected_counts`` (the X-ray counts expected per pixel) marks a photon-counting detector.
-    """
+def counted_hit_mask(rendered, expected_counts):
+    """A photon-counting hit's counted pixels within its window, or none when the X-rays expected there could
+    plausibly have made as many counts (see the module docstring)."""
     window = hit_window(rendered)
-    patch = rendered[2].astype(np.float32)
-    if expected_counts is None:
-        return patch > MASK_SIGMAS * sigma[window]
-    counted = patch > 0
+    counted = rendered[2] > 0
     if not counted.any():
         return counted
     background = float(expected_counts[window][counted].sum())
     # P(Poisson(background) >= counts) is the regularised lower incomplete gamma function.
-    chance = float(gammainc(float(patch[counted].sum()), background)) if background > 0 else 0.0
-    return counted if chance < MASK_CHANCE else np.zeros_like(counted)
+    chance = float(gammainc(float(rendered[2][counted].sum()), background)) if background > 0 else 0.0
+    return counted if chance < DETECT_CHANCE else np.zeros_like(counted)
+
+
+def significant_groups(charge, sigma):
+    """Pixels whose charge exceeds ``MASK_SIGMAS`` x ``sigma``, kept where their 8-connected group's charge over
+    the root of its summed variance reaches ``DETECT_SIGMAS``."""
+    above = charge > MASK_SIGMAS * sigma
+    n, labels = label_cosmics(above)
+    if n == 0:
+        return above
+    flat = labels.ravel()
+    total = np.bincount(flat, weights=charge.ravel().astype(np.float64), minlength=n + 1)
+    variance = np.bincount(flat, weights=np.square(sigma.ravel().astype(np.float64)), minlength=n + 1)
+    keep = total >= DETECT_SIGMAS * np.sqrt(variance)
+    keep[0] = False
+    return keep[labels]
 
 
 def _describe_hit(rendered, desc, own, frame, saturation):
@@ -254,13 +274,15 @@ def simulate_frame(
         placed.append(anchor)
         hits.append((rendered, desc))
     charge32 = charge.astype(np.float32)
-    own_masks = [hit_mask(rendered, sigma, variance if counting else None) for rendered, _ in hits]
     if counting:
+        own_masks = [counted_hit_mask(rendered, variance) for rendered, _ in hits]
         mask = np.zeros(shape, bool)
         for (rendered, _), own in zip(hits, own_masks):
             mask[hit_window(rendered)] |= own
-    else:
-        mask = charge32 > MASK_SIGMAS * sigma
+    else:  # overlapping hits are one group: significance is judged on the summed charge
+        mask = significant_groups(charge32, sigma)
+        own_masks = [(rendered[2].astype(np.float32) > MASK_SIGMAS * sigma[hit_window(rendered)]) & mask[hit_window(rendered)]
+                     for rendered, _ in hits]
 
     frame, hot = _read_out(rng, det, photons, charge, gap, shape)
     frame = np.clip(np.rint(frame), 0, det["saturation_adu"]).astype(np.uint16)
