@@ -134,14 +134,15 @@ LA Cosmic runs (``db.classical``): a detector that needs no training, as a run l
 
 Predictions (``db.predictions``): proposals for any frames, kept apart from ground truth
 -----------------------------------------------------------------------------------------
-``start_prediction(dataset_id, run_id=None, *, model_file=None, split=None, frame_ids=None, threshold=None) -> int``
+``start_prediction(dataset_id, run_id=None, *, model_file=None, split=None, frame_ids=None, threshold=None, lacosmic=None, views=1) -> int``
     a job applying a run's model (a training run with a model file, or a finished LA Cosmic run with
     its parameters), or an uploaded ``.keras`` (path or ``(name, bytes)``), to a dataset, one split
     (``real`` too) or chosen frames, in its own process (``python -m db.prediction_worker JOB_ID``).
     Frames of any size; per frame a proposal: 0/1 mask, float16 probabilities (none for LA Cosmic),
-    threshold (default: the run's, an uploaded model's own, else 0.5).
+    threshold (default: the run's, an uploaded model's own, else 0.5); ``views`` (1, 2, 4 or 8, LA Cosmic 1;
+    migration 0011 ``prediction_jobs.views``) averages the network over the frame flipped and transposed.
 ``get_prediction(job_id) -> PredictionInfo`` (status as a run's, frames_done/frames_total, progress,
-    model_name, model_source "train"/"lacosmic"/"file", threshold, precision, error);
+    model_name, model_source "train"/"lacosmic"/"file", threshold, views, precision, error);
     ``list_predictions(dataset_id=None)``; ``cancel_prediction(job_id)``; ``wait_for_prediction(job_id, timeout)``;
     ``refresh_prediction_states()`` (dead or silent jobs marked failed); ``prediction_log(job_id)``
 ``prediction_models() -> list[RunInfo]`` the runs (any dataset) that can predict now.

@@ -302,6 +302,8 @@ class PredictionJob(Base):
     params: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
     #: None until the worker reads it from the model file (an uploaded model's own)
     threshold: Mapped[Optional[float]] = mapped_column(Float)
+    #: views of each frame the network's probabilities are averaged over (segcore.inference.VIEWS)
+    views: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     #: "frame", a split name, or "dataset"
     scope: Mapped[str] = mapped_column(String(16))
     frame_ids: Mapped[list[int]] = mapped_column(JSON)

@@ -54,8 +54,9 @@ def _claim(job_id: int) -> PredictionJob | None:
         return job
 
 
-def model_detector(path: Path, threshold: float | None) -> tuple[Detect, float, str]:
-    """A saved model as a detector: (detect, threshold used, the arithmetic it computes in).
+def model_detector(path: Path, threshold: float | None, views: int = 1) -> tuple[Detect, float, str]:
+    """A saved model as a detector: (detect, threshold used, the arithmetic it computes in); its probabilities
+    averaged over ``views`` views of each frame (:func:`segcore.inference.predict_probabilities`).
 
     Refuses, naming the file, a model that is not a cosmic segmentation model (3 input
     channels, 2 output classes per pixel).
@@ -76,7 +77,7 @@ def model_detector(path: Path, threshold: float | None) -> tuple[Detect, float, 
 
     def detect(frame):
         # float16 is what is kept; the mask is thresholded from the kept values so the two agree.
-        probabilities = predict_probabilities(fast, frame).astype(np.float16)
+        probabilities = predict_probabilities(fast, frame, views=views).astype(np.float16)
         return probabilities > threshold, probabilities
 
     return detect, float(threshold), model_precision(fast)
@@ -166,7 +167,7 @@ def predict_on_cluster(job: PredictionJob, cancel: CancelToken, scheduler: str) 
         print(f"prediction {job.id}: {job.model_name} at threshold {threshold:g} on {len(job.frame_ids)} frame(s) "
               f"on the Dask cluster at {scheduler}", flush=True)
         futures = client.map(cluster.proposal, [str(path) for _, _, path in frames], model=model,
-                             threshold=job.threshold, lacosmic=params, pure=False)
+                             threshold=job.threshold, lacosmic=params, views=job.views, pure=False)
         frame_of = {future: frame for future, frame in zip(futures, frames)}
         done = len(job.frame_ids) - len(frames)
         try:
@@ -197,11 +198,11 @@ def predict(job: PredictionJob, cancel: CancelToken) -> str:
     else:
         if not job.model_path:
             raise StoreError(f"prediction job {job.id} has no model file")
-        detect, threshold, precision = model_detector(from_stored(job.model_path), job.threshold)
+        detect, threshold, precision = model_detector(from_stored(job.model_path), job.threshold, job.views)
     _write(lambda s: s.execute(update(PredictionJob).where(PredictionJob.id == job.id).values(
         threshold=threshold, precision=precision, heartbeat=utcnow())), "model loaded")
-    print(f"prediction {job.id}: {job.model_name} at threshold {threshold:g} on {len(job.frame_ids)} frame(s)",
-          flush=True)
+    print(f"prediction {job.id}: {job.model_name} at threshold {threshold:g}, {job.views} view(s), on "
+          f"{len(job.frame_ids)} frame(s)", flush=True)
     for done, frame_id in enumerate(job.frame_ids, start=1):
         if cancel.cancelled:
             print(f"prediction {job.id}: cancelled after {done - 1} frame(s)", flush=True)

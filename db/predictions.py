@@ -71,6 +71,7 @@ class PredictionInfo:
     model_path: Path | None
     params: dict[str, Any] | None
     threshold: float | None  # None until the worker read an uploaded model's own
+    views: int  # views of each frame the network averaged (1: the frame as it is)
     scope: str  # "frame", a split name, or "dataset"
     frame_ids: tuple[int, ...]
     status: str
@@ -110,6 +111,7 @@ def _info(row: PredictionJob) -> PredictionInfo:
         model_path=from_stored(row.model_path) if row.model_path else None,
         params=dict(row.params) if row.params else None,
         threshold=row.threshold,
+        views=row.views,
         scope=row.scope,
         frame_ids=tuple(row.frame_ids),
         status=row.status,
@@ -155,6 +157,15 @@ def _run_model(session, run: Run, threshold) -> dict[str, Any]:
         threshold = FALLBACK_THRESHOLD if run.threshold is None else run.threshold
     return dict(model_source="train", model_name=run.name, model_path=to_stored(path), params=None,
                 threshold=_checked_threshold(threshold))
+
+
+def _checked_views(views) -> int:
+    from segcore.inference import check_views
+
+    try:
+        return check_views(views)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
 
 
 def _checked_threshold(threshold) -> float:
@@ -216,6 +227,7 @@ def start_prediction(
     frame_ids: Sequence[int] | None = None,
     threshold: float | None = None,
     lacosmic: Mapping[str, Any] | None = None,
+    views: int = 1,
 ) -> int:
     """Record a prediction job and start it in its own process.
 
@@ -232,6 +244,8 @@ def start_prediction(
     frame_ids : only these frames (e.g. the frame on screen); otherwise the split, or the dataset.
     threshold : probability threshold of the proposals; default the run's (else 0.5), an uploaded
         model's own (else 0.5); LA Cosmic's masks have none (None or 0.5 only).
+    views : the network's probabilities averaged over 1, 2, 4 or 8 views of each frame (flips and
+        transposes: a little better, that many times slower); LA Cosmic has one view.
 
     Returns
     -------
@@ -240,6 +254,7 @@ def start_prediction(
     """
     if sum(x is not None for x in (run_id, model_file, lacosmic)) != 1:
         raise StoreError("predict with a run, a model file or LA Cosmic's parameters (one of them)")
+    views = _checked_views(views)
     with session_scope() as session:
         dataset = session.get(Dataset, dataset_id)
         if dataset is None:
@@ -265,8 +280,10 @@ def start_prediction(
             model = dict(model_source="file", model_name=upload[0], model_path=None, params=None,
                          threshold=None if threshold is None else _checked_threshold(threshold))
         scope, ids = _frames_to_predict(session, dataset, split, frame_ids)
+        if views != 1 and model["model_source"] == "lacosmic":
+            raise StoreError("LA Cosmic looks at each frame once: views must be 1")
         job = PredictionJob(dataset_id=dataset.id, dataset_name=dataset.name, run_id=run_id, scope=scope,
-                            frame_ids=ids, status="queued", frames_done=0, **model)
+                            frame_ids=ids, status="queued", frames_done=0, views=views, **model)
         session.add(job)
         session.flush()
         folder = prediction_dir(job.id)

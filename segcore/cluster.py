@@ -235,9 +235,10 @@ def process_frame(address: str, readable: str, job: FrameJob, fingerprint: str) 
     return record
 
 
-def proposal(path: str, model: str | None, threshold: float | None, lacosmic: dict | None):
+def proposal(path: str, model: str | None, threshold: float | None, lacosmic: dict | None, views: int = 1):
     """The app's proposal for one frame on a worker: (mask, float16 probabilities or None, threshold used), as
-    ``db.prediction_worker``'s own detectors make it (the mask thresholded from the kept float16 values)."""
+    ``db.prediction_worker``'s own detectors make it (the mask thresholded from the kept float16 values; the
+    network's probabilities averaged over ``views`` views)."""
     from . import formats, io
 
     frame, invalid = io.read_frame_and_invalid(path)
@@ -251,7 +252,7 @@ def proposal(path: str, model: str | None, threshold: float | None, lacosmic: di
 
         network, own = cached_model(model)
         threshold = own if threshold is None else threshold
-        probabilities = predict_probabilities(network, frame).astype(np.float16)
+        probabilities = predict_probabilities(network, frame, views=views).astype(np.float16)
         mask = probabilities > threshold
         probabilities = formats.clear_invalid(probabilities, invalid)
     return formats.clear_invalid(mask, invalid), probabilities, float(threshold)

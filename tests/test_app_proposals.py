@@ -279,12 +279,16 @@ def test_the_predict_form_offers_every_split_and_predicts_the_real_frames(home):
         "This frame", "Split: Train (4)", "Split: Validation (2)", "Split: Test (2)", "Split: Real (no masks) (1)",
         "The whole dataset"]
 
+    assert at.select_slider(key="lbl_predict_views").options == ["1", "2", "4", "8"]
+
     at.selectbox(key="lbl_predict_run").set_value(run_id)
     at.radio(key="lbl_predict_scope").set_value("real")
+    at.select_slider(key="lbl_predict_views").set_value(8)  # LA Cosmic looks once whatever is chosen
     _button(at, "Predict").click().run()
 
     (job,) = db.list_predictions(demo.id)
     assert (job.scope, job.frame_ids, job.run_id) == ("real", tuple(f.id for f in db.list_frames(demo.id, "real")), run_id)
+    assert job.views == 1
     assert db.wait_for_prediction(job.id, timeout=TIMEOUT).status == "finished"
 
 

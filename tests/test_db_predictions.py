@@ -122,6 +122,25 @@ def test_a_model_trained_on_one_dataset_predicts_the_frame_on_screen_of_another_
     assert db.frame_proposals(db.list_frames(other, "train")[0].id) == []
 
 
+def test_a_job_with_eight_views_keeps_the_probabilities_averaged_over_the_flipped_and_transposed_frame(
+        labelled, no_process):
+    run_id = _finished_run(labelled, conv_model(seed=6))
+    frame = db.list_frames(labelled, "real")[0]
+
+    job_id = db.start_prediction(labelled, run_id, frame_ids=[frame.id], threshold=0.4, views=8)
+    assert no_process(job_id) == 0
+
+    job = db.get_prediction(job_id)
+    assert (job.status, job.views) == ("finished", 8)
+    (proposal,) = db.frame_proposals(frame.id)
+    model = load_model(db.get_run(run_id).best_checkpoint, compile=False)
+    pixels = db.read_frame(frame.id)
+    eight = predict_probabilities(model, pixels, views=8)
+    np.testing.assert_allclose(db.proposal_probabilities(proposal.id), eight, atol=1e-3)
+    assert np.abs(eight - predict_probabilities(model, pixels)).max() > 1e-2  # the views were really averaged
+    np.testing.assert_array_equal(db.proposal_mask(proposal.id), db.proposal_probabilities(proposal.id) > 0.4)
+
+
 def test_an_lacosmic_run_proposes_its_masks_with_its_chosen_parameters(labelled_anywhere, no_process):
     labelled = labelled_anywhere
     params = LACosmicParams(sigclip=4.5, objlim=2.0, niter=2)
@@ -179,6 +198,10 @@ def test_bad_requests_are_refused_before_anything_is_recorded(labelled):
         db.start_prediction(labelled, _finished_run(labelled, conv_model(1)), threshold=1.5)
     with pytest.raises(db.NotFound):
         db.start_prediction(labelled, 999)
+    with pytest.raises(db.StoreError, match="views must be one of 1, 2, 4, 8, got 3"):
+        db.start_prediction(labelled, _finished_run(labelled, conv_model(1)), views=3)
+    with pytest.raises(db.StoreError, match="LA Cosmic looks at each frame once"):
+        db.start_prediction(labelled, lacosmic={}, views=8)
     assert db.list_predictions() == []
 
 

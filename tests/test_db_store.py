@@ -365,7 +365,7 @@ def test_migrations_create_exactly_the_model_schema(store):
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert differences == []
-    assert version == "0010"
+    assert version == "0011"
 
 
 def test_existing_database_survives_restart_and_upgrade(store, tmp_path):
@@ -486,7 +486,7 @@ def test_migrations_keep_a_0002_run_a_training_run_with_its_threshold_fixed(tmp_
         assert (run.name, run.config, run.precision, run.epochs_run) == ("old run", {"epochs": 3}, "float32", 3)
         assert (run.kind, run.trains) == ("train", True)
         with get_engine().connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0010"
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0011"
             # The source and the kind are checked by the database too.
             with pytest.raises(Exception, match="(?i)check"):
                 connection.execute(text("UPDATE runs SET threshold_source = 'guessed' WHERE id = 7"))

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import streamlit as st
 
+from segcore.inference import VIEWS
 from ui.common import SPLIT_LABELS, flash, show_error
 from ui.images import Window, resize_nearest, to_rgb
 from ui.run_text import STATUS_ICONS, is_lacosmic
@@ -136,6 +137,10 @@ def predict_form(dataset, frame) -> None:
         threshold = st.number_input("Threshold (empty: the model's own)", 0.01, 0.99, value=None, step=0.05,
                                     key="lbl_predict_threshold",
                                     help="Pixels above this probability are proposed. LA Cosmic has none.")
+        views = st.select_slider("Views of each frame", VIEWS, value=1, key="lbl_predict_views",
+                                 help="A trained model's probabilities averaged over the frame flipped and transposed: "
+                                 "8 views find a little more (about +0.01 F1) and take 8 times as long. "
+                                 "LA Cosmic looks once.")
         go = st.form_submit_button("Predict", icon=":material/auto_awesome:", type="primary")
     if not go:
         return
@@ -148,10 +153,11 @@ def predict_form(dataset, frame) -> None:
                 st.error("Choose a model, or upload a .keras file to predict with.")
                 return
             job_id = db.start_prediction(dataset.id, model_file=(upload.name, upload.getvalue()),
-                                         threshold=threshold, **where)
+                                         threshold=threshold, views=views, **where)
         else:
             lacosmic = is_lacosmic(by_id[run_id])
-            job_id = db.start_prediction(dataset.id, run_id, threshold=None if lacosmic else threshold, **where)
+            job_id = db.start_prediction(dataset.id, run_id, threshold=None if lacosmic else threshold,
+                                         views=1 if lacosmic else views, **where)
     except db.StoreError as exc:
         show_error(exc, "Prediction not started")
         return
@@ -177,7 +183,8 @@ def prediction_jobs(dataset_id: int) -> None:
         st.rerun(scope="app")  # a job ended: its proposals are now stored
     for job in jobs:
         where = "frame" if job.scope == "frame" else "split" if job.scope in db.SPLITS else "dataset"
-        text = (f"{STATUS_ICONS.get(job.status, '')} Job {job.id}: {job.model_name}, "
+        views = f", {job.views} views" if job.views > 1 else ""
+        text = (f"{STATUS_ICONS.get(job.status, '')} Job {job.id}: {job.model_name}{views}, "
                 f"{job.frames_done} of {job.frames_total} frame(s) ({where}), {job.status}")
         if job.active:
             st.progress(job.progress, text=text)
