@@ -120,18 +120,39 @@ def test_frame_noise_matches_noise_sigma(family):
     assert checked >= 2
 
 
-def significant_reference(charge, sigma):
-    """scikit-image's 8-connected groups of pixels above MASK_SIGMAS noise, kept where sum(charge) / sqrt(sum(sigma^2))
-    reaches DETECT_SIGMAS; also the number of groups dropped."""
-    from scipy import ndimage
+def compound_tail(charge, signal, photon_variance, other_variance):
+    """P(scale x (Poisson(quanta) - quanta) + Normal(0, other) >= charge), summed count by count over the
+    Poisson's whole mass (+-60 of its sigma), the counts above it bounded by their probability."""
+    from scipy.stats import norm, poisson
 
-    above = charge > MASK_SIGMAS * sigma
-    labels = label(above, connectivity=2)
+    if photon_variance <= 0:
+        return norm.sf(charge / np.sqrt(other_variance))
+    scale = photon_variance / signal
+    quanta = signal / scale
+    top = int(quanta + 60 * np.sqrt(quanta) + 400)
+    k = np.arange(max(0, int(quanta - 60 * np.sqrt(quanta) - 50)), top + 1)
+    gaussian = norm.sf((charge - scale * (k - quanta)) / np.sqrt(other_variance))
+    return np.sum(poisson.pmf(k, quanta) * gaussian) + poisson.sf(top, quanta)
+
+
+def significant_reference(s):
+    """scikit-image's 8-connected groups of pixels above MASK_SIGMAS noise, kept where noise alone (Poisson quanta
+    matched to the group's expected signal and photon variance, plus Gaussian read noise and rounding) makes their
+    summed charge with a chance below the Gaussian tail beyond DETECT_SIGMAS; also the number of groups dropped."""
+    from scipy import ndimage
+    from scipy.stats import norm
+
+    info = s.info
+    charge, sigma = info["cosmic_charge"], info["noise_sigma"]
+    other = info["read_noise"] ** 2 + 1 / 12
+    photon = np.maximum(sigma.astype(np.float64) ** 2 - other, 0)
+    labels = label(charge > MASK_SIGMAS * sigma, connectivity=2)
     index = np.arange(1, labels.max() + 1)
-    total = ndimage.sum(charge.astype(np.float64), labels, index)
-    spread = np.sqrt(ndimage.sum(sigma.astype(np.float64) ** 2, labels, index))
-    kept = index[total >= DETECT_SIGMAS * spread]
-    return np.isin(labels, kept) & above, index.size - kept.size
+    sums = [ndimage.sum(np.asarray(values, np.float64), labels, index) for values in (charge, info["signal"], photon)]
+    tails = np.array([compound_tail(c, m, v, other * n) for c, m, v, n in
+                      zip(*sums, ndimage.sum(np.ones(labels.shape), labels, index))])
+    kept = index[tails < norm.sf(DETECT_SIGMAS)]
+    return np.isin(labels, kept), index.size - kept.size
 
 
 @pytest.mark.parametrize("family", ["integrating", "scintillator"])
@@ -139,30 +160,60 @@ def test_mask_is_the_significant_groups_of_charge_above_mask_sigmas_noise(family
     dropped = 0
     for seed in range(8):
         s = sim(seed, n_cosmics=8, family=family)
-        charge, sigma = s.info["cosmic_charge"], s.info["noise_sigma"]
-        want, faint = significant_reference(charge, sigma)
+        want, faint = significant_reference(s)
         np.testing.assert_array_equal(s.mask, want)
         dropped += faint
-        if family != "scintillator":
-            np.testing.assert_array_equal(s.mask, significant_reference(charge, expected_noise(s.info).astype(np.float32))[0])
         # each hit's recorded area is its own pixels above MASK_SIGMAS that made it into the mask
         assert sum(c["pixels"] for c in s.info["cosmics"]) >= s.mask.sum()
     if family == "integrating":  # scintillator cameras' direct hits are bright: these seeds hold no faint group
         assert dropped > 0  # faint groups were met and left out
 
 
+def test_noise_tail_is_poisson_where_photons_are_few_and_gaussian_where_they_are_many():
+    from scipy.stats import norm, poisson
+
+    from segcore.synth.readout import noise_tail
+
+    # many photons: the Gaussian limit (Poisson skew adds 2 % at 5 sigma of a million photons)
+    assert noise_tail(5 * np.sqrt(1e6 + 4), 1e6, 1e6, 4.0) == pytest.approx(norm.sf(5), rel=0.05)
+    # no photons: read noise alone
+    assert noise_tail(10.0, 0.0, 0.0, 4.0) == pytest.approx(norm.sf(5), rel=1e-9)
+    # 114-ADU photons, 0.05 expected, no read noise: 227 ADU above the mean needs a third photon
+    assert noise_tail(227.0, 0.05 * 114, 0.05 * 114**2, 0.0) == pytest.approx(poisson.sf(2, 0.05), rel=1e-6)
+    # compound: against a million draws
+    rng = np.random.default_rng(0)
+    draws = 50.0 * (rng.poisson(0.3, 1_000_000) - 0.3) + rng.normal(0, 8.0, 1_000_000)
+    assert noise_tail(130.0, 0.3 * 50, 0.3 * 50**2, 64.0) == pytest.approx(np.mean(draws >= 130.0), rel=0.06)
+
+
 def test_a_lone_pixel_needs_detect_sigmas_and_a_faint_track_is_kept_whole():
     from segcore.synth.readout import significant_groups
 
     sigma = np.full((9, 9), 2.0, np.float32)
+    no_photons = np.zeros((9, 9))
     charge = np.zeros((9, 9), np.float32)
     charge[1, 1] = 4.9 * 2  # lone pixel, 4.9 sigma: noise makes such pixels
     charge[1, 7] = 5.1 * 2  # lone pixel, 5.1 sigma
     charge[5, 1:9] = 3.5 * 2  # 8 pixels at 3.5 sigma: 9.9 sigma together
     charge[7, 3:5] = 3.2 * 2  # 2 pixels at 3.2 sigma: 4.5 sigma together
-    mask = significant_groups(charge, sigma)
+    mask = significant_groups(charge, sigma, no_photons, no_photons)
     assert not mask[1, 1] and mask[1, 7] and mask[5, 1:9].all() and not mask[7].any()
     assert mask.sum() == 9
+
+
+def test_a_hit_as_bright_as_a_few_sparse_photons_is_not_in_the_mask():
+    from segcore.synth.readout import significant_groups
+
+    # direct detection: 114 ADU per photon, 0.05 photons expected per pixel, read noise 2 ADU
+    gain, photons, read = 114.0, 0.05, 2.0
+    signal = np.full((5, 5), photons * gain)
+    variance = np.full((5, 5), photons * gain**2)
+    sigma = np.sqrt(read**2 + 1 / 12 + variance).astype(np.float32)  # 25.6 ADU
+    charge = np.zeros((5, 5), np.float32)
+    charge[1, 1] = 2 * gain  # 8.9 "sigma", yet two photons in a pixel happen every ~800 pixels
+    charge[3, 3] = 6 * gain  # six photons' worth: P ~ 2e-11
+    mask = significant_groups(charge, sigma, signal, variance)
+    assert not mask[1, 1] and mask[3, 3]
 
 
 def test_photon_counting_hit_is_masked_whole_when_the_xray_background_could_hardly_make_its_counts():
