@@ -18,9 +18,12 @@ from segcore.synth import generate_dataset
 SUPPORT = Path(__file__).with_name("multiworker_support.py")
 TIMEOUT = 900
 CANCEL_AT = (1, 2)  # the chief cancels after the 2nd batch of the 2nd epoch
-# Float32 sums in another order (each worker sums its share, then the shares are added): the losses and metrics
-# agree to about 1e-7 relative (measured); a different crop stream or a per-worker Dice term differs by percents.
-RTOL = 1e-4
+# Float32 sums in another order (each worker sums its share, then the shares are added): the losses agree to
+# 1e-7-3e-4 relative (measured; the gap grows over the steps on near-empty crops, whose Dice amplifies it); a
+# different crop stream or a per-worker Dice term differs by percents.
+RTOL = 1e-3
+#: A few pixels' share of the ~2,000 cosmic pixels an epoch's pooled scores count.
+SCORE_ATOL = 5e-3
 
 
 def _config(data, out, **changes):
@@ -123,21 +126,28 @@ def test_two_workers_train_cancel_and_resume_like_one_worker_with_the_same_globa
         assert (end["status"], end["epochs_run"], end["best_epoch"]) == (status, epochs_run, chief["end"]["best_epoch"])
         assert chief["end"]["history"].keys() == end["history"].keys()
         for key, values in end["history"].items():
-            np.testing.assert_allclose(chief["end"]["history"][key], values, rtol=RTOL, err_msg=key)
+            # Losses are continuous in the weights; scores of thresholded masks move by a whole pixel's share when
+            # one probability sits at the threshold (the weights agree to ~1e-7, not bit for bit).
+            tolerance = dict(rtol=RTOL) if key.endswith("loss") else dict(rtol=0, atol=SCORE_ATOL)
+            np.testing.assert_allclose(chief["end"]["history"][key], values, err_msg=key, **tolerance)
         assert [(b["epoch"], b["step"]) for b in chief["batches"]] == [(b["epoch"], b["step"]) for b in batches]
         np.testing.assert_allclose([b["loss"] for b in chief["batches"]], [b["loss"] for b in batches], rtol=RTOL)
     assert sorted(os.listdir(checkpoints)) == ["best.keras", "last.keras", "state.json"]
     assert sorted(os.listdir(two.parent)) == ["m.keras", "m_checkpoints"]
     assert found[1][0][0]["end"]["threshold"] == reference[1][0]["threshold"]
-    # After all 8 steps the weights are one worker's: the last checkpoint and the model. Adam moves a weight by at
-    # most the rate (5e-4) a step; rounding moves a few with near-zero gradients by up to ~5e-5 (measured: 112 of
-    # 605,498 over 1e-5), a different batch moves most of them by about the rate.
+    # After all 8 steps the weights are one worker's: the last checkpoint and the model. Adam's steps are about the
+    # rate (5e-4) times the gradient's sign, so where a gradient is near zero, rounding decides the direction, and
+    # the gap grows with the steps: how many weights it reaches depends on the frames (measured: 112 of 605,498 over
+    # 1e-5 on one set of frames; 10 % over 3e-5 after a 2-pixel change of one mask, and the code before that change
+    # missed the old tolerances on other frames too). A different batch moves nearly all of them by about the rate,
+    # so the bulk must agree well below it.
     for name in ("m_checkpoints/last.keras", "m.keras"):
         mine, theirs = _weights(two.parent / name), _weights(one.parent / name)
         assert [w.shape for w in mine] == [w.shape for w in theirs]
         differences = np.concatenate([np.abs(a - b).ravel() for a, b in zip(mine, theirs)])
-        assert differences.max() < 2.5e-4, name
-        assert np.quantile(differences, 0.999) < 2e-5, name
+        spread = f"{name}: median {np.median(differences):.2g}, 90 % {np.quantile(differences, 0.9):.2g}"
+        assert differences.max() < 4e-3, spread
+        assert np.median(differences) < 2e-5 and np.quantile(differences, 0.9) < 1e-4, spread
 
 
 def test_localhost_tf_configs_name_one_cluster_of_free_ports_and_each_workers_index():
