@@ -23,10 +23,13 @@ On integrating and scintillator cameras a pixel is a cosmic's when its charge
 (``info["cosmic_charge"]``) exceeds ``MASK_SIGMAS`` x the local noise
 ``info["noise_sigma"]`` (sqrt(read noise^2 + rounding + photon noise of the
 expected signal)), and such a pixel is in the mask when its 8-connected group of
-them is significant as a whole: the group's charge over the square root of its
-summed noise variance reaches ``DETECT_SIGMAS``. So a lone pixel needs 5 sigma, a
-10-pixel track of 3.5-sigma pixels (11 sigma together) is kept, a 2-pixel hit at
-3.2 sigma is not. On photon-counting detectors a cosmic adds whole counts, one per
+them is significant as a whole: noise alone would make the group's summed charge
+with a chance below that tail (:func:`noise_tail`: the photon noise as Poisson
+quanta, plus Gaussian read noise). Where photons are many this is the Gaussian
+rule: a lone pixel needs 5 sigma, a 10-pixel track of 3.5-sigma pixels (11 sigma
+together) is kept, a 2-pixel hit at 3.2 sigma is not. Where few photons carry
+~100 ADU each (direct detection), a hit as bright as two photons is not kept,
+however many "sigma" it reads. On photon-counting detectors a cosmic adds whole counts, one per
 pixel it crosses, and there is no read noise: a count is either an X-ray photon or
 the cosmic, so a hit is in the mask (all its counted pixels) when the Poisson
 chance of at least as many counts from the X-rays expected in those pixels is
