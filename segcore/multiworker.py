@@ -139,6 +139,30 @@ def _synchronize_batch_norms(model) -> None:
     for layer in layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = True
+            # Keras' synchronized statistics take the variance as E[x^2] - E[x]^2, which loses float32 digits where
+            # a feature's mean is large against its spread; one worker's come from the squared deviations.
+            object.__setattr__(layer, "_moments", _two_pass_moments(layer, layer._moments))
+
+
+def _two_pass_moments(layer, keras_moments):
+    """A BatchNormalization's ``_moments`` over the global batch in two passes, as ``tf.nn.moments`` computes them
+    on one worker: the mean from the summed values and counts, then the variance from the summed squared
+    deviations from it (each sum all-reduced across the replicas)."""
+    import tensorflow as tf
+
+    def moments(inputs, mask=None):
+        context = tf.distribute.get_replica_context()
+        if mask is not None or context is None:
+            return keras_moments(inputs, mask)
+        x = tf.cast(inputs, "float32")
+        axes = layer._reduction_axes
+        count = context.all_reduce("SUM", tf.reduce_sum(tf.ones_like(x), axis=axes, keepdims=True))
+        mean = context.all_reduce("SUM", tf.reduce_sum(x, axis=axes, keepdims=True)) / count
+        squares = context.all_reduce("SUM", tf.reduce_sum(tf.square(x - mean), axis=axes, keepdims=True))
+        mean, variance = tf.squeeze(mean, axes), tf.squeeze(squares / count, axes)
+        return tf.cast(mean, inputs.dtype), tf.cast(variance, inputs.dtype)
+
+    return moments
 
 
 def _mean_scalar_logs() -> None:
