@@ -279,9 +279,9 @@ def start_prediction(
             upload = _model_file_bytes(model_file)
             model = dict(model_source="file", model_name=upload[0], model_path=None, params=None,
                          threshold=None if threshold is None else _checked_threshold(threshold))
-        scope, ids = _frames_to_predict(session, dataset, split, frame_ids)
         if views != 1 and model["model_source"] == "lacosmic":
             raise StoreError("LA Cosmic looks at each frame once: views must be 1")
+        scope, ids = _frames_to_predict(session, dataset, split, frame_ids)
         job = PredictionJob(dataset_id=dataset.id, dataset_name=dataset.name, run_id=run_id, scope=scope,
                             frame_ids=ids, status="queued", frames_done=0, views=views, **model)
         session.add(job)

@@ -315,8 +315,10 @@ def simulate_frame(
             mask[hit_window(rendered)] |= own
     else:  # overlapping hits are one group: significance is judged on the summed charge
         mask = significant_groups(charge32, sigma, signal, variance)
-        own_masks = [(rendered[2].astype(np.float32) > MASK_SIGMAS * sigma[hit_window(rendered)]) & mask[hit_window(rendered)]
-                     for rendered, _ in hits]
+        own_masks = []
+        for rendered, _ in hits:
+            window = hit_window(rendered)
+            own_masks.append((rendered[2].astype(np.float32) > MASK_SIGMAS * sigma[window]) & mask[window])
 
     frame, hot = _read_out(rng, det, photons, charge, gap, shape)
     frame = np.clip(np.rint(frame), 0, det["saturation_adu"]).astype(np.uint16)
