@@ -18,12 +18,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 APP_TEST_MODULES = "test_app_"
+#: The modules that take longest (minutes each), started first: pytest-xdist hands whole modules to its workers
+#: in collection order (``--no-loadscope-reorder`` in pyproject.toml), so neither worker is left running one of
+#: these alone at the end while the other idles.
+LONGEST_FIRST = (
+    "test_multiworker.py", "test_browser_loop.py", "test_browser_effort.py", "test_browser_results.py",
+    "test_app_train_results_compare.py", "test_db_runs.py", "test_trainer.py", "test_cli.py",
+)
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if item.path.name.startswith(APP_TEST_MODULES):
             item.add_marker(pytest.mark.slow)
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 def pytest_runtest_setup(item):

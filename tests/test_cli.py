@@ -22,10 +22,12 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_path(dataset):
+    """A trained model for the commands that use one: the tiny backbone (ResNet50 would cost each command minutes of
+    inference here; ``test_train_writes_model_and_checkpoints`` trains the default network)."""
     out = dataset.parent / "model.keras"
     code = main(
         ["train", "--data", str(dataset), "--out", str(out), "--crop-size", "64", "--batch-size", "2", "--epochs", "1",
-         "--steps-per-epoch", "2", "--backbone-weights", "none"]
+         "--steps-per-epoch", "2", "--backbone", "tiny", "--backbone-weights", "none"]
     )
     assert code == 0
     return out
@@ -43,9 +45,19 @@ def test_synth_refuses_to_mix_into_an_existing_dataset(dataset, capsys):
 
 
 @pytest.mark.slow
-def test_train_writes_model_and_checkpoints(model_path, capsys):
-    assert model_path.exists()
-    assert (model_path.parent / "model_checkpoints" / "best.keras").exists()
+def test_train_writes_model_and_checkpoints(dataset, tmp_path, capsys):
+    # The default network (ResNet50 DeepLabV3+, full-resolution head), one step, end to end.
+    out = tmp_path / "model.keras"
+    assert main(["train", "--data", str(dataset), "--out", str(out), "--crop-size", "64", "--batch-size", "2",
+                 "--epochs", "1", "--steps-per-epoch", "1", "--validation-steps", "1", "--backbone-weights", "none"]) == 0
+    printed = capsys.readouterr().out  # the progress lines, then the run's end as JSON
+    printed = json.loads(printed[printed.rindex('{\n  "'):])
+    assert printed["status"] == "finished" and printed["backbone_weights"] == "random"
+    assert (out.parent / "model_checkpoints" / "best.keras").exists()
+    from segcore.inference_graph import deeplab_architecture
+
+    architecture = deeplab_architecture(load_model(out, compile=False))
+    assert architecture["backbone"] == "resnet50" and architecture["full_resolution"]
 
 
 @pytest.mark.slow
