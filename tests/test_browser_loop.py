@@ -122,13 +122,18 @@ def test_a_new_user_walks_the_whole_loop(server, page, store, tmp_path):
     (mine,) = _wait(lambda: [d for d in store.list_datasets() if d.name == "Beamtime"], "the new dataset", 120, page)
     for index, (split, folder) in enumerate((("train", "Train"), ("validation", "Validation"), ("test", "Test"),
                                              ("real", "Real"))):
-        wait_idle(page)
-        page.get_by_role("tab", name="Upload files").last.click()  # during a rerun the old tabs may linger
-        choose(page, "Split", index)
-        page.locator(".st-key-upload_frames input[type=file]").set_input_files(
-            sorted(str(p) for p in (tmp_path / "sim" / folder).glob("*.png")))
-        page.get_by_role("tabpanel", name="Upload files").last.get_by_test_id("stBaseButton-primaryFormSubmit").click()
-        _wait(lambda split=split: store.get_dataset(mine.id).frames.get(split), f"the {split} frames", 60, page)
+
+        def upload(index=index, folder=folder):
+            page.get_by_role("tab", name="Upload files").last.click()  # during a rerun the old tabs may linger
+            choose(page, "Split", index)
+            page.locator(".st-key-upload_frames input[type=file]").set_input_files(
+                sorted(str(p) for p in (tmp_path / "sim" / folder).glob("*.png")))
+            page.get_by_role("tabpanel", name="Upload files").last.get_by_test_id("stBaseButton-primaryFormSubmit").click()
+
+        # The rerun that follows creating the dataset (or the last upload) may replace the form under a slow
+        # machine's click; a repeated upload of frames already there is refused by name, so trying again is safe.
+        _until(page, upload, lambda split=split: store.get_dataset(mine.id).frames.get(split), f"the {split} frames",
+               attempts=3, wait=60)
         wait_idle(page)
     assert store.get_dataset(mine.id).frames == {"train": 1, "validation": 1, "test": 1, "real": 2}
     assert all(f.revision_id is None for f in store.list_frames(mine.id))
