@@ -201,6 +201,15 @@ def published():
     return model
 
 
+@pytest.fixture(scope="module")
+def tiny_layouts():
+    """The tiny backbone's DeepLabV3+ in both layouts (full-resolution head, published), for tests that only need
+    a DeepLabV3+ of either form."""
+    keras.utils.set_random_seed(4)
+    return tuple(build_deeplabv3plus(backbone="tiny", backbone_weights="none", full_resolution=full)[0]
+                 for full in (True, False))
+
+
 def legacy_layout(model):
     """``model`` wired as models saved before the logits moved: upsample 256 channels, then the 1x1 logits."""
     features = model.get_layer("decoder_block2_relu").output
@@ -307,18 +316,17 @@ def test_tiny_backbone_model_is_rebuilt_and_folded_with_its_output():
     )
 
 
-@pytest.mark.slow
-def test_inference_model_returns_the_model_when_it_already_has_that_form(deeplab, published, small_model):
-    for model in (deeplab, published):
+def test_inference_model_returns_the_model_when_it_already_has_that_form(tiny_layouts, small_model):
+    for model in tiny_layouts:
         prepared = graph.inference_model(model, "float32")
         assert graph.inference_model(prepared, "float32") is prepared
     assert graph.inference_model(small_model, "mixed_bfloat16") is small_model  # not a DeepLabV3+
 
 
-@pytest.mark.slow
-def test_load_inference_model_reads_a_saved_model(deeplab, tmp_path):
+def test_load_inference_model_reads_a_saved_model(tiny_layouts, tmp_path):
     from segcore.model import save_model
 
+    deeplab = tiny_layouts[0]
     save_model(deeplab, tmp_path / "m.keras")
     loaded = inf.load_inference_model(tmp_path / "m.keras", "float32")
     frame = random_frame((32, 48), seed=23)

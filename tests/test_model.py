@@ -35,6 +35,14 @@ def model():
 
 
 @pytest.fixture(scope="module")
+def tiny_model():
+    """The tiny backbone's DeepLabV3+, for tests of saving and loading that do not depend on the backbone."""
+    keras.utils.set_random_seed(0)
+    built, _ = build_deeplabv3plus(backbone="tiny", backbone_weights="none")
+    return built
+
+
+@pytest.fixture(scope="module")
 def plain_resnet():
     """A stock Keras ResNet50 (no top) with seeded random weights: the reference backbone."""
     keras.utils.set_random_seed(7)
@@ -290,9 +298,8 @@ def test_save_and_load_give_identical_predictions(tmp_path, model, frames):
     assert backbone_layer_names(restored) == backbone_layer_names(model)
 
 
-@pytest.mark.slow
-def test_saved_compiled_model_resumes_with_its_optimizer(tmp_path, model, frames):
-    model = keras.models.clone_model(model)  # training must not change the shared model
+def test_saved_compiled_model_resumes_with_its_optimizer(tmp_path, tiny_model, frames):
+    model = keras.models.clone_model(tiny_model)  # training must not change the shared model
     model.compile(
         optimizer=keras.optimizers.Adam(1e-4),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -336,17 +343,16 @@ class UnregisteredLoss(keras.losses.Loss):
         return keras.ops.mean(y_pred)
 
 
-@pytest.mark.slow
-def test_model_whose_training_setup_cannot_be_restored_loads_uncompiled(tmp_path, model, frames):
-    compiled = keras.models.clone_model(model)
-    compiled.set_weights(model.get_weights())
+def test_model_whose_training_setup_cannot_be_restored_loads_uncompiled(tmp_path, tiny_model, frames):
+    compiled = keras.models.clone_model(tiny_model)
+    compiled.set_weights(tiny_model.get_weights())
     compiled.compile(optimizer="adam", loss=UnregisteredLoss())
     path = tmp_path / "custom_loss.keras"
     save_model(compiled, path)
     with pytest.warns(RuntimeWarning, match="custom_loss.keras: training configuration could not be restored"):
         restored = load_model(path)
     assert not restored.compiled
-    np.testing.assert_array_equal(restored.predict(frames, verbose=0), model.predict(frames, verbose=0))
+    np.testing.assert_array_equal(restored.predict(frames, verbose=0), tiny_model.predict(frames, verbose=0))
 
 
 def test_a_full_disk_while_saving_leaves_the_previous_model_file_whole(tmp_path, monkeypatch):
