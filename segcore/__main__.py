@@ -100,6 +100,7 @@ def _train_config(args):
         schedule=args.schedule,
         final_rate_fraction=args.final_rate_fraction,
         choose_threshold=not args.no_threshold_search,
+        zero_init_residuals=args.zero_init_residuals,
     )
 
 
@@ -478,6 +479,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-resolution", action=argparse.BooleanOptionalAction, default=default("full_resolution"),
         help="decide each pixel at the frame's own resolution (default); --no-full-resolution gives the published "
         "DeepLabV3+ layout, logits at 1/4 size upsampled",
+    )
+    train.add_argument(
+        "--zero-init-residuals", action=argparse.BooleanOptionalAction, default=default("zero_init_residuals"),
+        help="with random ResNet50 weights, start each residual block as the identity (its last batch norm's scale 0)",
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--steps-per-epoch", type=int, help="default: enough crops to cover the training pixels once")

@@ -189,11 +189,30 @@ def resnet50_backbone(frame):
     return keras.applications.ResNet50(include_top=False, weights=None, input_tensor=scaled)
 
 
-def resnet50_features(frame, backbone_weights):
+def resnet50_features(frame, backbone_weights, zero_init_residuals=False):
     """ResNet50 on ``frame`` with ``backbone_weights`` loaded: (stride-4, stride-16 features, weights_used)."""
     resnet = resnet50_backbone(frame)
     weights_used = load_backbone_weights(resnet, backbone_weights)
+    if zero_init_residuals and weights_used.startswith("random"):
+        zero_residual_gammas(resnet)
     return resnet.get_layer(LOW_LEVEL_LAYER).output, resnet.get_layer(HIGH_LEVEL_LAYER).output, weights_used
+
+
+#: The batch norm that ends each ResNet50 residual branch (not the projection shortcut's ``_0_bn``).
+RESIDUAL_BRANCH_END = re.compile(r"^conv[2-5]_block\d+_3_bn$")
+
+
+def zero_residual_gammas(resnet) -> int:
+    """Set the scale (gamma) of the last batch norm of every residual branch to 0; return how many.
+
+    Each block then starts as the identity (its shortcut), so a ResNet trained from random weights starts as a
+    shallow network and its signal does not grow with depth (Goyal et al. 2017, "Accurate, large minibatch SGD";
+    He et al. 2019, "Bag of tricks"). Only for random weights: loaded weights are kept as they are.
+    """
+    norms = [layer for layer in resnet.layers if RESIDUAL_BRANCH_END.match(layer.name)]
+    for layer in norms:
+        layer.gamma.assign(np.zeros(layer.gamma.shape, dtype=layer.gamma.dtype))
+    return len(norms)
 
 
 def tiny_features(frame):
@@ -273,6 +292,7 @@ def build_deeplabv3plus(
     input_recipe: str | None = None,
     threshold: float | None = None,
     backbone: str = "resnet50",
+    zero_init_residuals: bool = False,
 ):
     """Build DeepLabV3+ with a ResNet50 (or tiny) backbone.
 
@@ -310,6 +330,9 @@ def build_deeplabv3plus(
         "resnet50" (the published network) or "tiny": four 3x3 blocks of stride 2
         (:data:`TINY_BACKBONE_FILTERS` channels) under the same decoder, which builds
         and trains in seconds; it has random weights only (``backbone_weights`` "none").
+    zero_init_residuals : bool
+        When ResNet50 starts from random weights, start each residual block as the identity
+        (:func:`zero_residual_gammas`); loaded weights are never changed.
 
     Returns
     -------
@@ -356,7 +379,7 @@ def build_deeplabv3plus(
         low_level, high_level = tiny_features(card)
         weights_used = "random"
     else:
-        low_level, high_level, weights_used = resnet50_features(card, backbone_weights)
+        low_level, high_level, weights_used = resnet50_features(card, backbone_weights, zero_init_residuals)
     x = dilated_spatial_pyramid_pooling(high_level, separable=separable)
     if dropout > 0:
         x = layers.Dropout(dropout, name="aspp_dropout")(x)

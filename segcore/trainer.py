@@ -79,6 +79,7 @@ class TrainConfig:
     cosmic_crop_choice: str = "pixel"
     input_recipe: str = DEFAULT_RECIPE
     choose_threshold: bool = True
+    zero_init_residuals: bool = False
 
     def __post_init__(self):
         problems = []
@@ -483,6 +484,7 @@ def train(
                     separable=config.separable,
                     full_resolution=config.full_resolution,
                     input_recipe=recipe,
+                    zero_init_residuals=config.zero_init_residuals,
                 )
                 state = _initial_state(weights_used)
                 _compile(model, config.learning_rate, config.loss)

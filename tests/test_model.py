@@ -154,6 +154,25 @@ def test_backbone_taps_resnet50_at_stride_4_and_16(model, plain_resnet):
     assert tuple(high.shape) == (1, 4, 4, 256)
 
 
+@pytest.mark.slow
+def test_zero_init_residuals_start_every_residual_block_as_its_shortcut():
+    keras.utils.set_random_seed(2)
+    built, weights_used = build_deeplabv3plus(backbone_weights="none", zero_init_residuals=True)
+    assert weights_used == "random"
+    norms = {layer.name: layer.gamma.numpy() for layer in built.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    branch_ends = sorted(name for name in norms if name.startswith("conv") and name.endswith("_3_bn"))
+    # The blocks the network holds: conv2 1-3, conv3 1-4, conv4 1-5 (its features are read inside block 6).
+    assert len(branch_ends) == 3 + 4 + 5
+    assert all(not norms[name].any() for name in branch_ends)
+    assert all(norms[name].all() for name in ("conv1_bn", "conv2_block1_0_bn", "conv2_block1_1_bn", "aspp_1x1_bn"))
+    # A block without a projection adds a zero branch to its non-negative input: its output is its input.
+    probe = keras.Model(built.input, [built.get_layer(f"conv3_block{n}_out").output for n in (1, 2, 3, 4)])
+    outputs = [o.numpy() for o in probe(np.random.default_rng(2).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32))]
+    assert outputs[0].max() > 0
+    for later in outputs[1:]:
+        np.testing.assert_array_equal(later, outputs[0])
+
+
 def test_tiny_backbone_taps_its_blocks_at_stride_4_and_16():
     keras.utils.set_random_seed(0)
     tiny, weights_used = build_deeplabv3plus(backbone="tiny", backbone_weights="none")
@@ -213,8 +232,13 @@ def test_freeze_backbone_freezes_every_resnet_layer(model):
 def test_backbone_loads_from_a_keras_weights_file(tmp_path, plain_resnet):
     path = tmp_path / "resnet50_notop.weights.h5"
     plain_resnet.save_weights(path)
-    loaded, weights_used = build_deeplabv3plus(backbone_weights=str(path))
+    # Loaded weights are kept as they are, even when residual blocks would start as the identity from random ones.
+    loaded, weights_used = build_deeplabv3plus(backbone_weights=str(path), zero_init_residuals=True)
     assert weights_used == f"file:{path}"
+    np.testing.assert_array_equal(
+        loaded.get_layer("conv3_block2_3_bn").gamma.numpy(), plain_resnet.get_layer("conv3_block2_3_bn").gamma.numpy()
+    )
+    assert np.all(plain_resnet.get_layer("conv3_block2_3_bn").gamma.numpy() != 0)
     for name in ("conv1_conv", "conv2_block3_2_conv", "conv4_block6_2_conv"):
         np.testing.assert_array_equal(kernel(loaded, name), kernel(plain_resnet, name))
     np.testing.assert_array_equal(
