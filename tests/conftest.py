@@ -6,9 +6,13 @@ whole pages in-process with Streamlit's AppTest (seconds each) and is marked slo
 requirement is missing is skipped with the reason, or fails with it where
 ``COSMICS_REQUIRE_BROWSER=1`` / ``COSMICS_REQUIRE_POSTGRES=1`` says it must run (CI;
 see ``tiers``).
+
+``home`` is a store of its own as the app's first start leaves it (its demo dataset made), copied from a
+template made once per test process; ``first_start_home`` an empty one, for the tests of that first start.
 """
 
 import os
+import shutil
 import sys
 
 import pytest
@@ -52,6 +56,63 @@ def real_main_module():
     main = sys.modules["__main__"]
     yield
     sys.modules["__main__"] = main
+
+
+# --- the app's store (AppTest modules) ------------------------------------------------
+
+#: The demo the app makes on first start, kept small for the tests: 4/2/2/1 frames of 64 pixels.
+DEMO_FRAMES, DEMO_SIZE = "4,2,2,1", "64"
+
+
+def _use_app_home(monkeypatch, home):
+    import db
+
+    monkeypatch.setenv("COSMICS_HOME", str(home))
+    monkeypatch.delenv("COSMICS_DB_URL", raising=False)
+    monkeypatch.setenv("COSMICS_DEMO_FRAMES", DEMO_FRAMES)
+    monkeypatch.setenv("COSMICS_DEMO_SIZE", DEMO_SIZE)
+    db.reset()
+    return home
+
+
+@pytest.fixture(scope="session")
+def demo_home_template(tmp_path_factory):
+    """COSMICS_HOME as the app's first start leaves it, made once per test process (per xdist worker) by the
+    app's own steps (``ui.common.init_store``): open and migrate the store, make the demo, mark the first start
+    done. Only ``home`` uses it, through a copy: the database keeps paths relative to COSMICS_HOME, so a copy's
+    frames and masks are its own."""
+    import db
+    from ui import common
+
+    template = tmp_path_factory.mktemp("demo_template") / "home"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _use_app_home(monkeypatch, template)
+        db.init_db()
+        assert db.first_start()
+        # What ``common._create_demo`` does on the first page shown, less its progress bar.
+        db.import_simulated(common.DEMO_DATASET, **common._demo_sizes())
+        db.first_start_done()
+        db.reset()  # closes every connection: SQLite folds its write-ahead log into cosmics.db
+    return template
+
+
+@pytest.fixture
+def home(demo_home_template, tmp_path, monkeypatch):
+    """A store of its own with the demo the app made on first start (4/2/2/1 frames of 64 pixels): a copy of
+    ``demo_home_template``, so the app finds its first start done. Yields the COSMICS_HOME folder."""
+    import db
+
+    yield _use_app_home(monkeypatch, shutil.copytree(demo_home_template, tmp_path / "home"))
+    db.reset()
+
+
+@pytest.fixture
+def first_start_home(tmp_path, monkeypatch):
+    """An empty COSMICS_HOME, for the tests of the app's first start itself (it makes the demo there)."""
+    import db
+
+    yield _use_app_home(monkeypatch, tmp_path / "home")
+    db.reset()
 
 
 @pytest.fixture(scope="module")

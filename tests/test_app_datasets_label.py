@@ -17,18 +17,6 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 TIMEOUT = 120
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fresh store; the demo made on first start is 4/2/2/1 frames of 64 pixels."""
-    monkeypatch.setenv("COSMICS_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("COSMICS_DB_URL", raising=False)
-    monkeypatch.setenv("COSMICS_DEMO_FRAMES", "4,2,2,1")
-    monkeypatch.setenv("COSMICS_DEMO_SIZE", "64")
-    db.reset()
-    yield tmp_path / "home"
-    db.reset()
-
-
 def app(page: str | None = None):
     from streamlit.testing.v1 import AppTest
 
@@ -90,7 +78,7 @@ def fake_evaluation(dataset_id: int, ious: dict[int, float], predictions: dict[i
 # --- Home ------------------------------------------------------------------------------------
 
 
-def test_home_creates_the_demo_on_first_start_and_shows_counts(home):
+def test_home_creates_the_demo_on_first_start_and_shows_counts(first_start_home):
     at = app()
     datasets = db.list_datasets()
     assert [d.name for d in datasets] == ["Simulated demo"]
@@ -121,7 +109,7 @@ def test_home_shows_latest_run_and_its_scores(home):
     assert metrics["Count error (train)"] == "n/a"  # an evaluation stored before count errors were kept
 
 
-def test_demo_is_not_recreated_after_it_was_deleted(home):
+def test_demo_is_not_recreated_after_it_was_deleted(first_start_home):
     app()
     db.delete_dataset(db.list_datasets()[0].id)
     at = app()

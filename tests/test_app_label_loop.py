@@ -13,7 +13,6 @@ import db
 from model_support import conv_model
 from segcore import io
 from test_app_proposals import _button, _in_process, _label_page
-from test_app_proposals import home as home  # noqa: F401  (the fixture)
 from test_db_predictions import _finished_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("home")]

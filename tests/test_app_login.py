@@ -4,11 +4,11 @@ asks for it, and one clear message when the store cannot be opened."""
 from __future__ import annotations
 
 import pytest
-from test_app_datasets_label import ROOT, TIMEOUT, home, texts  # noqa: F401
+from test_app_datasets_label import ROOT, TIMEOUT, texts
 
 import db
 
-pytestmark = pytest.mark.usefixtures("home")  # a fresh store with its demo dataset
+pytestmark = pytest.mark.usefixtures("home")  # a store of its own with its demo dataset
 
 
 def _app(user: dict, page: str | None = None):

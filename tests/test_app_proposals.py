@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from skimage.measure import label
 
 import db
@@ -15,18 +14,6 @@ from segcore.classical import LACosmicParams, lacosmic_mask
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
 PARAMS = LACosmicParams(sigclip=4.5, objlim=2.0, niter=2)
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fresh store whose demo (made on first start) is 4/2/2/1 frames of 64 pixels."""
-    monkeypatch.setenv("COSMICS_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("COSMICS_DB_URL", raising=False)
-    monkeypatch.setenv("COSMICS_DEMO_FRAMES", "4,2,2,1")
-    monkeypatch.setenv("COSMICS_DEMO_SIZE", "64")
-    db.reset()
-    yield tmp_path / "home"
-    db.reset()
 
 
 def _label_page():
