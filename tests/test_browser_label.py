@@ -47,7 +47,8 @@ def test_home_and_datasets_pages_render(server, page, shots):
     screenshot(page, shots, "home")
 
     page.goto(f"{url}/Datasets")
-    page.get_by_text("Simulated demo").first.wait_for(timeout=60_000)
+    # The dataset's heading: its name also sits in the overview table's cells, which the grid keeps hidden.
+    page.get_by_role("heading", name="Simulated demo").first.wait_for(timeout=60_000)
     page.locator("[data-testid=stImage] img").nth(8).wait_for(timeout=60_000)
     wait_idle(page)
     assert page.locator("[data-testid=stException]").count() == 0
