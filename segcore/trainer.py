@@ -79,7 +79,7 @@ class TrainConfig:
     cosmic_crop_choice: str = "pixel"
     input_recipe: str = DEFAULT_RECIPE
     choose_threshold: bool = True
-    zero_init_residuals: bool = False
+    zero_init_residuals: bool = True
 
     def __post_init__(self):
         problems = []

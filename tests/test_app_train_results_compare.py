@@ -226,6 +226,9 @@ def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     assert run.config["input_recipe"] == "stretch_log_count_excess"
     assert run.config["loss"] == "dice_cross_entropy" and run.config["cosmic_crop_fraction"] == 0.5
     assert run.config["decay_frames"] == 31860
+    # Recorded with the run, so a rerun starts its residual blocks the same way whatever the default becomes.
+    assert run.config["zero_init_residuals"] is next(f.default for f in dataclasses.fields(TrainConfig)
+                                                     if f.name == "zero_init_residuals")
     assert (run.threshold, run.threshold_source) == (None, "validation")
     assert "Running now" in _texts(at, "subheader")
     assert "to be chosen on the validation frames when training ends" in _texts(at, "markdown")

@@ -190,6 +190,13 @@ def new_run_form(datasets: list, active: list) -> None:
             "Published DeepLabV3+ decides on a grid 4x coarser and upsamples, which cannot outline cosmics of "
             "1-4 pixels (bench/RESULTS.md). Recommended.",
         )
+        zero_init = c1.checkbox(
+            "Residual blocks start as the identity",
+            value=bool(DEFAULTS["zero_init_residuals"]),
+            help="When the backbone starts from random weights, each ResNet50 residual block starts as its "
+            "shortcut (its last batch norm's scale set to 0): a network trained from scratch then starts shallow "
+            "and learns faster per step (bench/RESULTS.md). Loaded weights are never changed.",
+        )
         if auto_threshold:
             threshold = None
             c2.caption(
@@ -224,6 +231,7 @@ def new_run_form(datasets: list, active: list) -> None:
         freeze_backbone=bool(freeze),
         separable=bool(separable),
         full_resolution=bool(full_resolution),
+        zero_init_residuals=bool(zero_init),
         steps_per_epoch=int(steps) or None,
         loss=loss,
         cosmic_crop_fraction=float(cosmic_crops),
