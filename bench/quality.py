@@ -118,6 +118,7 @@ def record(args, config, end, scores: dict, train_seconds: float, steps: int, ou
         f"{'separable' if config.separable else 'standard'} convolutions in the pyramid and decoder, "
         f"{'a full-resolution head' if config.full_resolution else 'logits at stride 4 upsampled'}, "
         f"residual blocks starting as {'the identity (zero-init)' if config.zero_init_residuals else 'He-normal'}, "
+        f"output layer starting {'at the class prior' if config.prior_output else 'Glorot-uniform'}, "
         f"{args.threads or 'all'} CPU thread(s), time limit {args.minutes} min. "
         f"Evaluation in {scores['precision_policy']}, default tiles.\n",
         f"Training ran {train_seconds / 60:.1f} min, {end.epochs_run} epochs ({end.stop_reason}), "
@@ -173,6 +174,9 @@ def main() -> int:
     parser.add_argument(
         "--zero-init-residuals", action=argparse.BooleanOptionalAction, default=None, help="default: TrainConfig's"
     )
+    parser.add_argument(
+        "--prior-output", action=argparse.BooleanOptionalAction, default=None, help="default: TrainConfig's"
+    )
     parser.add_argument("--threads", type=int, help="TensorFlow intra-op threads (default: all cores)")
     parser.add_argument("--loss", help="default: TrainConfig's")
     parser.add_argument("--cosmic-crop-fraction", type=float, help="default: TrainConfig's")
@@ -197,7 +201,7 @@ def main() -> int:
     chosen = {
         name: getattr(args, name)
         for name in ("loss", "cosmic_crop_fraction", "input_recipe", "full_resolution", "schedule", "cosmic_crop_choice", "separable",
-                     "zero_init_residuals")
+                     "zero_init_residuals", "prior_output")
         if getattr(args, name) is not None
     }
     config = TrainConfig(

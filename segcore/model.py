@@ -202,6 +202,34 @@ def resnet50_features(frame, backbone_weights, zero_init_residuals=False):
 RESIDUAL_BRANCH_END = re.compile(r"^conv[2-5]_block\d+_3_bn$")
 
 
+#: The cosmic share of pixels the output layer starts at with ``prior_output`` (Lin et al. 2017 use 0.01).
+COSMIC_PRIOR = 0.01
+
+
+def prior_logit_biases(num_classes: int, prior: float = COSMIC_PRIOR) -> np.ndarray:
+    """Output biases whose softmax is ``1 - prior`` for background and ``prior`` shared by the other classes."""
+    if num_classes == 1:
+        return np.array([np.log(prior / (1.0 - prior))])
+    return np.log(np.array([1.0 - prior] + [prior / (num_classes - 1)] * (num_classes - 1)))
+
+
+def logits_convolution(x, num_classes: int, prior_output: bool):
+    """The 1x1 convolution that makes the logits.
+
+    With ``prior_output`` its weights start small (normal, sd 0.01) and its biases at the class prior, so every
+    pixel starts as "cosmic with probability :data:`COSMIC_PRIOR`" whatever the random features below say. A
+    random network otherwise starts at a seed-dependent guess, sometimes "every pixel is a cosmic", and spends
+    hundreds of steps unlearning it (Lin et al. 2017, "Focal loss for dense object detection", section 4.1).
+    """
+    convolution = layers.Conv2D(num_classes, 1, name="logits_conv")
+    logits = convolution(x)
+    if prior_output:
+        kernel = keras.random.normal(convolution.kernel.shape, stddev=0.01, seed=keras.random.SeedGenerator())
+        convolution.kernel.assign(keras.ops.cast(kernel, convolution.kernel.dtype))
+        convolution.bias.assign(prior_logit_biases(num_classes).astype(convolution.bias.dtype))
+    return logits
+
+
 def zero_residual_gammas(resnet) -> int:
     """Set the scale (gamma) of the last batch norm of every residual branch to 0; return how many.
 
@@ -237,7 +265,8 @@ def dilated_spatial_pyramid_pooling(x, separable=False):
     return conv_block(x, "aspp_project", kernel_size=1)
 
 
-def decoder(pyramid, low_level, frame, num_classes, dropout, kernel_size, separable, full_resolution):
+def decoder(pyramid, low_level, frame, num_classes, dropout, kernel_size, separable, full_resolution,
+            prior_output=False):
     """Merge the stride-16 pyramid with stride-4 features, refine, and make logits at the input size.
 
     Published DeepLabV3+ makes logits at stride 4 and upsamples them; a 1-4 pixel
@@ -254,12 +283,12 @@ def decoder(pyramid, low_level, frame, num_classes, dropout, kernel_size, separa
     x = conv_block(x, "decoder_block2", kernel_size=kernel_size, separable=separable)
     if full_resolution:
         x = full_resolution_head(x, frame)
-        x = layers.Conv2D(num_classes, 1, name="logits_conv")(x)
+        x = logits_convolution(x, num_classes, prior_output)
         return layers.Activation("linear", dtype="float32", name="logits")(x)
     # Logits at stride 4, then upsampled: bilinear resizing (weights summing to 1)
     # commutes with the 1x1 convolution, so this equals convolving the upsampled
     # features while resizing 2 channels instead of 256 (as DeepLab's reference code).
-    x = layers.Conv2D(num_classes, 1, name="logits_conv")(x)
+    x = logits_convolution(x, num_classes, prior_output)
     # Upsampled, and returned, in float32 so the loss stays stable under mixed precision.
     x = ResizeLike(name="logits_upsample", dtype="float32")([x, frame])
     return layers.Activation("linear", dtype="float32", name="logits")(x)
@@ -293,6 +322,7 @@ def build_deeplabv3plus(
     threshold: float | None = None,
     backbone: str = "resnet50",
     zero_init_residuals: bool = False,
+    prior_output: bool = False,
 ):
     """Build DeepLabV3+ with a ResNet50 (or tiny) backbone.
 
@@ -333,6 +363,9 @@ def build_deeplabv3plus(
     zero_init_residuals : bool
         When ResNet50 starts from random weights, start each residual block as the identity
         (:func:`zero_residual_gammas`); loaded weights are never changed.
+    prior_output : bool
+        Start the output layer at the class prior (:func:`logits_convolution`): every pixel starts as a cosmic
+        with probability :data:`COSMIC_PRIOR`.
 
     Returns
     -------
@@ -384,7 +417,8 @@ def build_deeplabv3plus(
     if dropout > 0:
         x = layers.Dropout(dropout, name="aspp_dropout")(x)
     logits = decoder(
-        x, low_level, card, int(num_classes), float(dropout), int(decoder_kernel), separable, bool(full_resolution)
+        x, low_level, card, int(num_classes), float(dropout), int(decoder_kernel), separable, bool(full_resolution),
+        bool(prior_output),
     )
     model = keras.Model(frame, logits, name="deeplabv3plus")
     if freeze_backbone:

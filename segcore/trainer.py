@@ -80,6 +80,7 @@ class TrainConfig:
     input_recipe: str = DEFAULT_RECIPE
     choose_threshold: bool = True
     zero_init_residuals: bool = True
+    prior_output: bool = True
 
     def __post_init__(self):
         problems = []
@@ -485,6 +486,7 @@ def train(
                     full_resolution=config.full_resolution,
                     input_recipe=recipe,
                     zero_init_residuals=config.zero_init_residuals,
+                    prior_output=config.prior_output,
                 )
                 state = _initial_state(weights_used)
                 _compile(model, config.learning_rate, config.loss)

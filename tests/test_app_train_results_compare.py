@@ -214,6 +214,8 @@ def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     _fill_train_form(at, **{"Run name": "from the form", "Crop size": 64, "Batch size": 2, "Epochs": 1, "Batches per epoch": 2})
     _backbone(at).set_value("none")
     next(c for c in at.checkbox if c.label.startswith("Lighter model")).check()
+    prior_default = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "prior_output")
+    next(c for c in at.checkbox if c.label == "Output starts at the cosmic prior").set_value(not prior_default)
     next(b for b in at.button if b.label == "Start training").click().run()
     _no_exception(at)
     runs = db.list_runs()
@@ -229,6 +231,7 @@ def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     # Recorded with the run, so a rerun starts its residual blocks the same way whatever the default becomes.
     assert run.config["zero_init_residuals"] is next(f.default for f in dataclasses.fields(TrainConfig)
                                                      if f.name == "zero_init_residuals")
+    assert run.config["prior_output"] is (not prior_default)  # the box the user changed
     assert (run.threshold, run.threshold_source) == (None, "validation")
     assert "Running now" in _texts(at, "subheader")
     assert "to be chosen on the validation frames when training ends" in _texts(at, "markdown")

@@ -12,6 +12,7 @@ import pytest
 
 from segcore.errors import InputFileError
 from segcore.model import (
+    COSMIC_PRIOR,
     FULL_RESOLUTION_FILTERS,
     HIGH_LEVEL_LAYER,
     LOW_LEVEL_LAYER,
@@ -21,6 +22,7 @@ from segcore.model import (
     build_deeplabv3plus,
     count_parameters,
     load_model,
+    prior_logit_biases,
     save_model,
     set_backbone_trainable,
 )
@@ -171,6 +173,32 @@ def test_zero_init_residuals_start_every_residual_block_as_its_shortcut():
     assert outputs[0].max() > 0
     for later in outputs[1:]:
         np.testing.assert_array_equal(later, outputs[0])
+
+
+@pytest.mark.parametrize("full_resolution", [True, False])
+def test_prior_output_starts_every_pixel_at_the_cosmic_prior(full_resolution):
+    keras.utils.set_random_seed(2)
+    built, _ = build_deeplabv3plus(backbone="tiny", backbone_weights="none", full_resolution=full_resolution,
+                                   prior_output=True)
+    output = built.get_layer("logits_conv")
+    np.testing.assert_allclose(output.bias.numpy(), [np.log(1 - COSMIC_PRIOR), np.log(COSMIC_PRIOR)], rtol=1e-6)
+    assert 0.005 < output.kernel.numpy().std() < 0.015  # normal, sd 0.01 (32 or 512 draws)
+    frame = np.random.default_rng(2).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    cosmic = keras.ops.softmax(built(frame, training=True), axis=-1).numpy()[..., 1]
+    assert COSMIC_PRIOR / 2 < cosmic.min() and cosmic.max() < COSMIC_PRIOR * 2  # whatever the random features
+    keras.utils.set_random_seed(2)
+    glorot, _ = build_deeplabv3plus(backbone="tiny", backbone_weights="none", full_resolution=full_resolution)
+    assert not glorot.get_layer("logits_conv").bias.numpy().any()  # Keras' zeros
+    assert glorot.get_layer("logits_conv").kernel.numpy().std() > 0.05  # Glorot uniform over 2 + 32 or 256 fans
+
+
+@pytest.mark.parametrize("classes, shares", [(1, [0.01]), (2, [0.99, 0.01]), (3, [0.99, 0.005, 0.005])])
+def test_prior_logit_biases_give_the_prior_shares(classes, shares):
+    biases = prior_logit_biases(classes)
+    if classes == 1:
+        np.testing.assert_allclose(1 / (1 + np.exp(-biases)), shares)
+    else:
+        np.testing.assert_allclose(np.exp(biases) / np.exp(biases).sum(), shares)
 
 
 def test_tiny_backbone_taps_its_blocks_at_stride_4_and_16():

@@ -197,6 +197,13 @@ def new_run_form(datasets: list, active: list) -> None:
             "shortcut (its last batch norm's scale set to 0): a network trained from scratch then starts shallow "
             "and learns faster per step (bench/RESULTS.md). Loaded weights are never changed.",
         )
+        prior_output = c1.checkbox(
+            "Output starts at the cosmic prior",
+            value=bool(DEFAULTS["prior_output"]),
+            help="The last layer starts by calling every pixel a cosmic with probability 0.01, whatever the random "
+            "network below it says. Without it some random starts call every pixel a cosmic and spend hundreds "
+            "of steps unlearning that (bench/RESULTS.md).",
+        )
         if auto_threshold:
             threshold = None
             c2.caption(
@@ -232,6 +239,7 @@ def new_run_form(datasets: list, active: list) -> None:
         separable=bool(separable),
         full_resolution=bool(full_resolution),
         zero_init_residuals=bool(zero_init),
+        prior_output=bool(prior_output),
         steps_per_epoch=int(steps) or None,
         loss=loss,
         cosmic_crop_fraction=float(cosmic_crops),
