@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pandas as pd
 
 from ui.rescore import unevaluated_runs
-from ui.result_curves import score_numbers
+from ui.result_curves import operating_point_text, score_numbers
 from ui.result_images import image_choices
 
 
@@ -34,3 +34,12 @@ def test_score_numbers_leave_out_missing_scores():
     text = score_numbers(("precision", "recall", "f1"), {"precision": 0.5, "recall": float("nan")})
     assert text.count("**") == 2 and "0.500" in text
     assert score_numbers(("recall",), pd.Series({"recall": None}, dtype=float)) == ""
+
+
+def test_operating_point_text_says_when_no_pixel_is_marked():
+    assert operating_point_text(0.2, {"precision": 0.25, "recall": 0.5, "fpr": 1.5e-4}) == (
+        "At threshold **0.2**: precision **0.250** · recall **0.500** · false-positive rate **1.50e-04**"
+    )
+    text = operating_point_text(0.95, {"precision": float("nan"), "recall": 0.0, "fpr": 0.0})
+    assert text == "At threshold **0.95** no pixel is marked: recall **0** · false-positive rate **0**"
+    assert "nan" not in text

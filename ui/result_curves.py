@@ -29,6 +29,16 @@ def score_numbers(keys, values) -> str:
     )
 
 
+def operating_point_text(threshold: float, point: dict) -> str:
+    """What the pixels above ``threshold`` score (``point`` from ``Histogram.at_threshold``)."""
+    if pd.isna(point["precision"]):  # no pixel is above it: precision is 0/0
+        return f"At threshold **{threshold:g}** no pixel is marked: recall **0** · false-positive rate **0**"
+    return (
+        f"At threshold **{threshold:g}**: precision **{point['precision']:.3f}** · recall **{point['recall']:.3f}** · "
+        f"false-positive rate **{point['fpr']:.2e}**"
+    )
+
+
 def headline_numbers(pooled: dict, summary: pd.DataFrame) -> None:
     """The headline metrics, then pixels and cosmics pooled over the split and counts averaged over images."""
     headline = st.columns(len(charts.HEADLINE_METRICS))
@@ -66,11 +76,7 @@ def curves_panel(run, evaluation) -> None:
          **curves.histogram.at_threshold(evaluation.threshold)},
         {"run": name, "kind": "slider", "threshold": inspected, **curves.histogram.at_threshold(inspected)},
     ]
-    at = points[1]
-    st.markdown(
-        f"At threshold **{inspected:g}**: precision **{at['precision']:.3f}** · recall **{at['recall']:.3f}** · "
-        f"false-positive rate **{at['fpr']:.2e}**"
-    )
+    st.markdown(operating_point_text(inspected, points[1]))
     table_of = charts.curve_table(curves.histogram)
     pr_column, roc_column = st.columns(2)
     pr_column.plotly_chart(
