@@ -15,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import db
+from segcore.metrics import THRESHOLD_GRID
 from segcore.trainer import TrainConfig
 from ui import charts
 
@@ -25,6 +26,10 @@ TRAIN, RESULTS, COMPARE = (str(ROOT / "pages" / name) for name in ("3_Train.py",
 # spreads them, so the Results page's curves and slider have marked pixels to show.
 TINY_RUN = dict(crop_size=64, batch_size=2, epochs=2, steps_per_epoch=2, backbone="tiny", backbone_weights="none",
                 prior_output=False)
+
+
+def _config_default(name: str):
+    return next(f.default for f in dataclasses.fields(TrainConfig) if f.name == name)
 
 
 def _use_store(monkeypatch, home: Path) -> None:
@@ -217,7 +222,7 @@ def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     _fill_train_form(at, **{"Run name": "from the form", "Crop size": 64, "Batch size": 2, "Epochs": 1, "Batches per epoch": 2})
     _backbone(at).set_value("none")
     next(c for c in at.checkbox if c.label.startswith("Lighter model")).check()
-    prior_default = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "prior_output")
+    prior_default = _config_default("prior_output")
     next(c for c in at.checkbox if c.label == "Output starts at the cosmic prior").set_value(not prior_default)
     next(b for b in at.button if b.label == "Start training").click().run()
     _no_exception(at)
@@ -232,8 +237,7 @@ def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     assert run.config["loss"] == "dice_cross_entropy" and run.config["cosmic_crop_fraction"] == 0.5
     assert run.config["decay_frames"] == 31860
     # Recorded with the run, so a rerun starts its residual blocks the same way whatever the default becomes.
-    assert run.config["zero_init_residuals"] is next(f.default for f in dataclasses.fields(TrainConfig)
-                                                     if f.name == "zero_init_residuals")
+    assert run.config["zero_init_residuals"] is _config_default("zero_init_residuals")
     assert run.config["prior_output"] is (not prior_default)  # the box the user changed
     assert (run.threshold, run.threshold_source) == (None, "validation")
     assert "Running now" in _texts(at, "subheader")
@@ -269,7 +273,7 @@ def test_train_form_submits_the_original_recipe_and_a_fixed_threshold(empty_stor
     loss = next(r for r in at.radio if r.label == "Loss")
     assert loss.value == "dice_cross_entropy"
     schedule = next(r for r in at.radio if r.label == "Schedule")
-    default_schedule = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "schedule")
+    default_schedule = _config_default("schedule")
     assert schedule.value == default_schedule and len(schedule.options) == 2
     other_schedule = "step" if default_schedule == "cosine" else "cosine"
     assert next(s for s in at.slider if s.label.startswith("Crops placed")).value == 0.5
@@ -447,7 +451,7 @@ def test_results_page_shows_the_headline_numbers_and_a_point_that_follows_the_sl
     inspect = next(s for s in at.slider if s.label == "Threshold to inspect")
     assert inspect.value == pytest.approx(evaluation.threshold)
     # A slider position other than the evaluation's at which the model marks pixels (a point to draw).
-    marking = [t for t in np.round(np.arange(0.01, 1.0, 0.01), 2)
+    marking = [t for t in THRESHOLD_GRID
                if abs(t - evaluation.threshold) > 0.005 and np.isfinite(curves.histogram.at_threshold(t)["precision"])]
     assert marking, "the trained model marks no pixel at any slider position"
     threshold = float(marking[len(marking) // 2])
