@@ -7,7 +7,6 @@ module) and a copy of it with other settings and scores, so Compare has two.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,9 @@ from streamlit.testing.v1 import AppTest
 
 import db
 from segcore.metrics import THRESHOLD_GRID
-from segcore.trainer import TrainConfig
 from ui import charts
+from ui.result_curves import operating_point_text
+from ui.train_form import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, RESULTS, COMPARE = (str(ROOT / "pages" / name) for name in ("3_Train.py", "4_Results.py", "5_Compare.py"))
@@ -26,10 +26,6 @@ TRAIN, RESULTS, COMPARE = (str(ROOT / "pages" / name) for name in ("3_Train.py",
 # spreads them, so the Results page's curves and slider have marked pixels to show.
 TINY_RUN = dict(crop_size=64, batch_size=2, epochs=2, steps_per_epoch=2, backbone="tiny", backbone_weights="none",
                 prior_output=False)
-
-
-def _config_default(name: str):
-    return next(f.default for f in dataclasses.fields(TrainConfig) if f.name == name)
 
 
 def _use_store(monkeypatch, home: Path) -> None:
@@ -222,7 +218,7 @@ def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     _fill_train_form(at, **{"Run name": "from the form", "Crop size": 64, "Batch size": 2, "Epochs": 1, "Batches per epoch": 2})
     _backbone(at).set_value("none")
     next(c for c in at.checkbox if c.label.startswith("Lighter model")).check()
-    prior_default = _config_default("prior_output")
+    prior_default = DEFAULTS["prior_output"]
     next(c for c in at.checkbox if c.label == "Output starts at the cosmic prior").set_value(not prior_default)
     next(b for b in at.button if b.label == "Start training").click().run()
     _no_exception(at)
@@ -237,7 +233,7 @@ def test_train_form_starts_a_run_the_page_then_shows_and_can_stop(empty_store):
     assert run.config["loss"] == "dice_cross_entropy" and run.config["cosmic_crop_fraction"] == 0.5
     assert run.config["decay_frames"] == 31860
     # Recorded with the run, so a rerun starts its residual blocks the same way whatever the default becomes.
-    assert run.config["zero_init_residuals"] is _config_default("zero_init_residuals")
+    assert run.config["zero_init_residuals"] is DEFAULTS["zero_init_residuals"]
     assert run.config["prior_output"] is (not prior_default)  # the box the user changed
     assert (run.threshold, run.threshold_source) == (None, "validation")
     assert "Running now" in _texts(at, "subheader")
@@ -273,7 +269,7 @@ def test_train_form_submits_the_original_recipe_and_a_fixed_threshold(empty_stor
     loss = next(r for r in at.radio if r.label == "Loss")
     assert loss.value == "dice_cross_entropy"
     schedule = next(r for r in at.radio if r.label == "Schedule")
-    default_schedule = _config_default("schedule")
+    default_schedule = DEFAULTS["schedule"]
     assert schedule.value == default_schedule and len(schedule.options) == 2
     other_schedule = "step" if default_schedule == "cosine" else "cosine"
     assert next(s for s in at.slider if s.label.startswith("Crops placed")).value == 0.5
@@ -458,8 +454,7 @@ def test_results_page_shows_the_headline_numbers_and_a_point_that_follows_the_sl
     inspect.set_value(threshold).run()
     _no_exception(at)
     point = curves.histogram.at_threshold(threshold)
-    assert (f"At threshold **{threshold:g}**: precision **{point['precision']:.3f}** · recall **{point['recall']:.3f}**"
-            in _texts(at, "markdown"))
+    assert operating_point_text(threshold, point) in _texts(at, "markdown")
     pr = at.get("plotly_chart")[0]
     assert f"{threshold:g} (slider)" in pr.proto.spec
     assert any(b.label == "Download this frame cleaned" for b in at.get("download_button"))
