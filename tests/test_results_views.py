@@ -43,3 +43,10 @@ def test_operating_point_text_says_when_no_pixel_is_marked():
     text = operating_point_text(0.95, {"precision": float("nan"), "recall": 0.0, "fpr": 0.0})
     assert text == "At threshold **0.95** no pixel is marked: recall **0** · false-positive rate **0**"
     assert "nan" not in text
+    # A split without cosmic pixels: recall is 0/0 whether or not anything is marked.
+    assert operating_point_text(0.95, {"precision": float("nan"), "recall": float("nan"), "fpr": 0.0}) == (
+        "At threshold **0.95** no pixel is marked: recall **–** · false-positive rate **0**"
+    )
+    assert operating_point_text(0.2, {"precision": 0.0, "recall": float("nan"), "fpr": 2e-4}) == (
+        "At threshold **0.2**: precision **0.000** · recall **–** · false-positive rate **2.00e-04**"
+    )

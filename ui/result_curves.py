@@ -29,13 +29,20 @@ def score_numbers(keys, values) -> str:
     )
 
 
+def _point_number(value: float, spec: str) -> str:
+    """``value`` in bold, or a dash where it is undefined (0/0: no pixel marked, or no cosmic pixel in the split)."""
+    return "**–**" if pd.isna(value) else f"**{value:{spec}}**"
+
+
 def operating_point_text(threshold: float, point: dict) -> str:
     """What the pixels above ``threshold`` score (``point`` from ``Histogram.at_threshold``)."""
-    if pd.isna(point["precision"]):  # no pixel is above it: precision is 0/0
-        return f"At threshold **{threshold:g}** no pixel is marked: recall **0** · false-positive rate **0**"
+    recall, fpr = _point_number(point["recall"], ".3f"), _point_number(point["fpr"], ".2e")
+    if pd.isna(point["precision"]):  # no pixel is above it: precision is 0/0, recall and rate 0 where defined
+        recall, fpr = _point_number(point["recall"], "g"), _point_number(point["fpr"], "g")
+        return f"At threshold **{threshold:g}** no pixel is marked: recall {recall} · false-positive rate {fpr}"
     return (
-        f"At threshold **{threshold:g}**: precision **{point['precision']:.3f}** · recall **{point['recall']:.3f}** · "
-        f"false-positive rate **{point['fpr']:.2e}**"
+        f"At threshold **{threshold:g}**: precision {_point_number(point['precision'], '.3f')} · recall {recall} · "
+        f"false-positive rate {fpr}"
     )
 
 
