@@ -378,8 +378,8 @@ def _add_tiling(parser) -> None:
     )
     parser.add_argument(
         "--precision", default="auto", choices=PRECISION_POLICIES,
-        help="arithmetic of the network: auto (default) is bfloat16 on CPUs with bfloat16 instructions, "
-        "float16 on GPUs, float32 elsewhere",
+        help="arithmetic of the network: auto (default) is bfloat16 on CPUs with AMX bfloat16 matrix units "
+        "(faster there; without AMX it is slower than float32), float16 on GPUs, float32 elsewhere",
     )
 
 

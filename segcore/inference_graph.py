@@ -53,7 +53,7 @@ def inference_model(model, precision: str = "auto"):
     ----------
     model : keras.Model, usually from :func:`segcore.model.load_model`.
     precision : "auto" (see :mod:`segcore.precision`: bfloat16 on CPUs with
-        bfloat16 instructions, float16 on GPUs, else float32), "float32",
+        AMX bfloat16 matrix units, float16 on GPUs, else float32), "float32",
         "mixed_bfloat16" or "mixed_float16". Reduced precision changes a few
         probabilities near the threshold (see ``bench/RESULTS.md``).
 
