@@ -1,4 +1,4 @@
-"""Pooled pixel scores of a model per detector family and background kind on a simulated split.
+"""Pooled pixel scores, cosmics found and count scores of a model per detector family, kind of quanta and background.
 
     python bench/by_family.py MODEL DATA [--split Test] [--seed 0]
     python bench/by_family.py lacosmic DATA --sigclip 6 --objlim 2 --sigfrac 0.3   # LA Cosmic with these parameters
@@ -26,7 +26,7 @@ from segcore import io  # noqa: E402  (after the TensorFlow log level)
 from segcore.classical import LACosmicParams, lacosmic_mask  # noqa: E402
 from segcore.data import pair_split  # noqa: E402
 from segcore.inference import load_inference_model, model_threshold, predict_probabilities  # noqa: E402
-from segcore.metrics import confusion_counts, scores_from_counts  # noqa: E402
+from segcore.metrics import confusion_counts, count_score, label_cosmics, n_cosmics, scores_from_counts  # noqa: E402
 from segcore.synth import simulate_frame  # noqa: E402
 
 
@@ -57,6 +57,8 @@ def main() -> int:
 
     counts = defaultdict(lambda: np.zeros(4, np.int64))
     frames = defaultdict(int)
+    cosmics = defaultdict(lambda: np.zeros(2, np.int64))  # true, touched by the prediction
+    count_scores = defaultdict(list)
     for image, mask in pair_split(args.data, args.split).pairs:
         frame, true = io.read_frame(image), io.read_mask(mask)
         index = int(Path(image).stem.split("_")[-1])
@@ -65,16 +67,24 @@ def main() -> int:
             raise SystemExit(f"{image}: not frame {index} of seed {args.seed}; pass the seed DATA was made with")
         pred = detect(frame)
         found = np.array(confusion_counts(true, pred))
-        for group in ("all", f"family {sim.info['detector']['family']}", f"background {sim.info['background']}"):
+        n_true, labels = label_cosmics(true)
+        touched = np.unique(labels[(labels > 0) & (pred > 0)]).size
+        detector = sim.info["detector"]
+        # "photon": the X-ray image is made of discrete photons (sparse spikes on an integrating sensor)
+        quanta = f"family {detector['family']}, {detector.get('quantum', 'electron')} quanta"
+        for group in ("all", f"family {detector['family']}", quanta, f"background {sim.info['background']}"):
             counts[group] += found
             frames[group] += 1
+            cosmics[group] += (n_true, touched)
+            count_scores[group].append(count_score(n_true, n_cosmics(pred)))
     print(f"{args.model} on {args.data} {args.split}, threshold {threshold}")
-    print("| frames | group | cosmic px | pixel F1 | precision | recall |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| frames | group | cosmic px | pixel F1 | precision | recall | cosmics found / true | mean count score |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for group in sorted(counts, key=lambda g: (g != "all", g)):
         tp, fp, fn, tn = (int(c) for c in counts[group])
         scores = scores_from_counts(tp, fp, fn, tn)
-        print(f"| {frames[group]} | {group} | {tp + fn} | {scores['f1']:.3f} | {scores['precision']:.3f} | {scores['recall']:.3f} |")
+        print(f"| {frames[group]} | {group} | {tp + fn} | {scores['f1']:.3f} | {scores['precision']:.3f} | "
+              f"{scores['recall']:.3f} | {cosmics[group][1]} / {cosmics[group][0]} | {np.mean(count_scores[group]):.3f} |")
     return 0
 
 
