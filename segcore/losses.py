@@ -4,12 +4,7 @@ Cross-entropy alone is the original loss. On X-ray frames cosmics cover about
 0.1 % of the pixels, so cross-entropy is dominated by the background and a
 network can sit for epochs predicting no cosmic at all. Adding the soft Dice
 loss of the cosmic class, computed over the whole batch, keeps the gradient of
-the rare class as large as that of the common one.
-
-Pooled over the batch, Dice weighs a crop by its cosmic pixels: a crowded crop of
-2,000 outweighs one holding a 20-pixel worm among X-ray photons, so the network
-can learn to give up on such frames. ``image_dice_cross_entropy`` averages the
-Dice of each crop instead (``per_image``), so every crop weighs the same. Under a distribution strategy with
+the rare class as large as that of the common one. Under a distribution strategy with
 several replicas (several GPUs or workers) the Dice sums are added up over all
 replicas, so the loss is the one of the whole global batch, as on one device.
 """
@@ -28,40 +23,26 @@ class DiceCrossEntropy(keras.losses.Loss):
     dice_weight : weight of the Dice term.
     smooth : added to numerator and denominator so an all-background batch
         predicted as background scores a Dice of 1, not 0/0.
-    per_image : the Dice of each image (crop), averaged, instead of the Dice of
-        the whole batch's pixels.
     """
 
-    def __init__(self, dice_weight: float = 1.0, smooth: float = 1.0, per_image: bool = False,
-                 name: str = "dice_cross_entropy", **kwargs):
+    def __init__(self, dice_weight: float = 1.0, smooth: float = 1.0, name: str = "dice_cross_entropy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.dice_weight = dice_weight
         self.smooth = smooth
-        self.per_image = per_image
 
     def call(self, y_true, y_pred):
         labels = ops.cast(ops.reshape(y_true, ops.shape(y_pred)[:-1]), "int32")
         logits = ops.cast(y_pred, "float32")
-        pixel_cross_entropy = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        cross_entropy = ops.mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
         cosmic_probability = ops.softmax(logits, axis=-1)[..., 1]
         truth = ops.cast(labels, "float32")
-        if self.per_image:
-            # Per image, so Keras' mean over the (global) batch is the mean Dice: no sums across replicas.
-            pixels = tuple(range(1, len(logits.shape) - 1))
-            image_cross_entropy = ops.mean(pixel_cross_entropy, axis=pixels)
-            overlap = ops.sum(cosmic_probability * truth, axis=pixels)
-            total = ops.sum(cosmic_probability, axis=pixels) + ops.sum(truth, axis=pixels)
-            dice = (2.0 * overlap + self.smooth) / (total + self.smooth)
-            return image_cross_entropy + self.dice_weight * (1.0 - dice)
-        cross_entropy = ops.mean(pixel_cross_entropy)
         overlap, total = _over_replicas(ops.sum(cosmic_probability * truth), ops.sum(cosmic_probability) + ops.sum(truth))
         dice = (2.0 * overlap + self.smooth) / (total + self.smooth)
         # The batch-level loss is broadcast per image so Keras' reduction returns it unchanged.
         return ops.ones(ops.shape(logits)[:1]) * (cross_entropy + self.dice_weight * (1.0 - dice))
 
     def get_config(self):
-        return {**super().get_config(), "dice_weight": self.dice_weight, "smooth": self.smooth,
-                "per_image": self.per_image}
+        return {**super().get_config(), "dice_weight": self.dice_weight, "smooth": self.smooth}
 
 
 def _over_replicas(overlap, total):
@@ -77,12 +58,9 @@ def _over_replicas(overlap, total):
 
 
 def make_loss(name: str):
-    """The Keras loss object for a loss name (one of ``segcore.trainer.LOSSES``): the original, Dice pooled
-    over the batch, Dice averaged over its images."""
+    """The Keras loss object for a loss name ("cross_entropy" or "dice_cross_entropy")."""
     if name == "cross_entropy":
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if name == "dice_cross_entropy":
         return DiceCrossEntropy()
-    if name == "image_dice_cross_entropy":
-        return DiceCrossEntropy(per_image=True, name=name)
-    raise ValueError(f"loss must be cross_entropy, dice_cross_entropy or image_dice_cross_entropy, got {name!r}")
+    raise ValueError(f"loss must be cross_entropy or dice_cross_entropy, got {name!r}")

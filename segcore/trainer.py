@@ -33,8 +33,8 @@ from .errors import SegcoreError
 from .listeners import CancelToken, TrainingEnd, TrainingListener, TrainingStart
 from .precision import PRECISION_POLICIES, explain_precision
 from .preprocess import DEFAULT_RECIPE, INPUT_RECIPES
-#: "cross_entropy" is the original loss; see segcore.losses for the Dice ones.
-LOSSES = ("cross_entropy", "dice_cross_entropy", "image_dice_cross_entropy")
+#: "cross_entropy" is the original loss; see segcore.losses for "dice_cross_entropy".
+LOSSES = ("cross_entropy", "dice_cross_entropy")
 #: Backbones of segcore.model.build_deeplabv3plus: "resnet50" is the published one; "tiny" builds
 #: and trains in seconds (random weights only), for trying a pipeline end to end.
 BACKBONES = ("resnet50", "tiny")

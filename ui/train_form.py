@@ -17,11 +17,7 @@ from ui import navigation
 from ui.run_text import INPUT_RECIPE_LABELS
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-LOSSES = {
-    "cross_entropy": "Cross-entropy (the original)",
-    "dice_cross_entropy": "Cross-entropy + Dice (recommended)",
-    "image_dice_cross_entropy": "Cross-entropy + Dice per crop (small hits weigh as much as crowded ones)",
-}
+LOSSES = {"cross_entropy": "Cross-entropy (the original)", "dice_cross_entropy": "Cross-entropy + Dice (recommended)"}
 SCHEDULE_LABELS = {
     "cosine": "Cosine: anneal over the run or its time limit",
     "step": "Step: the original decay by frames seen",
