@@ -4,7 +4,8 @@ from types import SimpleNamespace
 
 from ui.lacosmic_form import lacosmic_params
 from ui.run_monitor import weights_text
-from ui.train_form import DEFAULTS, RECIPES, backbone_values, config_problems, weights_file_choice
+from segcore.trainer import LOSSES as TRAINER_LOSSES
+from ui.train_form import DEFAULTS, LOSSES, RECIPES, backbone_values, config_problems, weights_file_choice
 
 
 def _values(**changes):
@@ -16,6 +17,12 @@ def _values(**changes):
 def test_the_defaults_pass_and_the_recommended_recipe_comes_first():
     assert config_problems(_values(), None) == []
     assert next(iter(RECIPES)) == DEFAULTS["input_recipe"]
+
+
+def test_every_loss_the_trainer_knows_is_offered_and_each_passes():
+    assert list(LOSSES) == list(TRAINER_LOSSES)
+    for loss in LOSSES:
+        assert config_problems(_values(loss=loss), None) == []
 
 
 def test_config_problems_are_capitalised_sentences_from_train_config():
