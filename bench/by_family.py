@@ -70,7 +70,7 @@ def main() -> int:
         n_true, labels = label_cosmics(true)
         touched = np.unique(labels[(labels > 0) & (pred > 0)]).size
         detector = sim.info["detector"]
-        # "photon": the X-ray image is made of discrete photons (sparse spikes on an integrating sensor)
+        # "photon": the X-ray image is made of discrete photons (sharp spikes on an integrating sensor)
         quanta = f"family {detector['family']}, {detector.get('quantum', 'electron')} quanta"
         for group in ("all", f"family {detector['family']}", quanta, f"background {sim.info['background']}"):
             counts[group] += found

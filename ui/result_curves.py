@@ -36,13 +36,12 @@ def _point_number(value: float, spec: str) -> str:
 
 def operating_point_text(threshold: float, point: dict) -> str:
     """What the pixels above ``threshold`` score (``point`` from ``Histogram.at_threshold``)."""
-    recall, fpr = _point_number(point["recall"], ".3f"), _point_number(point["fpr"], ".2e")
     if pd.isna(point["precision"]):  # no pixel is above it: precision is 0/0, recall and rate 0 where defined
-        recall, fpr = _point_number(point["recall"], "g"), _point_number(point["fpr"], "g")
-        return f"At threshold **{threshold:g}** no pixel is marked: recall {recall} · false-positive rate {fpr}"
+        return (f"At threshold **{threshold:g}** no pixel is marked: recall {_point_number(point['recall'], 'g')} · "
+                f"false-positive rate {_point_number(point['fpr'], 'g')}")
     return (
-        f"At threshold **{threshold:g}**: precision {_point_number(point['precision'], '.3f')} · recall {recall} · "
-        f"false-positive rate {fpr}"
+        f"At threshold **{threshold:g}**: precision {_point_number(point['precision'], '.3f')} · "
+        f"recall {_point_number(point['recall'], '.3f')} · false-positive rate {_point_number(point['fpr'], '.2e')}"
     )
 
 
