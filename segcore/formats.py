@@ -476,6 +476,8 @@ def fill_invalid(frame: np.ndarray, invalid: np.ndarray | None) -> np.ndarray:
     The smallest box of :data:`FILL_BOXES` holding a valid pixel decides; beyond the largest,
     the median of all valid pixels. A hole (a module gap) so becomes a smooth continuation of
     the background, neither a bright nor a dark edge the network or a median filter would see.
+    When every valid pixel holds a whole number (photon counts), the fills are rounded too: the
+    input recipes treat integer-valued frames as counts, and one fractional fill would hide that.
     """
     import cv2
 
@@ -488,14 +490,17 @@ def fill_invalid(frame: np.ndarray, invalid: np.ndarray | None) -> np.ndarray:
     out = values.copy()
     todo = invalid.copy()
     for side in FILL_BOXES:
+        if not todo.any():
+            break
         total = cv2.boxFilter(values, -1, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
         count = cv2.boxFilter(valid, -1, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
         ready = todo & (count > 0.5)
         out[ready] = total[ready] / count[ready]
         todo &= ~ready
-        if not todo.any():
-            return out
-    out[todo] = np.median(frame[~invalid])
+    if todo.any():
+        out[todo] = np.median(frame[~invalid])
+    if np.array_equal(values, np.rint(values)):
+        out[invalid] = np.rint(out[invalid])
     return out
 
 

@@ -459,3 +459,25 @@ def test_a_run_on_stack_frames_evaluates_them_by_name_and_exports_them_for_train
         assert np.array_equal(io.read_raw(image), io.read_raw(record.path))
         assert np.array_equal(io.read_frame_and_invalid(image)[1], io.read_frame_and_invalid(record.path)[1])
         assert np.array_equal(io.read_mask(mask), db.current_mask(record.id))
+
+
+def test_invalid_pixels_of_a_counting_frame_are_filled_with_whole_counts_so_the_counting_rule_still_applies(tmp_path):
+    from segcore.preprocess import count_significance, excess_significance
+
+    counts = np.random.default_rng(3).poisson(0.05, (64, 64)).astype(np.uint32)
+    counts[20:24, 30] = 4  # a short track
+    stack = counts[None].copy()
+    stack[:, 40, :] = EIGER_INVALID  # a module gap
+    stack[:, 5, 5] = EIGER_INVALID
+    address = io.frame_addresses(write_eiger_stack(tmp_path / "series_master.h5", stack))[0]
+    frame, invalid = io.read_frame_and_invalid(address)
+    assert invalid.sum() == 65
+    assert np.array_equal(frame, np.rint(frame)) and np.array_equal(frame[~invalid], counts[~invalid])
+    # Whole counts: the frame takes the Poisson rule of counting frames, as it would without the gap.
+    z = excess_significance(frame, counting=True)
+    np.testing.assert_allclose(z[20:24, 30], np.maximum(count_significance(frame), 0.0)[20:24, 30])
+    assert z[20:24, 30].min() > 5.0
+    # Fractional fills (the mean of the pixels around) would have hidden the counts.
+    fractional = frame.copy()
+    fractional[invalid] += 0.25
+    assert not np.allclose(excess_significance(fractional, counting=True)[20:24, 30], z[20:24, 30])
