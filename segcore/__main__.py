@@ -61,6 +61,7 @@ def cmd_synth(args) -> int:
         seed=args.seed,
         progress=_progress_bar(total, "simulating"),
         overwrite=args.overwrite,
+        frames_per_camera=args.frames_per_camera,
     )
     print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -127,10 +128,12 @@ def cmd_evaluate(args) -> int:
         print(f"warning: {problem}", file=sys.stderr)
     if not pairing.pairs:
         raise SegcoreError(f"{Path(args.data) / args.split}: no frames with masks to evaluate")
+    hot_pixels = _set_hot_pixels(args, [str(image) for image, _ in pairing.pairs])
     model = load_model(args.model, compile=False)
     result = evaluate_pairs(
         model,
         pairing.pairs,
+        hot_pixels=hot_pixels,
         threshold=args.threshold,
         progress=_progress_bar(len(pairing.pairs), f"evaluating {args.split}"),
         predictions_dir=args.predictions,
@@ -167,7 +170,7 @@ def cmd_predict(args) -> int:
     if args.dask:
         return _on_cluster(args, model=args.model)
     return _write_masks(args.files, Path(args.out), args.overlays, _grown(_network_detector(args), args),
-                        args.mask_format)
+                        args.mask_format, lambda addresses, out: _set_hot_pixels(args, addresses, out))
 
 
 def cmd_lacosmic(args) -> int:
@@ -195,7 +198,8 @@ def cmd_lacosmic(args) -> int:
 
         return _on_cluster(args, lacosmic=asdict(params))
     return _write_masks(
-        args.files, Path(args.out), args.overlays, _grown(lambda frame: lacosmic_mask(frame, params), args), args.mask_format
+        args.files, Path(args.out), args.overlays, _grown(lambda frame: lacosmic_mask(frame, params), args), args.mask_format,
+        lambda addresses, out: _set_hot_pixels(args, addresses, out),
     )
 
 
@@ -234,6 +238,7 @@ def cmd_clean(args) -> int:
         from .classical import lacosmic_mask
 
         detect = _grown(lacosmic_mask, args)
+    hot = _set_hot_pixels(args, addresses, out)
     out.mkdir(parents=True, exist_ok=True)
     cleaned = 0
     try:
@@ -241,7 +246,7 @@ def cmd_clean(args) -> int:
             for address in bar:
                 try:
                     raw = io.read_raw(address)
-                    frame, invalid = io.read_frame_and_invalid(address)
+                    frame, invalid = io.read_frame_and_invalid(address, hot)
                 except SegcoreError as exc:
                     bar.write(f"error: {exc}", file=sys.stderr)
                     failures += 1
@@ -283,7 +288,7 @@ def _on_cluster(args, model=None, lacosmic=None, clean=False, addresses=None, fa
         overlap=getattr(args, "overlap", DEFAULT_OVERLAP), precision=getattr(args, "precision", "auto"),
         views=getattr(args, "views", 1),
         dilate=check_dilation(args.dilate), mask_format=args.mask_format, overlays=getattr(args, "overlays", False),
-        clean=clean,
+        clean=clean, hot_pixels=_set_hot_pixels(args, [cluster.absolute_address(a) for a in addresses], out),
     )
     with cluster.connect(args.dask, args.dask_workers) as client:
         workers = len(client.scheduler_info(n_workers=-1)["workers"])
@@ -315,25 +320,70 @@ def _expand(files) -> tuple[list[str], int]:
     return list(dict.fromkeys(addresses)), failures
 
 
-def _write_masks(files, out: Path, overlays: bool, detect, mask_format: str = "auto") -> int:
+def _set_hot_pixels(args, addresses, out: Path | None = None) -> dict:
+    """The hot pixels ``--hot-pixels`` asks for: found in ``addresses`` (auto), none, or read from a file.
+
+    Found ones are reported and, with ``out``, written to ``out/hot_pixels.json`` (a file ``--hot-pixels`` reads)."""
+    from . import io
+    from .errors import SegcoreError as _Error
+    from .hotpixels import HOT_FRACTION, MIN_FRAMES, count_hot, hot_pixels_of_set, read_hot_pixels
+
+    choice = getattr(args, "hot_pixels", "none")
+    if choice == "none":
+        return {}
+    if choice != "auto":
+        hot = read_hot_pixels(choice)
+        print(f"{count_hot(hot)} hot pixels from {choice} treated as invalid", file=sys.stderr)
+        return hot
+
+    def safely(function):
+        def call(address):
+            try:
+                return function(address)
+            except _Error:
+                return None  # reported when the frame itself is processed
+        return call
+
+    bar = None
+
+    def progress(done, total):
+        nonlocal bar
+        bar = bar or _progress_bar(total, "finding hot pixels")
+        bar(done, total)
+
+    hot, looked = hot_pixels_of_set(addresses, safely(io.read_frame), safely(io.image_shape), progress)
+    if not looked:
+        print(f"hot pixels: not looked for (fewer than {MIN_FRAMES} frames of one size)", file=sys.stderr)
+        return hot
+    print(f"hot pixels: {count_hot(hot)} stand out alone in at least {HOT_FRACTION:.0%} of {looked} frames looked at; "
+          "treated as invalid (--hot-pixels none keeps them)", file=sys.stderr)
+    if out is not None and hot:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "hot_pixels.json").write_text(json.dumps(hot))
+    return hot
+
+
+def _write_masks(files, out: Path, overlays: bool, detect, mask_format: str = "auto", hot_pixels_of=None) -> int:
     """Masks (by ``mask_format``; ``auto``: the input's own kind), optional overlays and counts.csv for every frame
     of ``files``; unreadable files are reported."""
     from tqdm.auto import tqdm
 
     from . import formats, io
+    from .hotpixels import shape_key
     from .overlays import prediction_overlay
     from .metrics import find_cosmics
 
     addresses, failures = _expand(files)
     masks = MaskOutput(out, mask_format)
     refuse_clashes(addresses, masks.target, masks.group, "masks", "would both be written as")
+    hot = hot_pixels_of(addresses, out) if hot_pixels_of is not None else {}
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     try:
         with tqdm(addresses, desc="predicting", unit="frame") as bar:
             for address in bar:
                 try:
-                    frame, invalid = io.read_frame_and_invalid(address)
+                    frame, invalid = io.read_frame_and_invalid(address, hot)
                 except SegcoreError as exc:
                     bar.write(f"error: {exc}", file=sys.stderr)
                     failures += 1
@@ -345,13 +395,15 @@ def _write_masks(files, out: Path, overlays: bool, detect, mask_format: str = "a
                     (out / f"{io.frame_stem(address)}_overlay.png").write_bytes(io.encode_png(overlay))
                 cosmics = find_cosmics(mask)
                 rows.append({"file": address, "mask": written, "cosmics": len(cosmics), "cosmic_pixels": int(mask.sum()),
-                             "invalid_pixels": 0 if invalid is None else int(invalid.sum())})
+                             "invalid_pixels": 0 if invalid is None else int(invalid.sum()),
+                             "hot_pixels": len(hot.get(shape_key(frame.shape), []))})
     except BaseException:
         masks.abort()
         raise
     masks.close()
     with open(out / "counts.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["file", "mask", "cosmics", "cosmic_pixels", "invalid_pixels"])
+        writer = csv.DictWriter(handle, fieldnames=["file", "mask", "cosmics", "cosmic_pixels", "invalid_pixels",
+                                                    "hot_pixels"])
         writer.writeheader()
         writer.writerows(rows)
     print(f"{len(rows)} masks and counts.csv written to {out}" + (f"; {failures} files failed" if failures else ""))
@@ -406,6 +458,16 @@ def _add_dask(parser) -> None:
     )
 
 
+def _add_hot_pixels(parser) -> None:
+    parser.add_argument(
+        "--hot-pixels", default="auto", metavar="auto|none|FILE",
+        help="pixels never taken for cosmics, filled from their neighbours: auto (default) finds them in the frames "
+             "given, as single pixels that stand out in at least half of them (frames of one size are one detector; "
+             "at least 5 frames); none; or a hot_pixels.json written by an earlier run, or a mask image "
+             "(non-zero = hot)",
+    )
+
+
 def _add_dilate(parser) -> None:
     parser.add_argument(
         "--dilate", type=int, default=0, metavar="N",
@@ -432,6 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--real", type=int, default=0, help="extra frames without masks in Real/")
     synth.add_argument("--size", type=int, default=512, help="frame side in pixels (default 512)")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--frames-per-camera", type=int, default=1,
+                       help="consecutive frames that share one detector, its gaps and hot pixels (default 1: each its own)")
     synth.add_argument("--overwrite", action="store_true", help="replace frames already in OUT")
     synth.set_defaults(run=cmd_synth)
 
@@ -534,6 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--predictions", help="write predicted masks into this folder")
     _add_tiling(evaluate)
     _add_dilate(evaluate)
+    _add_hot_pixels(evaluate)
     evaluate.set_defaults(run=cmd_evaluate)
 
     predict = commands.add_parser("predict", help="write cosmic masks and counts for frames")
@@ -544,6 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png")
     _add_tiling(predict)
     _add_dilate(predict)
+    _add_hot_pixels(predict)
     _add_mask_format(predict)
     _add_dask(predict)
     predict.set_defaults(run=cmd_predict)
@@ -568,6 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
     classical.add_argument("--tune", metavar="DATA", help="dataset folder whose labelled split tunes the parameters")
     classical.add_argument("--tune-split", default="Validation", choices=SPLITS)
     _add_dilate(classical)
+    _add_hot_pixels(classical)
     _add_mask_format(classical)
     _add_dask(classical)
     classical.set_defaults(run=cmd_lacosmic)
@@ -587,6 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--out", required=True, help="folder for the cleaned frames and their masks")
     _add_tiling(clean)
     _add_dilate(clean)
+    _add_hot_pixels(clean)
     _add_mask_format(clean)
     _add_dask(clean)
     clean.set_defaults(run=cmd_clean)

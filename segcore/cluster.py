@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import SegcoreError
 from .outputs import FrameOutput, MaskOutput, write_atomically
+from .hotpixels import shape_key
 from .tiles import DEFAULT_OVERLAP, DEFAULT_TILE
 
 #: ``--dask local``: a LocalCluster of worker processes on this machine.
@@ -41,7 +42,7 @@ LOCAL = "local"
 STATE_DIR = ".segcore-job"
 #: Seconds to wait for a scheduler before saying it cannot be reached.
 CONNECT_TIMEOUT = float(os.environ.get("COSMICS_DASK_TIMEOUT", "10"))
-COUNTS_COLUMNS = ["file", "mask", "cosmics", "cosmic_pixels", "invalid_pixels"]
+COUNTS_COLUMNS = ["file", "mask", "cosmics", "cosmic_pixels", "invalid_pixels", "hot_pixels"]
 
 
 class WorkerSetupError(SegcoreError):
@@ -64,6 +65,7 @@ class FrameJob:
     overlays: bool = False
     clean: bool = False
     views: int = 1
+    hot_pixels: dict = field(default_factory=dict)  # segcore.hotpixels: "HxW" -> [[row, column], ...]
     extra: dict = field(default_factory=dict)
 
     @property
@@ -204,7 +206,7 @@ def process_frame(address: str, readable: str, job: FrameJob, fingerprint: str) 
 
     try:
         raw = io.read_raw(readable) if job.clean else None
-        frame, invalid = io.read_frame_and_invalid(readable)
+        frame, invalid = io.read_frame_and_invalid(readable, job.hot_pixels)
     except SegcoreError as exc:
         return {"address": address, "error": str(exc).replace(readable, address)}
     mask = formats.clear_invalid(_detect(job, frame), invalid)
@@ -229,7 +231,8 @@ def process_frame(address: str, readable: str, job: FrameJob, fingerprint: str) 
         png = io.encode_png(prediction_overlay(frame, mask)[..., ::-1])
         files.append(str(write_atomically(out / f"{io.frame_stem(address)}_overlay.png", lambda tmp: tmp.write_bytes(png))))
     row = {"file": address, "mask": masks.written_as(readable), "cosmics": len(find_cosmics(mask)),
-           "cosmic_pixels": int(mask.sum()), "invalid_pixels": 0 if invalid is None else int(invalid.sum())}
+           "cosmic_pixels": int(mask.sum()), "invalid_pixels": 0 if invalid is None else int(invalid.sum()),
+           "hot_pixels": len(job.hot_pixels.get(shape_key(frame.shape), []))}
     record = {"address": address, "fingerprint": fingerprint, "row": row, "files": files, "worker": _worker_name()}
     state.write_record(address, record)
     return record
@@ -321,7 +324,7 @@ def connect(address: str, workers: int | None = None):
         client.close()
 
 
-def _absolute(address: str) -> str:
+def absolute_address(address: str) -> str:
     from . import formats
 
     parsed = formats.parse_address(address)
@@ -401,7 +404,7 @@ def run_frames(client, job: FrameJob, addresses: list[str], progress: Callable[[
                     continue  # as in one process: a frame that could not be read stays 0
                 for kind in kinds(address):
                     writer = stack_masks if kind == "mask" else stack_frames
-                    writer.write(_absolute(address), np.load(state.part_path(address, kind)))
+                    writer.write(absolute_address(address), np.load(state.part_path(address, kind)))
         except BaseException:
             stack_masks.abort()
             stack_frames.abort()
@@ -422,7 +425,7 @@ def run_frames(client, job: FrameJob, addresses: list[str], progress: Callable[[
     if todo:
         from distributed import as_completed
 
-        futures = client.map(process_frame, todo, [_absolute(a) for a in todo], job=job, fingerprint=fingerprint,
+        futures = client.map(process_frame, todo, [absolute_address(a) for a in todo], job=job, fingerprint=fingerprint,
                              pure=False)
         address_of = dict(zip(futures, todo))
         try:

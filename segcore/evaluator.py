@@ -183,17 +183,24 @@ def _score_frames(
     curves: SplitCurves,
     dilation: int,
     keep: Callable[[Path, np.ndarray], None] | None = None,
+    hot_pixels: dict | None = None,
 ) -> list[dict]:
     """Read each frame and its mask, predict probabilities (or a bool mask) with ``predict(image path,
     frame)``, grow them by ``dilation``, add them to ``curves`` and score the mask above ``threshold``.
 
     A frame's invalid pixels (:func:`segcore.io.read_frame_and_invalid`) are never cosmics: neither
-    predicted nor true there; ``keep(image, predicted)`` sees the predictions so cleared."""
+    predicted nor true there; ``keep(image, predicted)`` sees the predictions so cleared. The set's
+    ``hot_pixels`` (:mod:`segcore.hotpixels`) are filled and never predicted, but the truth keeps them:
+    a cosmic that strikes a hot pixel is still a cosmic there."""
+    from .hotpixels import hot_mask
+
     rows: list[dict] = []
     for done, (image, mask_path) in enumerate(pairs, start=1):
-        frame, invalid = io.read_frame_and_invalid(image)
+        frame, invalid = io.read_frame_and_invalid(image, hot_pixels)
+        hot = hot_mask(hot_pixels, frame.shape)
+        own_invalid = invalid if hot is None else invalid & ~hot
         # Read the mask before predicting, so a bad mask fails fast.
-        true = formats.clear_invalid(io.read_mask(mask_path, shape=frame.shape), invalid)
+        true = formats.clear_invalid(io.read_mask(mask_path, shape=frame.shape), own_invalid)
         predicted = formats.clear_invalid(dilate(predict(image, frame), dilation), invalid)
         if keep is not None:
             keep(image, predicted)
@@ -222,6 +229,7 @@ def evaluate_pairs(
     precision: str | None = "auto",
     dilation: int = 0,
     views: int = 1,
+    hot_pixels: dict | None = None,
 ) -> EvaluationResult:
     """Run a model on image/mask pairs and score every image.
 
@@ -244,6 +252,8 @@ def evaluate_pairs(
         :func:`segcore.postprocess.dilate`) before scoring, curves and writing.
     views : probabilities averaged over this many views of each frame (1, 2, 4
         or 8; see :func:`predict_probabilities`).
+    hot_pixels : the set's hot pixels (:mod:`segcore.hotpixels`), filled before the
+        network sees a frame and never predicted; the truth is scored as it is.
 
     Returns
     -------
@@ -273,7 +283,7 @@ def evaluate_pairs(
 
     curves = SplitCurves()
     rows = _score_frames(pairs, predict, progress, predictions_dir, threshold, curves, dilation,
-                         keep if keep_probabilities else None)
+                         keep if keep_probabilities else None, hot_pixels)
     return replace(_build_result(rows, threshold, kept, model_precision(model), curves, dilation), views=views)
 
 
@@ -283,6 +293,7 @@ def evaluate_detector(
     progress: ProgressCallback | None = None,
     predictions_dir: str | os.PathLike | None = None,
     dilation: int = 0,
+    hot_pixels: dict | None = None,
 ) -> EvaluationResult:
     """Score a detector that gives masks itself (e.g. LA Cosmic) on image/mask pairs.
 
@@ -293,7 +304,7 @@ def evaluate_detector(
     ----------
     detect : ``detect(frame) -> mask``, the frame as :func:`segcore.io.read_frame`
         reads it (float32, 2-D); the mask has the frame's shape, non-zero = cosmic.
-    pairs, progress, predictions_dir, dilation : as in :func:`evaluate_pairs`.
+    pairs, progress, predictions_dir, dilation, hot_pixels : as in :func:`evaluate_pairs`.
 
     Returns
     -------
@@ -314,7 +325,8 @@ def evaluate_detector(
         return metrics.check_mask(detect(frame), frame.shape, f"the detector's mask of {io.frame_name(image)}")
 
     curves = SplitCurves()
-    rows = _score_frames(pairs, predict, progress, predictions_dir, DETECTOR_THRESHOLD, curves, dilation)
+    rows = _score_frames(pairs, predict, progress, predictions_dir, DETECTOR_THRESHOLD, curves, dilation,
+                         hot_pixels=hot_pixels)
     return _build_result(rows, DETECTOR_THRESHOLD, {}, None, curves, dilation)
 
 

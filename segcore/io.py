@@ -221,18 +221,24 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
     return read_frame_and_invalid(path)[0]
 
 
-def read_frame_and_invalid(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+def read_frame_and_invalid(path: str | os.PathLike, hot_pixels: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(frame, invalid): the frame as :func:`read_frame` gives it and its invalid pixels (bool, None when none).
 
     Invalid pixels (:func:`segcore.formats.invalid_pixels`: NaN and infinities, the detector's own
     invalid values, a NeXus pixel_mask) are never signal: filled here from the valid pixels around
-    them (:func:`segcore.formats.fill_invalid`), and never part of a predicted mask.
+    them (:func:`segcore.formats.fill_invalid`), and never part of a predicted mask. The set's
+    ``hot_pixels`` (:mod:`segcore.hotpixels`) for frames of this shape are treated the same way.
     """
+    from .hotpixels import hot_mask
+
     array, pixel_mask = _read_stored(path)
     invalid = formats.invalid_pixels(array, hdf5=_suffix(Path(path)) in formats.HDF5_SUFFIXES, pixel_mask=pixel_mask)
     if invalid is not None and invalid.all():
         raise InputFileError(formats.frame_file(path), "frame holds no valid pixel (all are NaN, infinite or "
                              "the detector's invalid-pixel value)")
+    hot = hot_mask(hot_pixels, array.shape)
+    if hot is not None:
+        invalid = hot if invalid is None else invalid | hot
     if invalid is None:
         return array.astype(np.float32), None
     return formats.fill_invalid(array, invalid), invalid

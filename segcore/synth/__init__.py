@@ -14,11 +14,13 @@ writes datasets in the original layout.
 from .backgrounds import BACKGROUND_KINDS, BACKGROUND_PROBABILITIES
 from .cosmics import COSMIC_KINDS
 from .detectors import FAMILIES, SATURATION, draw_detector
-from .readout import COUNT_NOISE_FLOOR, DETECT_SIGMAS, MASK_SIGMAS, MAX_COSMICS, MIN_SIZE, SimulatedFrame, simulate_frame
+from .readout import (
+    COUNT_NOISE_FLOOR, DETECT_SIGMAS, MASK_SIGMAS, MAX_COSMICS, MIN_SIZE, Camera, SimulatedFrame, draw_camera, simulate_frame,
+)
 from .writer import generate_dataset
 
 __all__ = [
-    "BACKGROUND_KINDS", "BACKGROUND_PROBABILITIES", "COSMIC_KINDS", "COUNT_NOISE_FLOOR", "DETECT_SIGMAS", "FAMILIES", "MASK_SIGMAS",
-    "MAX_COSMICS", "MIN_SIZE", "SATURATION", "SimulatedFrame", "draw_detector",
+    "BACKGROUND_KINDS", "BACKGROUND_PROBABILITIES", "COSMIC_KINDS", "Camera", "COUNT_NOISE_FLOOR", "DETECT_SIGMAS", "FAMILIES", "MASK_SIGMAS",
+    "MAX_COSMICS", "MIN_SIZE", "SATURATION", "SimulatedFrame", "draw_camera", "draw_detector",
     "generate_dataset", "simulate_frame",
 ]

@@ -41,6 +41,7 @@ and hot pixels are never in the mask; module gaps hold zeros and no mask.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -214,8 +215,25 @@ def _describe_hit(rendered, desc, own, frame, saturation):
     return desc
 
 
-def _read_out(rng, det, photons, charge, gap, shape):
-    """Noisy frame (float, before clipping) and the hot pixels."""
+def draw_hot_pixels(rng, det, gap, shape) -> list[tuple[int, int, float]]:
+    """(row, column, extra ADU or counts) of the detector's hot pixels; none on 40 % of detectors."""
+    if rng.random() >= 0.6:
+        return []
+    n_hot = int(rng.integers(1, 16))
+    hy, hx = rng.integers(0, shape[0], n_hot), rng.integers(0, shape[1], n_hot)
+    hy, hx = hy[~gap[hy, hx]], hx[~gap[hy, hx]]
+    if det["family"] == "photon_counting":
+        extra = np.rint(loguniform(rng, 20.0, 5000.0, hy.size))
+    else:
+        extra = loguniform(rng, 300.0, 70000.0, hy.size)
+    return [(int(a), int(b), float(v)) for a, b, v in zip(hy, hx, np.atleast_1d(extra))]
+
+
+def _read_out(rng, det, photons, charge, gap, shape, hot_pixels=None):
+    """Noisy frame (float, before clipping) and the hot pixels.
+
+    ``hot_pixels`` (row, column, extra) are the detector's own when it is shared by a set of
+    frames; None draws them for this frame alone."""
     family = det["family"]
     if det["signal_psf_px"] > 0:  # each photon's light spread by the PSF, light from beyond the edges included
         field = np.pad(photons, psf_pad(det["signal_psf_px"]), mode="edge")
@@ -225,20 +243,48 @@ def _read_out(rng, det, photons, charge, gap, shape):
     frame = det["adu_per_quantum"] * counts + charge + det["bias_adu"]
     if family != "photon_counting" and rng.random() < 0.4:  # column-wise offset pattern of the readout
         frame += rng.normal(0.0, 0.15 * det["read_noise_adu"], shape[1])
-    hot = []
-    if rng.random() < 0.6:
-        n_hot = int(rng.integers(1, 16))
-        hy, hx = rng.integers(0, shape[0], n_hot), rng.integers(0, shape[1], n_hot)
-        hy, hx = hy[~gap[hy, hx]], hx[~gap[hy, hx]]
-        if family == "photon_counting":
-            frame[hy, hx] += np.rint(loguniform(rng, 20.0, 5000.0, hy.size))
-        else:
-            frame[hy, hx] += loguniform(rng, 300.0, 70000.0, hy.size)
-        hot = [(int(a), int(b)) for a, b in zip(hy, hx)]
+    if hot_pixels is None:
+        hot_pixels = draw_hot_pixels(rng, det, gap, shape)
+    if hot_pixels:
+        ys, xs, extras = (np.array(values) for values in zip(*hot_pixels))
+        frame[ys, xs] += extras
+    hot = [(y, x) for y, x, _ in hot_pixels]
     if family != "photon_counting":
         frame += rng.normal(0.0, det["read_noise_adu"], shape)
     frame[gap] = 0.0
     return frame, hot
+
+
+def _draw_detector(rng, family):
+    det = draw_detector(rng, family)
+    det["read_noise_adu"] = 0.0 if det["family"] == "photon_counting" else det["read_noise_e"] / det["electrons_per_adu"]
+    return det
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One detector that takes a set of frames: its parameters (:func:`draw_detector`), module gaps and hot pixels."""
+
+    shape: tuple[int, int]
+    detector: dict
+    gap: np.ndarray
+    gap_spans: list
+    hot_pixels: list  # (row, column, extra ADU or counts)
+
+
+def draw_camera(rng: np.random.Generator, height: int, width: int | None = None, family: str | None = None) -> Camera:
+    """A detector for a set of frames (see ``camera`` of :func:`simulate_frame`)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    width = height if width is None else width
+    check_size("height", height)
+    check_size("width", width)
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"unknown detector family {family!r}; expected one of {FAMILIES}")
+    shape = (int(height), int(width))
+    det = _draw_detector(rng, family)
+    gap, spans = module_gaps(rng, shape)
+    return Camera(shape, det, gap, spans, draw_hot_pixels(rng, det, gap, shape))
 
 
 def simulate_frame(
@@ -249,6 +295,7 @@ def simulate_frame(
     *,
     n_cosmics: int | None = None,
     family: str | None = None,
+    camera: Camera | None = None,
 ) -> SimulatedFrame:
     """Simulate one detector frame with cosmic hits and its ground-truth mask.
 
@@ -261,6 +308,8 @@ def simulate_frame(
         exposure), at most ``MAX_COSMICS``, with the exposure drawn so that the
         expected number is log-uniform in ``EXPECTED_HITS_RANGE``.
     family : detector family, one of ``FAMILIES``; drawn at random when None.
+    camera : a detector shared by a set of frames (:func:`draw_camera`: the same parameters,
+        module gaps and hot pixels in every frame of the set); None draws one for this frame.
 
     Returns
     -------
@@ -280,9 +329,15 @@ def simulate_frame(
     shape = (int(height), int(width))
     kind = kind if kind is not None else str(rng.choice(BACKGROUND_KINDS, p=BACKGROUND_PROBABILITIES))
 
-    det = draw_detector(rng, family)
+    if camera is not None:
+        if camera.shape != shape:
+            raise ValueError(f"the camera's frames are {camera.shape[0]}x{camera.shape[1]}, not {shape[0]}x{shape[1]}")
+        if family is not None and family != camera.detector["family"]:
+            raise ValueError(f"the camera is a {camera.detector['family']} detector, not {family}")
+        det = copy.deepcopy(camera.detector)
+    else:
+        det = _draw_detector(rng, family)
     counting = det["family"] == "photon_counting"
-    det["read_noise_adu"] = 0.0 if counting else det["read_noise_e"] / det["electrons_per_adu"]
     info: dict = {"background": kind, "detector": det, "bias": det["bias_adu"], "read_noise": det["read_noise_adu"],
                   "rings": [], "bragg_spots": []}
     signal, photons, centre = expected_signal(rng, shape, kind, det, info)
@@ -293,7 +348,7 @@ def simulate_frame(
     else:
         sigma = np.sqrt(det["read_noise_adu"] ** 2 + 1.0 / 12.0 + variance)  # 1/12: rounding to integer ADU
     sigma = sigma.astype(np.float32)
-    gap, spans = module_gaps(rng, shape)
+    gap, spans = (camera.gap, camera.gap_spans) if camera is not None else module_gaps(rng, shape)
 
     rates = hit_rates(rng, det)
     area = frame_area_cm2(det, shape)
@@ -320,7 +375,7 @@ def simulate_frame(
             window = hit_window(rendered)
             own_masks.append((rendered[2].astype(np.float32) > MASK_SIGMAS * sigma[window]) & mask[window])
 
-    frame, hot = _read_out(rng, det, photons, charge, gap, shape)
+    frame, hot = _read_out(rng, det, photons, charge, gap, shape, None if camera is None else camera.hot_pixels)
     frame = np.clip(np.rint(frame), 0, det["saturation_adu"]).astype(np.uint16)
 
     info.update(

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..data import REAL_SPLIT, SPLITS, annotation_dir
 from ..io import write_frame, write_mask
-from .readout import check_size, is_count, simulate_frame
+from .readout import check_size, draw_camera, is_count, simulate_frame
 
 
 def generate_dataset(
@@ -24,6 +24,7 @@ def generate_dataset(
     progress: Callable[[int, int], None] | None = None,
     *,
     overwrite: bool = False,
+    frames_per_camera: int = 1,
 ) -> dict:
     """Write a simulated dataset in the original folder layout.
 
@@ -41,13 +42,16 @@ def generate_dataset(
     progress : called as ``progress(done, total)`` after each frame.
     overwrite : remove earlier ``frame_*.png`` files from the target folders
         instead of refusing to write into them.
+    frames_per_camera : frames ``k * n .. k * n + n - 1`` share one detector (its parameters,
+        module gaps and hot pixels, drawn from ``np.random.default_rng([seed, k, 1])``), as a
+        series from one camera does; 1 (the default) draws a detector for every frame.
 
     Returns
     -------
     dict with ``counts`` (frames per split), ``cosmics`` (total hits),
     ``cosmics_per_split``, ``visible_cosmics`` (hits with at least one masked
     pixel), ``background_kinds``, ``cosmic_kinds``, ``detector_families``, ``frames``,
-    ``size``, ``seed`` and ``out_dir``.
+    ``size``, ``seed``, ``frames_per_camera`` and ``out_dir``.
     """
     counts = dict(zip((*SPLITS, REAL_SPLIT), (n_train, n_validation, n_test, n_real)))
     for name, value in counts.items():
@@ -56,6 +60,8 @@ def generate_dataset(
     check_size("size", size)
     if not is_count(seed):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not is_count(frames_per_camera) or frames_per_camera < 1:
+        raise ValueError(f"frames_per_camera must be a positive integer, got {frames_per_camera!r}")
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable or None")
 
@@ -83,10 +89,16 @@ def generate_dataset(
     summary_cosmics = {split: 0 for split in counts}
     backgrounds, kinds, families = Counter(), Counter(), Counter()
     index = visible = 0
+    camera_of = None
     for split, n in counts.items():
         image_dir, mask_dir = folders[split]
         for _ in range(int(n)):
-            sim = simulate_frame(np.random.default_rng([int(seed), index]), int(size))
+            camera = None
+            if frames_per_camera > 1:
+                if index % frames_per_camera == 0:
+                    camera_of = draw_camera(np.random.default_rng([int(seed), index // frames_per_camera, 1]), int(size))
+                camera = camera_of
+            sim = simulate_frame(np.random.default_rng([int(seed), index]), int(size), camera=camera)
             name = f"frame_{index:0{digits}d}.png"
             write_frame(image_dir / name, sim.frame)
             if mask_dir is not None:
@@ -103,6 +115,7 @@ def generate_dataset(
         "out_dir": str(out_dir),
         "seed": int(seed),
         "size": int(size),
+        "frames_per_camera": int(frames_per_camera),
         "frames": total,
         "counts": {split: int(n) for split, n in counts.items()},
         "cosmics": sum(summary_cosmics.values()),
