@@ -55,6 +55,8 @@ Datasets and frames (``db.datasets``)
 ``list_frames(dataset_id, split=None) -> list[FrameRecord]``; ``get_frame(frame_id) -> FrameRecord``
 ``frames_table(dataset_id, split=None) -> DataFrame`` (one row per frame, with its current revision)
 ``frame_path(frame_id) -> Path``; ``read_frame(frame_id) -> float32 (H, W)``
+``dataset_hot_pixels(dataset_id) -> {"HxW": [[row, column], ...]}`` (single pixels that stand out in at least half
+    of its frames of one size, from ten; its proposals and evaluations keep them out of the masks)
 ``validation_report(dataset_id) -> ValidationReport`` (frames per split, frames without a mask, size
     mismatches, files missing on disk, by file name; ``.ok``, ``.problems()`` -> lines)
 ``delete_dataset(dataset_id)`` (its runs, and its ended prediction jobs with their files; a running job fails)
@@ -211,6 +213,7 @@ from .datasets import (
     ValidationReport,
     count_frames_without_mask,
     create_dataset,
+    dataset_hot_pixels,
     delete_dataset,
     first_start,
     first_start_done,
@@ -314,7 +317,7 @@ __all__ = [
     "NotFound", "RefusedFile", "RefusedFiles", "StoreError", "StoreUnavailable",
     "database_url", "home", "init_db", "reset", "session_scope",
     "count_frames_without_mask", "create_dataset", "delete_dataset", "first_start", "first_start_done", "frame_path", "frames_table", "get_dataset", "get_frame", "list_datasets",
-    "list_frames", "read_frame", "validation_report",
+    "list_frames", "read_frame", "validation_report", "dataset_hot_pixels",
     "IMPORT_ROOTS_ENV", "import_files", "import_folder", "import_roots", "import_server_folder", "import_simulated",
     "import_zip", "EXPORT_MASK_FORMATS", "export_dataset",
     "adopt_prediction", "current_mask", "current_revision", "mask_history", "read_revision", "restore_revision",

@@ -140,9 +140,10 @@ def lacosmic_evaluation(run: Run, threshold: float | None, checkpoint: str, dila
         raise StoreError(f"run {run.id} is an LA Cosmic run: it has no {checkpoint!r} checkpoint, only its parameters")
     params = lacosmic_params(run.config)
 
-    def evaluate(pairs, progress, predictions_dir):
+    def evaluate(pairs, progress, predictions_dir, hot_pixels=None):
         return evaluate_detector(
-            lambda frame: lacosmic_mask(frame, params), pairs, progress, predictions_dir, dilation=dilation
+            lambda frame: lacosmic_mask(frame, params), pairs, progress, predictions_dir, dilation=dilation,
+            hot_pixels=hot_pixels,
         )
 
     return evaluate, LACOSMIC_CHECKPOINT

@@ -168,9 +168,14 @@ def evaluate_run(
         else:
             evaluate, stored_checkpoint = _model_evaluation(run, threshold, checkpoint, dilation)
         pairs = _pairs(session, run, split, masks)
+        dataset_id = run.dataset_id
     if not pairs:
         raise StoreError(f"run {run_id}: no frames with masks in the {split} split to evaluate on")
-    return store_evaluation(run_id, split, pairs, stored_checkpoint, evaluate, progress)
+    from .datasets import dataset_hot_pixels
+
+    hot = dataset_hot_pixels(dataset_id)  # kept out of the predicted masks, as the dataset's proposals do
+    return store_evaluation(run_id, split, pairs, stored_checkpoint,
+                            lambda *args: evaluate(*args, hot_pixels=hot), progress)
 
 
 def _model_evaluation(run: Run, threshold: float | None, checkpoint: str, dilation: int = 0) -> tuple[Evaluate, str]:
@@ -182,7 +187,7 @@ def _model_evaluation(run: Run, threshold: float | None, checkpoint: str, dilati
     if not 0.0 < threshold < 1.0:
         raise StoreError(f"threshold must be between 0 and 1, got {threshold}")
 
-    def evaluate(pairs, progress, predictions_dir):
+    def evaluate(pairs, progress, predictions_dir, hot_pixels=None):
         from segcore.evaluator import evaluate_pairs
         from segcore.model import load_model
 
@@ -190,6 +195,7 @@ def _model_evaluation(run: Run, threshold: float | None, checkpoint: str, dilati
         return evaluate_pairs(
             model, pairs, threshold=threshold, progress=progress, predictions_dir=predictions_dir, dilation=dilation,
             keep_probabilities=True,  # kept beside the masks, so another threshold is instant (db.rescoring)
+            hot_pixels=hot_pixels,
         )
 
     return evaluate, to_stored_any(model_path)

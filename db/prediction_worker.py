@@ -100,6 +100,18 @@ def _frame_or_none(frame_id: int, dataset_id: int | None, dataset_name: str):
         return None if frame is None else (frame.name, from_stored(frame.path))
 
 
+def _hot_pixels(job: PredictionJob) -> dict:
+    """The job's dataset's hot pixels (:func:`db.datasets.dataset_hot_pixels`), said in the job's log."""
+    from segcore.hotpixels import count_hot
+
+    from .datasets import dataset_hot_pixels
+
+    hot = {} if job.dataset_id is None else dataset_hot_pixels(job.dataset_id)
+    if hot:
+        print(f"prediction {job.id}: {count_hot(hot)} hot pixel(s) of the dataset kept out of the masks", flush=True)
+    return hot
+
+
 def _store_proposal(job_id: int, frame_id: int, threshold: float, mask: np.ndarray, probabilities) -> None:
     from segcore import io
     from segcore.metrics import n_cosmics
@@ -167,7 +179,8 @@ def predict_on_cluster(job: PredictionJob, cancel: CancelToken, scheduler: str) 
         print(f"prediction {job.id}: {job.model_name} at threshold {threshold:g} on {len(job.frame_ids)} frame(s) "
               f"on the Dask cluster at {scheduler}", flush=True)
         futures = client.map(cluster.proposal, [str(path) for _, _, path in frames], model=model,
-                             threshold=job.threshold, lacosmic=params, views=job.views, pure=False)
+                             threshold=job.threshold, lacosmic=params, views=job.views,
+                             hot_pixels=_hot_pixels(job), pure=False)
         frame_of = {future: frame for future, frame in zip(futures, frames)}
         done = len(job.frame_ids) - len(frames)
         try:
@@ -203,6 +216,7 @@ def predict(job: PredictionJob, cancel: CancelToken) -> str:
         threshold=threshold, precision=precision, heartbeat=utcnow())), "model loaded")
     print(f"prediction {job.id}: {job.model_name} at threshold {threshold:g}, {job.views} view(s), on "
           f"{len(job.frame_ids)} frame(s)", flush=True)
+    hot = _hot_pixels(job)
     for done, frame_id in enumerate(job.frame_ids, start=1):
         if cancel.cancelled:
             print(f"prediction {job.id}: cancelled after {done - 1} frame(s)", flush=True)
@@ -212,11 +226,11 @@ def predict(job: PredictionJob, cancel: CancelToken) -> str:
             print(f"prediction {job.id}: frame {frame_id} was deleted; skipped", flush=True)
         else:
             name, path = found
-            frame, invalid = io.read_frame_and_invalid(path)
+            frame, invalid = io.read_frame_and_invalid(path, hot)
             mask, probabilities = detect(frame)
             if mask.shape != frame.shape:
                 raise StoreError(f"{name}: the model gave a {mask.shape} mask for a {frame.shape} frame")
-            # A detector's invalid pixels are never cosmics.
+            # A detector's invalid pixels and the dataset's hot pixels are never cosmics.
             mask = formats.clear_invalid(mask, invalid)
             probabilities = None if probabilities is None else formats.clear_invalid(probabilities, invalid)
             _store_proposal(job.id, frame_id, threshold, mask, probabilities)

@@ -326,7 +326,7 @@ def _set_hot_pixels(args, addresses, out: Path | None = None) -> dict:
     Found ones are reported and, with ``out``, written to ``out/hot_pixels.json`` (a file ``--hot-pixels`` reads)."""
     from . import io
     from .errors import SegcoreError as _Error
-    from .hotpixels import HOT_FRACTION, MIN_FRAMES, count_hot, hot_pixels_of_set, read_hot_pixels
+    from .hotpixels import HOT_FRACTION, count_hot, hot_pixels_of_set, read_hot_pixels
 
     choice = getattr(args, "hot_pixels", "none")
     if choice == "none":
@@ -352,8 +352,7 @@ def _set_hot_pixels(args, addresses, out: Path | None = None) -> dict:
         bar(done, total)
 
     hot, looked = hot_pixels_of_set(addresses, safely(io.read_frame), safely(io.image_shape), progress)
-    if not looked:
-        print(f"hot pixels: not looked for (fewer than {MIN_FRAMES} frames of one size)", file=sys.stderr)
+    if not looked:  # fewer than MIN_FRAMES frames of any one size
         return hot
     print(f"hot pixels: {count_hot(hot)} stand out alone in at least {HOT_FRACTION:.0%} of {looked} frames looked at; "
           "treated as invalid (--hot-pixels none keeps them)", file=sys.stderr)
@@ -463,7 +462,7 @@ def _add_hot_pixels(parser) -> None:
         "--hot-pixels", default="auto", metavar="auto|none|FILE",
         help="pixels never taken for cosmics, filled from their neighbours: auto (default) finds them in the frames "
              "given, as single pixels that stand out in at least half of them (frames of one size are one detector; "
-             "at least 5 frames); none; or a hot_pixels.json written by an earlier run, or a mask image "
+             "at least 10 frames); none; or a hot_pixels.json written by an earlier run, or a mask image "
              "(non-zero = hot)",
     )
 

@@ -238,13 +238,14 @@ def process_frame(address: str, readable: str, job: FrameJob, fingerprint: str) 
     return record
 
 
-def proposal(path: str, model: str | None, threshold: float | None, lacosmic: dict | None, views: int = 1):
+def proposal(path: str, model: str | None, threshold: float | None, lacosmic: dict | None, views: int = 1,
+             hot_pixels: dict | None = None):
     """The app's proposal for one frame on a worker: (mask, float16 probabilities or None, threshold used), as
     ``db.prediction_worker``'s own detectors make it (the mask thresholded from the kept float16 values; the
-    network's probabilities averaged over ``views`` views)."""
+    network's probabilities averaged over ``views`` views; the dataset's ``hot_pixels`` kept out)."""
     from . import formats, io
 
-    frame, invalid = io.read_frame_and_invalid(path)
+    frame, invalid = io.read_frame_and_invalid(path, hot_pixels)
     if model is None:
         from .classical import LACosmicParams, lacosmic_mask
         from .evaluator import DETECTOR_THRESHOLD
