@@ -16,6 +16,7 @@ Modules:
 - ``metrics``: segmentation scores and cosmic counting; ``curves``: precision-recall and ROC curves
 - ``evaluator``: scoring a model or detector on a split, results tables; ``overlays``: pictures of a result
 - ``classical``: LA Cosmic, a detector that needs no training
+- ``hotpixels``: hot pixels of a set of frames from one detector, never taken for cosmics
 - ``components``: accepting or rejecting a proposed mask cosmic by cosmic
 - ``postprocess``: growing a predicted mask, cleaning the frame under it
 - ``outputs``: where predict, lacosmic and clean write each frame's files; ``cluster``: the same spread over a
