@@ -23,6 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
 import psutil
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import OperationalError
@@ -178,18 +179,31 @@ def export_training_data(run_id: int, target: Path) -> Path:
     place), so this costs no disk space on the same file system. A frame of a stack
     (an address ``FILE::/dataset#i``) is written as a file of its own under its frame
     name, its pixels and invalid pixels as stored (``segcore.formats.extract_frame``).
+    A frame of a size in which the dataset has hot pixels (:func:`db.datasets.dataset_hot_pixels`)
+    is written as ``<stem>.npy`` with them filled, as its proposals and evaluations see it: the
+    network then never learns that a lone bright pixel is no cosmic.
     """
+    from segcore import io
+    from segcore.hotpixels import hot_mask
+
+    from .datasets import dataset_hot_pixels
+
     remove_tree(target)
     with session_scope(write=False) as session:
         rows = session.execute(
-            select(Frame.split, Frame.name, Frame.stem, Frame.path, MaskRevisionRow.path)
+            select(Frame.split, Frame.name, Frame.stem, Frame.path, MaskRevisionRow.path, Frame.height, Frame.width)
             .join(RunRevision, RunRevision.frame_id == Frame.id)
             .join(MaskRevisionRow, MaskRevisionRow.id == RunRevision.revision_id)
             .where(RunRevision.run_id == run_id)
         ).all()
-    for split, name, stem, frame_path, mask_path in rows:
+        dataset_id = session.get(Run, run_id).dataset_id
+    hot = {} if dataset_id is None else dataset_hot_pixels(dataset_id)
+    for split, name, stem, frame_path, mask_path, height, width in rows:
         folder = SPLIT_FOLDERS[split]
-        if formats.is_address(frame_path):
+        if hot_mask(hot, (height, width)) is not None:
+            (target / folder).mkdir(parents=True, exist_ok=True)
+            np.save(target / folder / f"{stem}.npy", io.read_frame_and_invalid(from_stored(frame_path), hot)[0])
+        elif formats.is_address(frame_path):
             formats.extract_frame(from_stored(frame_path), target / folder / name)
         else:
             copy_revision_file(from_stored(frame_path), target / folder / name)

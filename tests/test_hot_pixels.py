@@ -233,3 +233,40 @@ def test_the_apps_proposals_and_evaluations_keep_the_datasets_hot_pixels_out(tmp
     expected = evaluate_detector(lambda f: lacosmic_mask(f, params), pairs, hot_pixels={"96x96": [[10, 12], [40, 70]]})
     assert evaluation.pooled["precision"] == pytest.approx(expected.pooled["precision"])
     assert evaluation.pooled["f1"] == pytest.approx(expected.pooled["f1"])
+
+
+@pytest.mark.usefixtures("sqlite_store")
+def test_a_training_run_exports_its_frames_with_the_datasets_hot_pixels_filled(tmp_path, monkeypatch):
+    import db
+    from db import runs as run_manager
+    from db.worker import export_training_data
+    from segcore.data import pair_split
+
+    camera = _camera(hot=[(10, 12, 30000.0), (40, 70, 30000.0)])
+    for i, sim in enumerate(_frames(12, camera, kind="dark", seed=5)):
+        split = "Train" if i < 10 else "Test"
+        io.write_frame(tmp_path / "src" / split / f"f{i:02d}.png", sim.frame)
+        io.write_mask(tmp_path / "src" / f"{split}Annotation" / f"f{i:02d}.png", sim.mask)
+    io.write_frame(tmp_path / "src" / "Train" / "other.png", np.full((64, 64), 7, np.uint16))  # another size: as it is
+    io.write_mask(tmp_path / "src" / "TrainAnnotation" / "other.png", np.zeros((64, 64), bool))
+    dataset = db.import_folder(tmp_path / "src", name="one camera").dataset_id
+    monkeypatch.setattr(run_manager, "_launch", lambda run_id, resume: None)
+    run_id = db.start_lacosmic_run(dataset, params={}, tune=False)
+    data = export_training_data(run_id, tmp_path / "export")
+    pairs = pair_split(data, "Train").pairs
+    assert len(pairs) == 11
+    for image, mask in pairs:
+        stored = tmp_path / "src" / "Train" / f"{io.frame_stem(image)}.png"
+        original = io.read_frame(stored)
+        exported = io.read_frame(image)
+        if original.shape == (64, 64):
+            assert image.suffix == ".png" and np.array_equal(exported, original)
+            continue
+        assert image.suffix == ".npy"
+        hot = np.zeros(original.shape, bool)
+        hot[10, 12] = hot[40, 70] = True
+        np.testing.assert_array_equal(exported[~hot], original[~hot])
+        for y, x in ((10, 12), (40, 70)):  # the mean of the other pixels of its 9x9 box, in whole ADU
+            around = original[y - 4:y + 5, x - 4:x + 5].sum() - original[y, x]
+            assert exported[y, x] == np.rint(around / 80) and original[y, x] > 20000
+        assert np.array_equal(io.read_mask(mask), io.read_mask(tmp_path / "src" / "TrainAnnotation" / f"{io.frame_stem(image)}.png"))
