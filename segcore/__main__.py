@@ -325,7 +325,6 @@ def _set_hot_pixels(args, addresses, out: Path | None = None) -> dict:
 
     Found ones are reported and, with ``out``, written to ``out/hot_pixels.json`` (a file ``--hot-pixels`` reads)."""
     from . import io
-    from .errors import SegcoreError as _Error
     from .hotpixels import HOT_FRACTION, count_hot, hot_pixels_of_set, read_hot_pixels
 
     choice = getattr(args, "hot_pixels", "none")
@@ -340,7 +339,7 @@ def _set_hot_pixels(args, addresses, out: Path | None = None) -> dict:
         def call(address):
             try:
                 return function(address)
-            except _Error:
+            except SegcoreError:
                 return None  # reported when the frame itself is processed
         return call
 
