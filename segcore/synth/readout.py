@@ -255,6 +255,18 @@ def _read_out(rng, det, photons, charge, gap, shape, hot_pixels=None):
     return frame, hot
 
 
+def _checked_shape(rng, height, width, family) -> tuple[int, int]:
+    """(height, width) of a frame to simulate, once the generator, sizes and family are checked."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    width = height if width is None else width
+    check_size("height", height)
+    check_size("width", width)
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"unknown detector family {family!r}; expected one of {FAMILIES}")
+    return int(height), int(width)
+
+
 def _draw_detector(rng, family):
     det = draw_detector(rng, family)
     det["read_noise_adu"] = 0.0 if det["family"] == "photon_counting" else det["read_noise_e"] / det["electrons_per_adu"]
@@ -274,14 +286,7 @@ class Camera:
 
 def draw_camera(rng: np.random.Generator, height: int, width: int | None = None, family: str | None = None) -> Camera:
     """A detector for a set of frames (see ``camera`` of :func:`simulate_frame`)."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    width = height if width is None else width
-    check_size("height", height)
-    check_size("width", width)
-    if family is not None and family not in FAMILIES:
-        raise ValueError(f"unknown detector family {family!r}; expected one of {FAMILIES}")
-    shape = (int(height), int(width))
+    shape = _checked_shape(rng, height, width, family)
     det = _draw_detector(rng, family)
     gap, spans = module_gaps(rng, shape)
     return Camera(shape, det, gap, spans, draw_hot_pixels(rng, det, gap, shape))
@@ -315,18 +320,11 @@ def simulate_frame(
     -------
     SimulatedFrame with ``frame`` (uint16), ``mask`` (bool) and ``info``.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    width = height if width is None else width
-    check_size("height", height)
-    check_size("width", width)
+    shape = _checked_shape(rng, height, width, family)
     if kind is not None and kind not in BACKGROUND_KINDS:
         raise ValueError(f"unknown background kind {kind!r}; expected one of {BACKGROUND_KINDS}")
     if n_cosmics is not None and not is_count(n_cosmics):
         raise ValueError(f"n_cosmics must be a non-negative integer, got {n_cosmics!r}")
-    if family is not None and family not in FAMILIES:
-        raise ValueError(f"unknown detector family {family!r}; expected one of {FAMILIES}")
-    shape = (int(height), int(width))
     kind = kind if kind is not None else str(rng.choice(BACKGROUND_KINDS, p=BACKGROUND_PROBABILITIES))
 
     if camera is not None:

@@ -89,15 +89,12 @@ def generate_dataset(
     summary_cosmics = {split: 0 for split in counts}
     backgrounds, kinds, families = Counter(), Counter(), Counter()
     index = visible = 0
-    camera_of = None
+    camera = None  # one detector per frame unless frames_per_camera > 1
     for split, n in counts.items():
         image_dir, mask_dir = folders[split]
         for _ in range(int(n)):
-            camera = None
-            if frames_per_camera > 1:
-                if index % frames_per_camera == 0:
-                    camera_of = draw_camera(np.random.default_rng([int(seed), index // frames_per_camera, 1]), int(size))
-                camera = camera_of
+            if frames_per_camera > 1 and index % frames_per_camera == 0:
+                camera = draw_camera(np.random.default_rng([int(seed), index // frames_per_camera, 1]), int(size))
             sim = simulate_frame(np.random.default_rng([int(seed), index]), int(size), camera=camera)
             name = f"frame_{index:0{digits}d}.png"
             write_frame(image_dir / name, sim.frame)
