@@ -253,7 +253,6 @@ def read_frame(frame_id: int) -> np.ndarray:
 def dataset_hot_pixels(dataset_id: int) -> dict:
     """The dataset's hot pixels (:mod:`segcore.hotpixels`: single pixels that stand out in at least half of
     its frames of one size, from at least ten), which its proposals and evaluations keep out of the masks."""
-    from segcore.errors import SegcoreError
     from segcore.hotpixels import hot_pixels_of_set
 
     with session_scope(write=False) as session:
@@ -261,14 +260,7 @@ def dataset_hot_pixels(dataset_id: int) -> dict:
             select(Frame.path, Frame.height, Frame.width).where(Frame.dataset_id == dataset_id).order_by(Frame.id)
         ).all()
     shapes = {str(from_stored(path)): (height, width) for path, height, width in rows}
-
-    def read(path):
-        try:
-            return io.read_frame(path)
-        except SegcoreError:
-            return None  # the frame's own job reports it
-
-    return hot_pixels_of_set(list(shapes), read, shapes.get)[0]
+    return hot_pixels_of_set(list(shapes), io.read_frame, shapes.get)[0]  # unreadable frames: their own job says so
 
 
 def frames_table(dataset_id: int, split: str | None = None) -> pd.DataFrame:

@@ -335,14 +335,6 @@ def _set_hot_pixels(args, addresses, out: Path | None = None) -> dict:
         print(f"{count_hot(hot)} hot pixels from {choice} treated as invalid", file=sys.stderr)
         return hot
 
-    def safely(function):
-        def call(address):
-            try:
-                return function(address)
-            except SegcoreError:
-                return None  # reported when the frame itself is processed
-        return call
-
     bar = None
 
     def progress(done, total):
@@ -350,7 +342,7 @@ def _set_hot_pixels(args, addresses, out: Path | None = None) -> dict:
         bar = bar or _progress_bar(total, "finding hot pixels")
         bar(done, total)
 
-    hot, looked = hot_pixels_of_set(addresses, safely(io.read_frame), safely(io.image_shape), progress)
+    hot, looked = hot_pixels_of_set(addresses, io.read_frame, io.image_shape, progress)
     if not looked:  # fewer than MIN_FRAMES frames of any one size
         return hot
     print(f"hot pixels: {count_hot(hot)} stand out alone in at least {HOT_FRACTION:.0%} of {looked} frames looked at; "

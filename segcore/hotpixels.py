@@ -138,13 +138,22 @@ def hot_pixels_of_set(
     """(hot pixels, frames looked at) of a set: per frame shape, since frames of one shape come from one detector.
 
     ``read(address)`` gives a frame (invalid pixels filled), ``shape_of(address)`` its shape without
-    reading it (either may give None for a file that cannot be read: it is left out); at most :data:`MAX_FRAMES` frames of each shape are read, evenly spread. Shapes with
-    fewer than ``min_frames`` frames, or without hot pixels, are left out. ``progress(done, total)``
-    counts the frames read.
+    reading it; a file either refuses (:class:`segcore.errors.SegcoreError`) is left out here, and
+    reported where the frame itself is processed. At most :data:`MAX_FRAMES` frames of each shape
+    are read, evenly spread. Shapes with fewer than ``min_frames`` frames, or without hot pixels,
+    are left out. ``progress(done, total)`` counts the frames read.
     """
+    from .errors import SegcoreError
+
+    def unless_refused(function, address):
+        try:
+            return function(address)
+        except SegcoreError:
+            return None
+
     groups: dict[str, list[str]] = {}
     for address in addresses:
-        shape = shape_of(address)
+        shape = unless_refused(shape_of, address)
         if shape is not None:
             groups.setdefault(shape_key(shape), []).append(address)
     chosen = {key: [group[i] for i in sample_indices(len(group))] for key, group in groups.items()}
@@ -152,15 +161,18 @@ def hot_pixels_of_set(
     total = sum(len(group) for group in chosen.values())
     done = 0
 
-    def step(_n):
+    def frames_of(group):
         nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
+        for address in group:
+            frame = unless_refused(read, address)
+            done += 1  # counted when tried, so that the count reaches the total though a frame is refused
+            if progress is not None:
+                progress(done, total)
+            yield frame
 
     found: HotPixels = {}
     for key, group in chosen.items():
-        hot = find_hot_pixels((read(a) for a in group), progress=step, **rule)
+        hot = find_hot_pixels(frames_of(group), **rule)
         if hot is not None and hot.any():
             found[key] = np.argwhere(hot).tolist()
     return found, total

@@ -13,6 +13,7 @@ from scipy import ndimage
 from db_fixtures import sqlite_store  # noqa: F401  (fixture)
 from segcore import io
 from segcore.__main__ import main
+from segcore.errors import InputFileError
 from segcore.evaluator import evaluate_detector
 from segcore.hotpixels import find_hot_pixels, hot_mask, hot_pixels_of_set, lone_standouts, read_hot_pixels, sample_indices
 from segcore.preprocess import excess_significance
@@ -93,13 +94,22 @@ def test_hot_pixels_of_a_set_go_by_frame_shape_and_leave_unreadable_frames_out()
     frames = {f"a{i}": s.frame for i, s in enumerate(_frames(10, camera))}
     frames.update({f"b{i}": np.zeros((32, 40), np.float32) for i in range(10)})
     frames.update({f"c{i}": np.zeros((32, 32), np.float32) for i in range(9)})  # too few: not looked at
-    frames["broken"] = None
+    frames["broken"] = None  # its header names no size
+    frames["a_corrupt"] = "corrupt"  # its header reads, its pixels do not: left out of the 96x96 set
+
+    def read(address):
+        if frames[address] is None or isinstance(frames[address], str):
+            raise InputFileError(address, "cannot be read")
+        return frames[address]
+
+    def shape_of(address):
+        if frames[address] is None:
+            raise InputFileError(address, "cannot be read")
+        return (96, 96) if isinstance(frames[address], str) else frames[address].shape
+
     done = []
-    hot, looked = hot_pixels_of_set(
-        list(frames), frames.get, lambda a: None if frames[a] is None else frames[a].shape,
-        progress=lambda d, t: done.append((d, t)),
-    )
-    assert looked == 20 and done[-1] == (20, 20)
+    hot, looked = hot_pixels_of_set(list(frames), read, shape_of, progress=lambda d, t: done.append((d, t)))
+    assert looked == 21 and done[-1] == (21, 21)  # the corrupt frame was tried
     assert sorted(map(tuple, hot["96x96"])) == sorted((y, x) for y, x, _ in HOT) and "32x40" not in hot
     mask = hot_mask(hot, (96, 96))
     assert mask.sum() == 3 and hot_mask(hot, (32, 40)) is None
